@@ -1,0 +1,174 @@
+"""Small typed readers for configuration from the environment.
+
+Every setting comes from an environment variable. A value that cannot be what it
+claims ("yes" is not a boolean here, "abc" is not a port) stops start-up with a
+message that names the variable, rather than running with a silent default.
+Secrets may also be given as ``NAME_FILE`` pointing at a file (Docker/Kubernetes
+secrets), which wins over ``NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "on"}
+_FALSE = {"0", "false", "off"}
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={value!r} is not a boolean: use one of 1/0, true/false, on/off."
+    )
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} is below the minimum {minimum}.")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name}={number} is above the maximum {maximum}.")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return list(default)
+    items = [item.strip() for item in value.split(",")]
+    if any(item == "" for item in items):
+        raise ImproperlyConfigured(f"{name}={value!r} has an empty item: separate values with single commas.")
+    return items
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    value = env_str(name, default)
+    assert value is not None
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} must be one of {sorted(choices)}.")
+    return value
+
+
+def env_secret(name: str) -> str | None:
+    """Read a secret from NAME_FILE (preferred) or NAME."""
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        path = Path(file_name)
+        if not path.is_file():
+            raise ImproperlyConfigured(f"{name}_FILE={file_name!r} does not point at a readable file.")
+        content = path.read_text(encoding="utf-8").strip()
+        if not content:
+            raise ImproperlyConfigured(f"{name}_FILE={file_name!r} is empty.")
+        return content
+    return env_str(name)
+
+
+def secret_key(var_dir: Path) -> str:
+    """SECRET_KEY from the environment, else one generated once into var/ (never committed)."""
+    configured = env_secret("SECRET_KEY")
+    if configured:
+        if len(configured) < 32:
+            raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long.")
+        return configured
+    path = var_dir / "secret_key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes starting at once must not write two different keys.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(50))
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < 32:
+        raise ImproperlyConfigured(f"{path} holds a SECRET_KEY shorter than 32 characters; delete it to regenerate.")
+    return key
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    engine: str
+    name: str
+    user: str = ""
+    password: str = ""
+    host: str = ""
+    port: str = ""
+    options: dict[str, str] | None = None
+
+    def as_django(self) -> dict[str, object]:
+        config: dict[str, object] = {
+            "ENGINE": self.engine,
+            "NAME": self.name,
+            "USER": self.user,
+            "PASSWORD": self.password,
+            "HOST": self.host,
+            "PORT": self.port,
+            "OPTIONS": dict(self.options or {}),
+        }
+        return config
+
+
+def parse_database_url(url: str, *, base_dir: Path) -> DatabaseUrl:
+    """Parse postgres://user:pass@host:port/name?sslmode=require or sqlite:///path/to.db."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in {"postgres", "postgresql", "pgsql"}:
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no database (postgres://user@host:5432/NAME).")
+        try:
+            port = str(parts.port or "")
+        except ValueError:
+            raise ImproperlyConfigured(f"DATABASE_URL={url!r} has an invalid port.") from None
+        return DatabaseUrl(
+            engine="django.db.backends.postgresql",
+            name=name,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            host=unquote(parts.hostname or ""),
+            port=port,
+            options=dict(parse_qsl(parts.query)),
+        )
+    if scheme == "sqlite":
+        # sqlite:///relative.db (relative to the project), sqlite:////abs/path.db, sqlite://:memory:
+        raw = parts.path or parts.netloc
+        if raw in {"", "/"}:
+            raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no SQLite file.")
+        if raw == ":memory:":
+            return DatabaseUrl(engine="django.db.backends.sqlite3", name=":memory:")
+        # One slash after "sqlite://" starts the path: three slashes is relative, four absolute.
+        path = Path(raw[1:]) if raw.startswith("/") else Path(raw)
+        if not path.is_absolute():
+            path = base_dir / path
+        return DatabaseUrl(engine="django.db.backends.sqlite3", name=str(path))
+    raise ImproperlyConfigured(
+        f"DATABASE_URL={url!r}: unsupported scheme {parts.scheme!r}; use postgres:// or sqlite:///."
+    )

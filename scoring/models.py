@@ -1,0 +1,222 @@
+"""The ORM models of the scoring service (Django). Not to be confused with the
+top-level ``models`` package, which holds the pure PyTorch/numpy credit models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+
+
+class Portfolio(models.Model):
+    """Portfolio: a book of applicants and the unit of access control. An analyst is
+    granted portfolios, never single applicants; every applicant-level table carries
+    ``portfolio_id`` so reads are filtered by an indexed ``portfolio_id IN (...)``.
+
+    The points scaling and decision cutoffs live here because they are a credit
+    policy of the book, not a property of any one model.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    schema = models.ForeignKey(
+        "DatasetSchema",
+        on_delete=models.PROTECT,
+        related_name="portfolios",
+        help_text="The schema new applicant files of this portfolio are validated against.",
+    )
+    is_active = models.BooleanField(default=True, help_text="Active portfolios are rescored nightly.")
+    # Points scaling: score = offset - factor * ln(odds of default); default 600 points at 50:1 good:bad, 20 PDO.
+    base_score = models.FloatField(default=600.0)
+    base_odds = models.FloatField(default=50.0, validators=[MinValueValidator(1e-9)], help_text="good:bad odds at the base score")
+    pdo = models.FloatField(default=20.0, validators=[MinValueValidator(1e-9)], help_text="points to double the odds")
+    approve_min_score = models.FloatField(default=620.0, help_text="scores at or above this are approved")
+    decline_below_score = models.FloatField(default=560.0, help_text="scores below this are declined; between, referred")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("view_portfolio_data", "View the applicants and scores of the portfolio"),
+            ("score_portfolio", "Score applicants of the portfolio"),
+            ("import_portfolio", "Import data into the portfolio"),
+            ("export_portfolio", "Export data of the portfolio"),
+            ("train_portfolio", "Train and tune models of the portfolio"),
+            ("validate_portfolio", "Approve and promote models of the portfolio"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetSchema(models.Model):
+    """DatasetSchema: a declared, versioned description of an applicant file. Each
+    column has a role (id, numeric, categorical, pii, protected, target, ignore), a
+    type and its allowed range or categories. A dataset with other columns is
+    imported by declaring a new schema; no code changes. A version, once used, is
+    never edited: a change is a new version.
+    """
+
+    ROLE_ID = "id"
+    ROLE_NUMERIC = "numeric"
+    ROLE_CATEGORICAL = "categorical"
+    ROLE_PII = "pii"
+    ROLE_PROTECTED = "protected"
+    ROLE_TARGET = "target"
+    ROLE_IGNORE = "ignore"
+    ROLES = [ROLE_ID, ROLE_NUMERIC, ROLE_CATEGORICAL, ROLE_PII, ROLE_PROTECTED, ROLE_TARGET, ROLE_IGNORE]
+
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    description = models.TextField(blank=True)
+    definition = models.JSONField(help_text="The validated schema document (columns, roles, types, ranges).")
+    sha256 = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="uniq_schema_name_version")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @staticmethod
+    def digest(definition: dict) -> str:
+        return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+
+    def save(self, *args, **kwargs) -> None:
+        self.sha256 = self.digest(self.definition)
+        super().save(*args, **kwargs)
+
+    def columns_with_role(self, *roles: str) -> list[dict]:
+        return [c for c in self.definition["columns"] if c["role"] in roles]
+
+
+class Applicant(models.Model):
+    """Applicant: one person applying for credit in one portfolio, known by the
+    lender's external id (unique within the portfolio). ``features`` holds the model
+    inputs declared by the schema; protected attributes are kept in their own field
+    and are never model inputs; PII lives in :class:`ApplicantPII`, a separate table.
+    """
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="applicants")
+    external_id = models.CharField(max_length=100)
+    schema = models.ForeignKey(DatasetSchema, on_delete=models.PROTECT, related_name="+")
+    features = models.JSONField(default=dict)
+    protected_attributes = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["portfolio_id", "external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["portfolio", "external_id"], name="uniq_applicant_external_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} ({self.portfolio_id})"
+
+
+class ApplicantPII(models.Model):
+    """ApplicantPII: the personal data of an applicant (name, national id, contact,
+    date of birth), kept apart from model features so it can be protected, masked
+    and erased on its own. Never read by a model.
+    """
+
+    applicant = models.OneToOneField(Applicant, on_delete=models.CASCADE, related_name="pii", primary_key=True)
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
+    data = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "applicant PII"
+        verbose_name_plural = "applicant PII"
+
+
+class RepaymentMonth(models.Model):
+    """RepaymentMonth: one month of an applicant's repayment history (the sequence
+    the CNN reads). Amounts are floats, not decimals: they are model inputs read by
+    the million, not a ledger.
+    """
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
+    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="history")
+    month = models.DateField(help_text="First day of the month.")
+    balance = models.FloatField()
+    amount_paid = models.FloatField()
+    days_past_due = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["applicant_id", "month"]
+        constraints = [models.UniqueConstraint(fields=["applicant", "month"], name="uniq_repayment_month")]
+
+
+class Outcome(models.Model):
+    """Outcome: whether an applicant defaulted, as observed on a date. Several
+    observations of one applicant are kept (cohort backtests need them)."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
+    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="outcomes")
+    defaulted = models.BooleanField()
+    observed_on = models.DateField()
+
+    class Meta:
+        ordering = ["applicant_id", "observed_on"]
+        constraints = [models.UniqueConstraint(fields=["applicant", "observed_on"], name="uniq_outcome_observation")]
+
+
+class ImportJob(models.Model):
+    """ImportJob: one attempt to load a file into a portfolio, with its validation
+    report. A rejected job wrote nothing; with ``valid_only`` the valid rows were
+    written and the report lists the others."""
+
+    KIND_APPLICANTS = "applicants"
+    KIND_HISTORY = "history"
+    KIND_OUTCOMES = "outcomes"
+    KIND_CHOICES = [(KIND_APPLICANTS, "Applicants"), (KIND_HISTORY, "Repayment history"), (KIND_OUTCOMES, "Outcomes")]
+
+    STATUS_PENDING = "pending"
+    STATUS_RUNNING = "running"
+    STATUS_SUCCEEDED = "succeeded"
+    STATUS_REJECTED = "rejected"
+    STATUS_FAILED = "failed"
+    STATUS_CHOICES = [
+        (STATUS_PENDING, "Pending"),
+        (STATUS_RUNNING, "Running"),
+        (STATUS_SUCCEEDED, "Succeeded"),
+        (STATUS_REJECTED, "Rejected: invalid rows, nothing written"),
+        (STATUS_FAILED, "Failed"),
+    ]
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="import_jobs")
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    schema = models.ForeignKey(DatasetSchema, on_delete=models.PROTECT, related_name="+")
+    file_name = models.CharField(max_length=500)
+    file_sha256 = models.CharField(max_length=64, blank=True)
+    file_size = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    valid_only = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=STATUS_PENDING, db_index=True)
+    rows_total = models.BigIntegerField(default=0)
+    rows_valid = models.BigIntegerField(default=0)
+    rows_invalid = models.BigIntegerField(default=0)
+    rows_created = models.BigIntegerField(default=0)
+    rows_updated = models.BigIntegerField(default=0)
+    rows_unchanged = models.BigIntegerField(default=0)
+    error_count = models.BigIntegerField(default=0, help_text="All problems found; the report keeps the first ones.")
+    errors = models.JSONField(default=list, blank=True, help_text="[{row, column, value, message}], capped")
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} import #{self.pk} into {self.portfolio_id}: {self.status}"

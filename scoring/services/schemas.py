@@ -1,0 +1,156 @@
+"""Declared dataset schemas: validating a schema document and registering it.
+
+A schema document is JSON::
+
+    {"name": "german_credit", "version": 1, "description": "...",
+     "outcome_observed_on": "1994-01-01",            # date given to outcomes read from the target column
+     "columns": [
+        {"name": "applicant_id", "role": "id"},
+        {"name": "duration_in_month", "role": "numeric", "type": "integer", "min": 1, "max": 120},
+        {"name": "purpose", "role": "categorical", "categories": ["car (new)", ...]},
+        {"name": "age_in_years", "role": "protected", "type": "integer", "min": 18, "max": 100},
+        {"name": "full_name", "role": "pii", "type": "string"},
+        {"name": "creditability", "role": "target", "categories": ["good", "bad"], "positive_label": "bad"},
+        {"name": "comment", "role": "ignore"}]}
+
+Types: ``integer``, ``float`` (numbers, optional ``min``/``max``), ``category``
+(``categories`` required), ``string`` (optional ``max_length``), ``date`` (ISO
+8601). Any column may say ``"nullable": true``; numeric features may be missing
+(the model pipeline imputes them), ids and targets may not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from scoring.models import DatasetSchema
+
+TYPES = {"integer", "float", "category", "string", "date"}
+_DEFAULT_TYPE = {
+    DatasetSchema.ROLE_ID: "string",
+    DatasetSchema.ROLE_NUMERIC: "float",
+    DatasetSchema.ROLE_CATEGORICAL: "category",
+    DatasetSchema.ROLE_PII: "string",
+    DatasetSchema.ROLE_TARGET: "category",
+    DatasetSchema.ROLE_IGNORE: "string",
+}
+_ALLOWED_TYPES = {
+    DatasetSchema.ROLE_ID: {"string", "integer"},
+    DatasetSchema.ROLE_NUMERIC: {"integer", "float"},
+    DatasetSchema.ROLE_CATEGORICAL: {"category"},
+    DatasetSchema.ROLE_PII: {"string", "date"},
+    DatasetSchema.ROLE_PROTECTED: {"integer", "float", "category", "string"},
+    DatasetSchema.ROLE_TARGET: {"category"},
+    DatasetSchema.ROLE_IGNORE: TYPES,
+}
+
+
+class SchemaError(ValueError):
+    """The schema document itself is not valid."""
+
+
+def schema_document_validate(document: Any) -> dict:
+    """Check a schema document and return it normalised (types filled in)."""
+    if not isinstance(document, dict):
+        raise SchemaError("A schema must be a JSON object.")
+    problems: list[str] = []
+    name = document.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append("'name' must be a non-empty string.")
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        problems.append("'version' must be a positive integer.")
+    columns = document.get("columns")
+    if not isinstance(columns, list) or not columns:
+        raise SchemaError("; ".join([*problems, "'columns' must be a non-empty list."]))
+
+    seen: set[str] = set()
+    normalised = []
+    for position, column in enumerate(columns, start=1):
+        where = f"column {position}"
+        if not isinstance(column, dict):
+            problems.append(f"{where}: must be an object.")
+            continue
+        col_name = column.get("name")
+        if not isinstance(col_name, str) or not col_name.strip():
+            problems.append(f"{where}: 'name' must be a non-empty string.")
+            continue
+        where = f"column {col_name!r}"
+        if col_name in seen:
+            problems.append(f"{where}: declared twice.")
+        seen.add(col_name)
+        role = column.get("role")
+        if role not in DatasetSchema.ROLES:
+            problems.append(f"{where}: role {role!r} is not one of {DatasetSchema.ROLES}.")
+            continue
+        ctype = column.get("type") or _DEFAULT_TYPE.get(role) or ("category" if "categories" in column else "float")
+        if ctype not in _ALLOWED_TYPES[role]:
+            problems.append(f"{where}: type {ctype!r} is not allowed for role {role!r} ({sorted(_ALLOWED_TYPES[role])}).")
+        out = {**column, "type": ctype}
+        if ctype == "category":
+            categories = column.get("categories")
+            if (
+                not isinstance(categories, list)
+                or not categories
+                or not all(isinstance(c, str) for c in categories)
+                or len(set(categories)) != len(categories)
+            ):
+                problems.append(f"{where}: 'categories' must be a non-empty list of distinct strings.")
+        for bound in ("min", "max"):
+            if bound in column and (not isinstance(column[bound], (int, float)) or isinstance(column[bound], bool)):
+                problems.append(f"{where}: {bound!r} must be a number.")
+        if isinstance(column.get("min"), (int, float)) and isinstance(column.get("max"), (int, float)):
+            if column["min"] > column["max"]:
+                problems.append(f"{where}: 'min' is above 'max'.")
+        if role == DatasetSchema.ROLE_TARGET:
+            if column.get("positive_label") not in (column.get("categories") or []):
+                problems.append(f"{where}: 'positive_label' must be one of its categories (the label meaning default).")
+        if role in (DatasetSchema.ROLE_ID, DatasetSchema.ROLE_TARGET) and column.get("nullable"):
+            problems.append(f"{where}: a {role} column cannot be nullable.")
+        normalised.append(out)
+
+    roles = [c.get("role") for c in normalised]
+    if roles.count(DatasetSchema.ROLE_ID) != 1:
+        problems.append("exactly one column must have role 'id'.")
+    if roles.count(DatasetSchema.ROLE_TARGET) > 1:
+        problems.append("at most one column may have role 'target'.")
+    if not any(r in (DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL) for r in roles):
+        problems.append("at least one model feature (role 'numeric' or 'categorical') is needed.")
+    if problems:
+        raise SchemaError("Invalid schema: " + "; ".join(problems))
+    return {**document, "columns": normalised}
+
+
+@transaction.atomic
+def schema_register(*, document: dict) -> DatasetSchema:
+    """Store a schema version. The same name and version again must be the same
+    document (returns the stored one); a different document needs a new version."""
+    definition = schema_document_validate(document)
+    existing = DatasetSchema.objects.filter(name=definition["name"], version=definition["version"]).first()
+    if existing is not None:
+        if existing.sha256 != DatasetSchema.digest(definition):
+            raise SchemaError(
+                f"Schema {definition['name']} v{definition['version']} already exists with other content: "
+                "declare a new version instead of changing a used one."
+            )
+        return existing
+    return DatasetSchema.objects.create(
+        name=definition["name"],
+        version=definition["version"],
+        description=definition.get("description", ""),
+        definition=definition,
+    )
+
+
+def schema_register_file(*, path: str | Path) -> DatasetSchema:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise SchemaError(f"Schema file {path} does not exist.") from None
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"Schema file {path} is not valid JSON: {exc}") from None
+    return schema_register(document=document)
