@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -88,6 +89,9 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
 else:
     _database["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     _database["CONN_HEALTH_CHECKS"] = True
+# Tests run against a file, not an in-memory database, so that a real Celery
+# worker process started by a test can open the same SQLite database.
+_database["TEST"] = {"NAME": str(VAR_DIR / "test_riskapp.sqlite3")} if _database["ENGINE"].endswith("sqlite3") else {}
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -112,6 +116,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request without it
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 STATICFILES_DIRS = [BASE_DIR / "scoring" / "static"] if (BASE_DIR / "scoring" / "static").exists() else []
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or "")
 ARTIFACT_DIR = Path(env_str("ARTIFACT_DIR", str(VAR_DIR / "artifacts")) or "")
@@ -165,11 +174,16 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND")  # progress lives in th
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_DEFAULT_QUEUE = "default"
+# Queues are named by resource: `train` (GPU when a worker has one), `score` (CPU
+# batch work), `default`. A prefix lets test runs share a broker with a running
+# service without stealing each other's messages.
+CELERY_QUEUE_PREFIX = env_str("CELERY_QUEUE_PREFIX", "") or ""
+CELERY_QUEUES_BY_ROLE = {role: f"{CELERY_QUEUE_PREFIX}{role}" for role in ("default", "score", "train")}
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUES_BY_ROLE["default"]
 CELERY_TASK_ROUTES = {
-    "scoring.tasks.train_*": {"queue": "train"},
-    "scoring.tasks.tune_*": {"queue": "train"},
-    "scoring.tasks.score_*": {"queue": "score"},
+    "scoring.tasks.train_*": {"queue": CELERY_QUEUES_BY_ROLE["train"]},
+    "scoring.tasks.tune_*": {"queue": CELERY_QUEUES_BY_ROLE["train"]},
+    "scoring.tasks.score_*": {"queue": CELERY_QUEUES_BY_ROLE["score"]},
 }
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

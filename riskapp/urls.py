@@ -4,6 +4,7 @@ from django.urls import path
 from scoring import views
 
 urlpatterns = [
+    path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

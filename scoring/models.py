@@ -32,10 +32,14 @@ class Portfolio(models.Model):
     is_active = models.BooleanField(default=True, help_text="Active portfolios are rescored nightly.")
     # Points scaling: score = offset - factor * ln(odds of default); default 600 points at 50:1 good:bad, 20 PDO.
     base_score = models.FloatField(default=600.0)
-    base_odds = models.FloatField(default=50.0, validators=[MinValueValidator(1e-9)], help_text="good:bad odds at the base score")
+    base_odds = models.FloatField(
+        default=50.0, validators=[MinValueValidator(1e-9)], help_text="good:bad odds at the base score"
+    )
     pdo = models.FloatField(default=20.0, validators=[MinValueValidator(1e-9)], help_text="points to double the odds")
     approve_min_score = models.FloatField(default=620.0, help_text="scores at or above this are approved")
-    decline_below_score = models.FloatField(default=560.0, help_text="scores below this are declined; between, referred")
+    decline_below_score = models.FloatField(
+        default=560.0, help_text="scores below this are declined; between, referred"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -85,13 +89,13 @@ class DatasetSchema(models.Model):
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
 
-    @staticmethod
-    def digest(definition: dict) -> str:
-        return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
-
     def save(self, *args, **kwargs) -> None:
         self.sha256 = self.digest(self.definition)
         super().save(*args, **kwargs)
+
+    @staticmethod
+    def digest(definition: dict) -> str:
+        return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
 
     def columns_with_role(self, *roles: str) -> list[dict]:
         return [c for c in self.definition["columns"] if c["role"] in roles]
@@ -137,6 +141,9 @@ class ApplicantPII(models.Model):
         verbose_name = "applicant PII"
         verbose_name_plural = "applicant PII"
 
+    def __str__(self) -> str:
+        return f"PII of applicant {self.applicant_id}"
+
 
 class RepaymentMonth(models.Model):
     """RepaymentMonth: one month of an applicant's repayment history (the sequence
@@ -155,6 +162,9 @@ class RepaymentMonth(models.Model):
         ordering = ["applicant_id", "month"]
         constraints = [models.UniqueConstraint(fields=["applicant", "month"], name="uniq_repayment_month")]
 
+    def __str__(self) -> str:
+        return f"{self.applicant_id} {self.month:%Y-%m}: {self.days_past_due} dpd"
+
 
 class Outcome(models.Model):
     """Outcome: whether an applicant defaulted, as observed on a date. Several
@@ -168,6 +178,9 @@ class Outcome(models.Model):
     class Meta:
         ordering = ["applicant_id", "observed_on"]
         constraints = [models.UniqueConstraint(fields=["applicant", "observed_on"], name="uniq_outcome_observation")]
+
+    def __str__(self) -> str:
+        return f"{self.applicant_id} {'defaulted' if self.defaulted else 'performing'} on {self.observed_on}"
 
 
 class ImportJob(models.Model):
@@ -199,7 +212,9 @@ class ImportJob(models.Model):
     file_name = models.CharField(max_length=500)
     file_sha256 = models.CharField(max_length=64, blank=True)
     file_size = models.BigIntegerField(default=0)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

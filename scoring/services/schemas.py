@@ -89,7 +89,9 @@ def schema_document_validate(document: Any) -> dict:
             continue
         ctype = column.get("type") or _DEFAULT_TYPE.get(role) or ("category" if "categories" in column else "float")
         if ctype not in _ALLOWED_TYPES[role]:
-            problems.append(f"{where}: type {ctype!r} is not allowed for role {role!r} ({sorted(_ALLOWED_TYPES[role])}).")
+            problems.append(
+                f"{where}: type {ctype!r} is not allowed for role {role!r} ({sorted(_ALLOWED_TYPES[role])})."
+            )
         out = {**column, "type": ctype}
         if ctype == "category":
             categories = column.get("categories")
@@ -103,12 +105,11 @@ def schema_document_validate(document: Any) -> dict:
         for bound in ("min", "max"):
             if bound in column and (not isinstance(column[bound], (int, float)) or isinstance(column[bound], bool)):
                 problems.append(f"{where}: {bound!r} must be a number.")
-        if isinstance(column.get("min"), (int, float)) and isinstance(column.get("max"), (int, float)):
-            if column["min"] > column["max"]:
-                problems.append(f"{where}: 'min' is above 'max'.")
-        if role == DatasetSchema.ROLE_TARGET:
-            if column.get("positive_label") not in (column.get("categories") or []):
-                problems.append(f"{where}: 'positive_label' must be one of its categories (the label meaning default).")
+        bounds = (column.get("min"), column.get("max"))
+        if all(isinstance(b, (int, float)) for b in bounds) and bounds[0] > bounds[1]:
+            problems.append(f"{where}: 'min' is above 'max'.")
+        if role == DatasetSchema.ROLE_TARGET and column.get("positive_label") not in (column.get("categories") or []):
+            problems.append(f"{where}: 'positive_label' must be one of its categories (the label meaning default).")
         if role in (DatasetSchema.ROLE_ID, DatasetSchema.ROLE_TARGET) and column.get("nullable"):
             problems.append(f"{where}: a {role} column cannot be nullable.")
         normalised.append(out)

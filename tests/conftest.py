@@ -1,0 +1,113 @@
+"""Shared fixtures: the fixed cast of users and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the database this test run uses (the test database), for a child process."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class WorkerProcess:
+    """A real ``celery worker`` child process bound to the test database and broker."""
+
+    def __init__(self, *, queues: list[str], concurrency: int = 1, name: str | None = None, log_dir: Path):
+        self.queues = queues
+        self.concurrency = concurrency
+        self.name = name or f"test-{uuid.uuid4().hex[:8]}"
+        self.log_path = log_dir / f"{self.name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> WorkerProcess:
+        env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "PYTHONUNBUFFERED": "1"}
+        env["VAR_DIR"] = str(django_settings.VAR_DIR)
+        env["CELERY_QUEUE_PREFIX"] = django_settings.CELERY_QUEUE_PREFIX
+        if django_settings.CELERY_BROKER_URL:
+            env["CELERY_BROKER_URL"] = django_settings.CELERY_BROKER_URL
+        log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "riskapp", "worker",
+                "-Q", ",".join(self.queues), "--concurrency", str(self.concurrency),
+                "-n", f"{self.name}@%h", "-l", "info",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+            ],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # so a test can kill the whole worker (parent and pool) at once
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log()}")
+            if " ready." in self.log():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self, sig: int) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, sig)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        import signal
+
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def celery_worker_factory(transactional_db, tmp_path):
+    """Start real worker processes; they are stopped before the database is flushed."""
+    workers: list[WorkerProcess] = []
+
+    def start(*, roles=("default", "score", "train"), concurrency: int = 1) -> WorkerProcess:
+        queues = [django_settings.CELERY_QUEUES_BY_ROLE[role] for role in roles]
+        worker = WorkerProcess(queues=queues, concurrency=concurrency, log_dir=tmp_path).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_worker(celery_worker_factory):
+    return celery_worker_factory()
+
+
+def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
