@@ -235,3 +235,107 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} import #{self.pk} into {self.portfolio_id}: {self.status}"
+
+
+class ModelVersion(models.Model):
+    """ModelVersion: one trained credit model of a portfolio, with everything a
+    validator needs to reproduce and judge it: the schema version, a fingerprint of
+    the exact rows used, hyper-parameters, seed, code version, device, metrics on
+    each split beside the logistic-regression baseline, and the SHA-256 of its
+    artifact. Status moves training → trained → approved → champion → retired; at
+    most one champion per portfolio.
+    """
+
+    KIND_MLP = "mlp"
+    KIND_CNN = "cnn"
+    KIND_CHOICES = [(KIND_MLP, "MLP on static features"), (KIND_CNN, "CNN on repayment history + static features")]
+
+    STATUS_QUEUED = "queued"
+    STATUS_TRAINING = "training"
+    STATUS_FAILED = "failed"
+    STATUS_TRAINED = "trained"
+    STATUS_APPROVED = "approved"
+    STATUS_CHAMPION = "champion"
+    STATUS_RETIRED = "retired"
+    STATUS_CHOICES = [
+        (STATUS_QUEUED, "Queued"),
+        (STATUS_TRAINING, "Training"),
+        (STATUS_FAILED, "Failed"),
+        (STATUS_TRAINED, "Trained"),
+        (STATUS_APPROVED, "Approved"),
+        (STATUS_CHAMPION, "Champion"),
+        (STATUS_RETIRED, "Retired"),
+    ]
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="model_versions")
+    version = models.PositiveIntegerField(help_text="Sequence number within the portfolio.")
+    kind = models.CharField(max_length=10, choices=KIND_CHOICES)
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=STATUS_QUEUED, db_index=True)
+    schema = models.ForeignKey(DatasetSchema, on_delete=models.PROTECT, related_name="+")
+    hyperparameters = models.JSONField(default=dict)
+    seed = models.IntegerField(default=0)
+    training_data_fingerprint = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the exact rows used")
+    training_rows = models.BigIntegerField(default=0)
+    code_version = models.CharField(max_length=100, blank=True)
+    device = models.CharField(max_length=50, blank=True)
+    metrics = models.JSONField(default=dict, blank=True, help_text="{train, validation, test}: AUC, Gini, KS, Brier, ...")
+    baseline_metrics = models.JSONField(default=dict, blank=True, help_text="logistic regression on the same split")
+    progress = models.JSONField(default=dict, blank=True, help_text="epoch, max_epochs, train_loss, val_auc, history")
+    artifact_path = models.CharField(max_length=500, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    tuning_study = models.ForeignKey("TuningStudy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    trained_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    trained_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    promoted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["portfolio_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["portfolio", "version"], name="uniq_model_version"),
+            models.UniqueConstraint(
+                fields=["portfolio"], condition=models.Q(status="champion"), name="one_champion_per_portfolio"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio_id}/{self.kind} v{self.version} ({self.status})"
+
+    @property
+    def is_champion(self) -> bool:
+        return self.status == self.STATUS_CHAMPION
+
+
+class TuningStudy(models.Model):
+    """TuningStudy: an automatic hyper-parameter search (Optuna) for one portfolio
+    and model kind. Its trials live in Optuna's tables in the project database, so
+    several workers can run trials of one study at once."""
+
+    STATUS_CHOICES = [(s, s.title()) for s in ("queued", "running", "done", "failed")]
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="tuning_studies")
+    kind = models.CharField(max_length=10, choices=ModelVersion.KIND_CHOICES)
+    study_name = models.CharField(max_length=200, unique=True)
+    n_trials = models.PositiveIntegerField()
+    seed = models.IntegerField(default=0)
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default="queued")
+    trials_done = models.PositiveIntegerField(default=0)
+    best_value = models.FloatField(null=True, blank=True)
+    best_params = models.JSONField(default=dict, blank=True)
+    best_model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "tuning studies"
+
+    def __str__(self) -> str:
+        return f"{self.study_name} ({self.trials_done}/{self.n_trials})"
