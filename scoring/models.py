@@ -36,9 +36,9 @@ class Portfolio(models.Model):
         default=50.0, validators=[MinValueValidator(1e-9)], help_text="good:bad odds at the base score"
     )
     pdo = models.FloatField(default=20.0, validators=[MinValueValidator(1e-9)], help_text="points to double the odds")
-    approve_min_score = models.FloatField(default=620.0, help_text="scores at or above this are approved")
+    approve_min_score = models.FloatField(default=560.0, help_text="scores at or above this are approved")
     decline_below_score = models.FloatField(
-        default=560.0, help_text="scores below this are declined; between, referred"
+        default=530.0, help_text="scores below this are declined; between, referred"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -278,20 +278,28 @@ class ModelVersion(models.Model):
     training_rows = models.BigIntegerField(default=0)
     code_version = models.CharField(max_length=100, blank=True)
     device = models.CharField(max_length=50, blank=True)
-    metrics = models.JSONField(default=dict, blank=True, help_text="{train, validation, test}: AUC, Gini, KS, Brier, ...")
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="{train, validation, test}: AUC, Gini, KS, Brier, ..."
+    )
     baseline_metrics = models.JSONField(default=dict, blank=True, help_text="logistic regression on the same split")
     progress = models.JSONField(default=dict, blank=True, help_text="epoch, max_epochs, train_loss, val_auc, history")
     artifact_path = models.CharField(max_length=500, blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     tuning_study = models.ForeignKey("TuningStudy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    trained_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    trained_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     trained_at = models.DateTimeField(null=True, blank=True)
-    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     approved_at = models.DateTimeField(null=True, blank=True)
-    promoted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     promoted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -327,9 +335,13 @@ class TuningStudy(models.Model):
     trials_done = models.PositiveIntegerField(default=0)
     best_value = models.FloatField(null=True, blank=True)
     best_params = models.JSONField(default=dict, blank=True)
-    best_model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    best_model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,0 +1,107 @@
+import json
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from scoring.management.commands._progress import ProgressBar
+from scoring.models import ModelVersion, Portfolio
+from scoring.services.training import model_training_start, model_version_create, model_version_train
+
+
+def metrics_table(version: ModelVersion) -> str:
+    rows = [("split", "n", "AUC", "Gini", "KS", "Brier", "log loss", "bad rate", "mean PD")]
+    for name in ("train", "validation", "test"):
+        m = version.metrics.get(name)
+        if m:
+            rows.append(
+                (name, m["n"], m["auc"], m["gini"], m["ks"], m["brier"], m["log_loss"], m["bad_rate"], m["mean_pd"])
+            )
+    base = version.baseline_metrics.get("test")
+    if base:
+        rows.append(("baseline LR (test)", base["n"], base["auc"], base["gini"], base["ks"], base["brier"], base["log_loss"],
+                     base["bad_rate"], base["mean_pd"]))  # fmt: skip
+    out = []
+    for row in rows:
+        cells = [row[0].ljust(20)] + [(f"{v:.4f}" if isinstance(v, float) else str(v)).rjust(9) for v in row[1:]]
+        out.append(" ".join(cells))
+    return "\n".join(out)
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a credit model of a portfolio: enqueue it on the `train` queue and follow its progress "
+        "(a worker must be running), or run it in this process with --sync."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--portfolio", required=True, help="portfolio name")
+        parser.add_argument("--kind", required=True, choices=["mlp", "cnn"])
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
+                            help='hyper-parameter, e.g. --param max_epochs=20 --param "hidden=[32,16]"')  # fmt: skip
+        parser.add_argument("--sync", action="store_true", help="train in this process instead of on a worker")
+        parser.add_argument("--no-wait", action="store_true", help="enqueue and return at once")
+        parser.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait for a worker")
+
+    def handle(self, *args, **options):
+        try:
+            portfolio = Portfolio.objects.get(name=options["portfolio"])
+        except Portfolio.DoesNotExist:
+            raise CommandError(f"No portfolio named {options['portfolio']!r}.") from None
+        params = {}
+        for item in options["param"]:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise CommandError(f"--param {item!r}: use NAME=VALUE")
+            try:
+                params[name] = json.loads(value)
+            except json.JSONDecodeError:
+                params[name] = value
+        try:
+            if options["sync"]:
+                version = model_version_create(
+                    portfolio=portfolio, kind=options["kind"], seed=options["seed"], hyperparameters=params
+                )
+            else:
+                version = model_training_start(
+                    portfolio=portfolio, kind=options["kind"], seed=options["seed"], hyperparameters=params
+                )
+        except (TypeError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"Model version {version.version} ({version.kind}) of {portfolio}: id {version.pk}")
+
+        max_epochs = version.hyperparameters.get("max_epochs") or 60
+        bar = ProgressBar(max_epochs, label="training", unit="epochs", stream=self.stderr._out)
+        if options["sync"]:
+            model_version_train(
+                model_version_id=version.pk,
+                on_epoch=lambda e, loss, auc: bar.update(e, suffix=f"loss {loss:.4f} val AUC {auc:.4f}", force=True),
+            )
+        elif options["no_wait"]:
+            self.stdout.write("Enqueued; follow it with the API or the portal.")
+            return
+        else:
+            deadline = time.monotonic() + options["timeout"]
+            while True:
+                version.refresh_from_db()
+                progress = version.progress or {}
+                if "epoch" in progress:
+                    bar.update(
+                        progress["epoch"], suffix=f"loss {progress['train_loss']:.4f} val AUC {progress['val_auc']:.4f}"
+                    )
+                if version.status not in (ModelVersion.STATUS_QUEUED, ModelVersion.STATUS_TRAINING):
+                    break
+                if time.monotonic() > deadline:
+                    raise CommandError("Timed out waiting for a worker: is one running on the `train` queue?")
+                time.sleep(0.5)
+        version.refresh_from_db()
+        bar.finish(
+            (version.progress or {}).get("epoch", 0),
+            suffix="(stopped early)" if version.progress.get("epoch", 0) < max_epochs else "",
+        )
+        if version.status == ModelVersion.STATUS_FAILED:
+            raise CommandError(f"Training failed: {version.error}")
+        self.stdout.write(
+            f"Trained on {version.device}: {version.training_rows:,} applicants, artifact sha256 {version.artifact_sha256}"
+        )
+        self.stdout.write(metrics_table(version))

@@ -1,0 +1,219 @@
+"""Training credit models into the registry.
+
+``model_training_start`` records a queued ``ModelVersion`` and enqueues the Celery
+task; ``model_version_train`` (run by the task, or in-process with ``--sync``)
+claims it, reads the portfolio, fits, evaluates against the logistic-regression
+baseline on the same split, writes the artifact and records everything a validator
+needs to reproduce it.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from models.metrics import baseline_logistic
+from models.splits import stratified_split
+from models.training import CreditData, CreditModel
+from riskapp.version import code_version
+from scoring.inference import artifact_path_for
+from scoring.models import ModelVersion, Portfolio
+from scoring.services.datasets import PortfolioData, attach_outcomes, portfolio_data
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "calibration", "test")
+EpochCallback = Callable[[int, float, float], None]
+
+
+class TrainingDataError(ValueError):
+    """The portfolio cannot train this kind of model (no outcomes, one class, no history)."""
+
+
+def _next_version(portfolio: Portfolio) -> int:
+    Portfolio.objects.select_for_update().filter(pk=portfolio.pk).first()  # serialise version numbers
+    latest = ModelVersion.objects.filter(portfolio=portfolio).aggregate(v=Max("version"))["v"]
+    return (latest or 0) + 1
+
+
+@transaction.atomic
+def model_version_create(
+    *,
+    portfolio: Portfolio,
+    kind: str,
+    seed: int = 0,
+    hyperparameters: dict[str, Any] | None = None,
+    requested_by=None,
+    tuning_study=None,
+) -> ModelVersion:
+    if kind not in dict(ModelVersion.KIND_CHOICES):
+        raise ValueError(f"kind must be one of {[k for k, _ in ModelVersion.KIND_CHOICES]}")
+    # Fail early on unknown hyper-parameters rather than in the worker.
+    CreditModel(kind, seed=seed, **(hyperparameters or {}))
+    return ModelVersion.objects.create(
+        portfolio=portfolio,
+        version=_next_version(portfolio),
+        kind=kind,
+        schema=portfolio.schema,
+        seed=seed,
+        hyperparameters=hyperparameters or {},
+        trained_by=requested_by,
+        tuning_study=tuning_study,
+    )
+
+
+def model_training_start(
+    *, portfolio: Portfolio, kind: str, seed: int = 0, hyperparameters: dict | None = None, requested_by=None
+) -> ModelVersion:
+    """Record a queued model version and enqueue its training on the ``train`` queue."""
+    from scoring.tasks import train_model_version
+
+    with transaction.atomic():
+        version = model_version_create(
+            portfolio=portfolio, kind=kind, seed=seed, hyperparameters=hyperparameters, requested_by=requested_by
+        )
+        transaction.on_commit(lambda: train_model_version.delay(version.pk))
+    return version
+
+
+def training_data(*, portfolio: Portfolio, kind: str) -> tuple[PortfolioData, np.ndarray]:
+    """Applicants with an observed outcome, with the history for a CNN; y = 1 for default."""
+    data = attach_outcomes(
+        portfolio_data(portfolio=portfolio, with_history=kind == ModelVersion.KIND_CNN), portfolio=portfolio
+    )
+    assert data.defaulted is not None
+    observed = np.flatnonzero(~np.isnan(data.defaulted))
+    data = data.subset(observed)
+    y = np.asarray(data.defaulted, dtype=np.int64)
+    if len(y) < 50 or len(np.unique(y)) < 2:
+        raise TrainingDataError(f"{portfolio} has {len(y)} applicants with outcomes and needs ≥ 50 with both outcomes.")
+    if kind == ModelVersion.KIND_CNN and (data.history_mask is None or not data.history_mask.any()):
+        raise TrainingDataError(f"{portfolio} has no repayment history: train an MLP instead.")
+    return data, y
+
+
+def _model_args(data: PortfolioData, kind: str) -> dict[str, Any]:
+    if kind == ModelVersion.KIND_CNN:
+        return {"static": data.static, "history": data.history, "history_mask": data.history_mask}
+    return {"static": data.static}
+
+
+def _credit_data(data: PortfolioData, y: np.ndarray, kind: str) -> CreditData:
+    if kind == ModelVersion.KIND_CNN:
+        return CreditData(data.static, y, data.history, data.history_mask)
+    return CreditData(data.static, y)
+
+
+def _baseline_inputs(model: CreditModel, data: PortfolioData) -> np.ndarray:
+    """The baseline sees the same inputs as the network, flattened."""
+    static = model.static_pipeline_.transform(data.static)
+    if model.history_pipeline_ is None:
+        return static
+    history = model.history_pipeline_.transform(data.history, data.history_mask)
+    return np.hstack([static, history.reshape(len(history), -1)])
+
+
+def model_fit_evaluate(
+    *,
+    data: PortfolioData,
+    y: np.ndarray,
+    schema: dict,
+    kind: str,
+    seed: int,
+    hyperparameters: dict,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[CreditModel, dict, dict]:
+    """Fit on a seeded stratified split (train / validation for early stopping /
+    calibration for Platt scaling / test); metrics on each split, and the logistic
+    baseline fitted on the same train split and measured on the same test split."""
+    parts = stratified_split(y, seed=seed)
+    split = {name: data.subset(parts[name]) for name in SPLITS}
+    ys = {name: y[parts[name]] for name in SPLITS}
+    model = CreditModel(kind, seed=seed, **hyperparameters).fit(
+        y=ys["train"],
+        schema=schema,
+        validation=_credit_data(split["validation"], ys["validation"], kind),
+        calibration=_credit_data(split["calibration"], ys["calibration"], kind),
+        on_epoch=on_epoch,
+        **_model_args(split["train"], kind),
+    )
+    metrics = {
+        name: model.evaluate(y=ys[name], **_model_args(split[name], kind)) for name in ("train", "validation", "test")
+    }
+    baseline = baseline_logistic(
+        _baseline_inputs(model, split["train"]), ys["train"], _baseline_inputs(model, split["test"]), ys["test"]
+    )
+    return model, metrics, {"test": baseline}
+
+
+def _progress_recorder(version: ModelVersion, max_epochs: int) -> EpochCallback:
+    history: list[dict] = []
+
+    def record(epoch: int, train_loss: float, val_auc: float) -> None:
+        history.append({"epoch": epoch, "train_loss": round(train_loss, 6), "val_auc": round(val_auc, 6)})
+        progress = {"phase": "training", "epoch": epoch, "max_epochs": max_epochs, "train_loss": train_loss,
+                    "val_auc": val_auc, "history": history}  # fmt: skip
+        ModelVersion.objects.filter(pk=version.pk).update(progress=progress)
+
+    return record
+
+
+def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None = None) -> ModelVersion | None:
+    """Train a queued model version. Returns None when it is gone or another worker
+    already claimed it (a redelivered message)."""
+    claimed = ModelVersion.objects.filter(pk=model_version_id, status=ModelVersion.STATUS_QUEUED).update(
+        status=ModelVersion.STATUS_TRAINING, started_at=timezone.now(), progress={"phase": "loading data"}
+    )
+    if not claimed:
+        logger.info("model version %s: gone or already claimed by another worker", model_version_id)
+        return None
+    version = ModelVersion.objects.select_related("portfolio", "schema").get(pk=model_version_id)
+    try:
+        data, y = training_data(portfolio=version.portfolio, kind=version.kind)
+        max_epochs = CreditModel(version.kind, **version.hyperparameters).get_params()["max_epochs"]
+        recorder = _progress_recorder(version, max_epochs)
+
+        def each_epoch(epoch: int, loss: float, auc: float) -> None:
+            recorder(epoch, loss, auc)
+            if on_epoch:
+                on_epoch(epoch, loss, auc)
+
+        model, metrics, baseline = model_fit_evaluate(
+            data=data, y=y, schema=version.schema.definition, kind=version.kind, seed=version.seed,
+            hyperparameters=version.hyperparameters, on_epoch=each_epoch,
+        )  # fmt: skip
+        path = artifact_path_for(version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sha256 = model.save(path, metrics={"test": metrics["test"]})
+    except Exception as exc:
+        ModelVersion.objects.filter(pk=version.pk).update(
+            status=ModelVersion.STATUS_FAILED,
+            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=8)}",
+            progress={"phase": "failed"},
+        )
+        if isinstance(exc, TrainingDataError):
+            version.refresh_from_db()
+            return version
+        raise
+    version.status = ModelVersion.STATUS_TRAINED
+    version.metrics = metrics
+    version.baseline_metrics = baseline
+    version.device = model.device_
+    version.training_data_fingerprint = data.fingerprint()
+    version.training_rows = len(y)
+    version.code_version = code_version()
+    version.artifact_path = str(Path(path))
+    version.artifact_sha256 = sha256
+    version.trained_at = timezone.now()
+    version.progress = {**ModelVersion.objects.get(pk=version.pk).progress, "phase": "done"}
+    version.hyperparameters = {**model.get_params(), **version.hyperparameters}
+    version.save()
+    return version

@@ -1,0 +1,21 @@
+"""Celery tasks: thin wrappers that take ids, reload rows and call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="scoring.tasks.train_model_version", acks_late=True)
+def train_model_version(model_version_id: int) -> str:
+    from scoring.services.training import model_version_train
+
+    version = model_version_train(model_version_id=model_version_id)
+    return "skipped: gone or already claimed" if version is None else version.status
+
+
+@shared_task(name="scoring.tasks.tune_trial", acks_late=True)
+def tune_trial(study_id: int) -> str:
+    from scoring.services.tuning import tuning_trial_run
+
+    study = tuning_trial_run(study_id=study_id)
+    return "gone" if study is None else f"{study.trials_done}/{study.n_trials}"
