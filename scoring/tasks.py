@@ -19,3 +19,12 @@ def tune_trial(study_id: int) -> str:
 
     study = tuning_trial_run(study_id=study_id)
     return "gone" if study is None else f"{study.trials_done}/{study.n_trials}"
+
+
+@shared_task(name="scoring.tasks.import_file", acks_late=True)
+def import_file(job_id: int, path: str, encoding: str = "utf-8") -> str:
+    """Run a pending import job; the file must be on storage this worker can read."""
+    from scoring.services.ingestion import import_job_run
+
+    job = import_job_run(job_id=job_id, path=path, encoding=encoding)
+    return "skipped: gone or already claimed" if job is None else job.status

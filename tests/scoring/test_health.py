@@ -11,11 +11,13 @@ def test_healthz_reports_database_and_broker_ok(client):
 
 
 @pytest.mark.django_db
-def test_healthz_answers_503_when_the_broker_is_unreachable(client, settings):
+def test_healthz_answers_503_when_the_broker_is_unreachable(client, monkeypatch):
     from riskapp.celery import app
 
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)  # Celery prefers the environment over its config
     original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    app.conf.broker_url = dead
     try:
         response = client.get("/healthz")
     finally:

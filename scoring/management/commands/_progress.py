@@ -21,16 +21,17 @@ class ProgressBar:
         if not force and now - self.last_draw < 0.2 and done < self.total:
             return
         self.last_draw = now
-        elapsed = max(now - self.started, 1e-9)
-        rate = done / elapsed
+        elapsed = now - self.started
         fraction = min(done / self.total, 1.0) if self.total else 1.0
         filled = int(self.width * fraction)
-        eta = (self.total - done) / rate if rate > 0 and self.total else 0.0
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(
-            f"\r{self.label} [{bar}] {done:,}/{self.total:,} {self.unit} {fraction:6.1%} "
-            f"{rate:,.0f} {self.unit}/s ETA {eta:5.0f}s {suffix}"
-        )
+        # A rate measured over a fraction of a second is noise: show it once it means something.
+        if elapsed >= 0.5 and done > 0:
+            rate = done / elapsed
+            speed = f"{rate:,.1f} {self.unit}/s ETA {max(self.total - done, 0) / rate:5.0f}s"
+        else:
+            speed = f"-- {self.unit}/s ETA    --"
+        self.stream.write(f"\r{self.label} [{bar}] {done:,}/{self.total:,} {self.unit} {fraction:6.1%} {speed} {suffix}")
         self.stream.flush()
 
     def finish(self, done: int | None = None, *, suffix: str = "") -> None:

@@ -1,0 +1,93 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from scoring.management.commands._progress import ProgressBar
+from scoring.models import Applicant, ModelVersion, Portfolio
+from scoring.services.demo import GERMAN, SYNTHETIC, DemoError, demo_users_ensure, german_credit_load, synthetic_load
+from scoring.services.training import model_version_create, model_version_train
+
+DEMO_MODELS = [
+    (GERMAN, "mlp", {}),
+    (SYNTHETIC, "mlp", {}),
+    (SYNTHETIC, "cnn", {"max_epochs": 15}),
+]
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the demo portfolios (German credit, and a seeded synthetic portfolio with histories), train a "
+        "model for each, and create demo users with generated passwords, printed once. Safe to run again."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--synthetic-count", type=int, default=20_000)
+        parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--no-train", action="store_true")
+        parser.add_argument("--reset-passwords", action="store_true", help="issue new passwords to the demo users")
+
+    def handle(self, *args, **options):
+        try:
+            self._load(options)
+        except DemoError as exc:
+            raise CommandError(str(exc)) from None
+        if not options["no_train"]:
+            self._train(options["seed"])
+        users = demo_users_ensure(reset_passwords=options["reset_passwords"])
+        self.stdout.write("")
+        self.stdout.write("Demo logins (passwords are shown once; --reset-passwords issues new ones):")
+        for user in users:
+            shown = user.password or "(unchanged since it was first printed)"
+            self.stdout.write(f"  {user.username:<15} {shown}")
+
+    def _load(self, options):
+        german = Portfolio.objects.filter(name=GERMAN).first()
+        if german is None or not Applicant.objects.filter(portfolio=german).exists():
+            job = german_credit_load()
+            self.stdout.write(f"German credit: {job.rows_created:,} applicants imported")
+        else:
+            self.stdout.write("German credit: already loaded")
+        synthetic = Portfolio.objects.filter(name=SYNTHETIC).first()
+        if synthetic is None or not Applicant.objects.filter(portfolio=synthetic).exists():
+            bars: dict[str, ProgressBar] = {}
+
+            def progress(done, total, phase):
+                if phase not in bars:
+                    for bar in bars.values():
+                        bar.finish()
+                    bars.clear()
+                    bars[phase] = ProgressBar(total, label=f"synthetic: {phase}", stream=self.stderr._out)
+                bars[phase].update(done)
+
+            applicants, history = synthetic_load(
+                count=options["synthetic_count"], seed=options["seed"], progress=progress
+            )
+            for bar in bars.values():
+                bar.finish()
+            self.stdout.write(
+                f"Synthetic: {applicants.rows_created:,} applicants, {history.rows_created:,} history months"
+            )
+        else:
+            self.stdout.write("Synthetic: already loaded")
+
+    def _train(self, seed: int):
+        for name, kind, params in DEMO_MODELS:
+            portfolio = Portfolio.objects.get(name=name)
+            if ModelVersion.objects.filter(
+                portfolio=portfolio, kind=kind, status__in=["trained", "approved", "champion"]
+            ).exists():
+                self.stdout.write(f"{name} {kind}: a trained model exists")
+                continue
+            version = model_version_create(portfolio=portfolio, kind=kind, seed=seed, hyperparameters=params)
+            bar = ProgressBar(
+                params.get("max_epochs", 60), label=f"{name} {kind}", unit="epochs", stream=self.stderr._out
+            )
+            version = model_version_train(
+                model_version_id=version.pk,
+                on_epoch=lambda epoch, loss, auc, bar=bar: bar.update(epoch, suffix=f"val AUC {auc:.3f}", force=True),
+            )
+            bar.finish(version.progress.get("epoch", 0))
+            if version.status != ModelVersion.STATUS_TRAINED:
+                raise CommandError(f"Training {name} {kind} failed: {version.error}")
+            test, base = version.metrics["test"], version.baseline_metrics["test"]
+            self.stdout.write(
+                f"{name} {kind} v{version.version}: test AUC {test['auc']:.3f} (logistic baseline {base['auc']:.3f})"
+            )
