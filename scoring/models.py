@@ -285,6 +285,9 @@ class ModelVersion(models.Model):
     progress = models.JSONField(default=dict, blank=True, help_text="epoch, max_epochs, train_loss, val_auc, history")
     artifact_path = models.CharField(max_length=500, blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True)
+    background_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the explainer's reference sample (artifact + .background.npz)"
+    )
     error = models.TextField(blank=True)
     tuning_study = models.ForeignKey("TuningStudy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     trained_by = models.ForeignKey(
@@ -317,6 +320,10 @@ class ModelVersion(models.Model):
     @property
     def is_champion(self) -> bool:
         return self.status == self.STATUS_CHAMPION
+
+    @property
+    def background_path(self) -> str:
+        return f"{self.artifact_path}.background.npz"
 
 
 class TuningStudy(models.Model):
@@ -351,3 +358,121 @@ class TuningStudy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study_name} ({self.trials_done}/{self.n_trials})"
+
+
+class ReasonCode(models.Model):
+    """ReasonCode: the catalogue entry that turns a feature's contribution into the
+    sentence a declined applicant reads (adverse-action notice). Defaults are
+    generated from the schema; analysts edit the wording in the admin."""
+
+    schema = models.ForeignKey(DatasetSchema, on_delete=models.CASCADE, related_name="reason_codes")
+    feature = models.CharField(max_length=200, help_text="schema column, or history:<window> for temporal reasons")
+    code = models.CharField(max_length=20)
+    text = models.CharField(max_length=300, help_text="e.g. 'Debt to income ratio too high'")
+
+    class Meta:
+        ordering = ["schema_id", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["schema", "feature"], name="uniq_reason_feature"),
+            models.UniqueConstraint(fields=["schema", "code"], name="uniq_reason_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.text}"
+
+
+class BatchRun(models.Model):
+    """BatchRun: scoring every applicant of a portfolio with one model version, split
+    into chunks that workers claim one at a time; with a challenger, the same rows
+    are shadow-scored and the differing decisions counted."""
+
+    STATUS_PENDING = "pending"
+    STATUS_RUNNING = "running"
+    STATUS_CANCELLED = "cancelled"
+    STATUS_DONE = "done"
+    STATUS_FAILED = "failed"
+    STATUS_CHOICES = [(s, s.title()) for s in (STATUS_PENDING, STATUS_RUNNING, STATUS_CANCELLED, STATUS_DONE, STATUS_FAILED)]
+    TRIGGER_CHOICES = [(t, t.title()) for t in ("command", "api", "portal", "nightly")]
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="batch_runs")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="batch_runs")
+    challenger_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=STATUS_PENDING, db_index=True)
+    trigger = models.CharField(max_length=20, choices=TRIGGER_CHOICES, default="command")
+    chunk_size = models.PositiveIntegerField(default=5000)
+    rows_total = models.BigIntegerField(default=0)
+    rows_done = models.BigIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    decisions_differ = models.BigIntegerField(null=True, blank=True, help_text="challenger vs champion")
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} of {self.portfolio_id} ({self.status}, {self.rows_done}/{self.rows_total})"
+
+
+class ScoreChunk(models.Model):
+    """ScoreChunk: a contiguous range of applicant ids of a batch run; the unit a
+    worker claims (pending → running → done by conditional update)."""
+
+    STATUS_CHOICES = [(s, s.title()) for s in ("pending", "running", "done")]
+
+    run = models.ForeignKey(BatchRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    first_applicant_id = models.BigIntegerField()
+    last_applicant_id = models.BigIntegerField()
+    rows = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default="pending", db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="uniq_chunk_index")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of run {self.run_id} ({self.status})"
+
+
+class Score(models.Model):
+    """Score: one decision. PD, points, approve/refer/decline and the reasons, with
+    the full contribution vector (log-odds per model input, adding up with
+    ``base_log_odds`` to the calibrated log-odds), the model version, and the exact
+    input (and its hash) so the decision can be replayed."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
+    applicant = models.ForeignKey(Applicant, null=True, blank=True, on_delete=models.CASCADE, related_name="scores")
+    run = models.ForeignKey(BatchRun, null=True, blank=True, on_delete=models.CASCADE, related_name="scores")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="scores")
+    is_shadow = models.BooleanField(default=False, help_text="a challenger's score, never a decision")
+    pd = models.FloatField()
+    score = models.FloatField()
+    decision = models.CharField(max_length=10)
+    base_log_odds = models.FloatField()
+    reasons = models.JSONField(default=list)
+    contributions = models.JSONField(default=list, help_text="log-odds per input group, in the model version's order")
+    input_features = models.JSONField(default=dict)
+    input_history = models.BinaryField(null=True, blank=True, help_text="float32 (months, 3), NaN where no data")
+    input_hash = models.CharField(max_length=64)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["portfolio", "-created_at"]), models.Index(fields=["applicant", "-created_at"])]
+        constraints = [
+            # A redelivered chunk writes nothing twice.
+            models.UniqueConstraint(fields=["run", "applicant", "model_version"], name="uniq_run_applicant_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.applicant_id}: {self.score:.0f} {self.decision}"

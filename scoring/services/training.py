@@ -21,6 +21,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from models.metrics import baseline_logistic
+from models.reasons import background_sample, background_write
 from models.splits import stratified_split
 from models.training import CreditData, CreditModel
 from riskapp.version import code_version
@@ -130,7 +131,7 @@ def model_fit_evaluate(
     seed: int,
     hyperparameters: dict,
     on_epoch: EpochCallback | None = None,
-) -> tuple[CreditModel, dict, dict]:
+) -> tuple[CreditModel, dict, dict, dict]:
     """Fit on a seeded stratified split (train / validation for early stopping /
     calibration for Platt scaling / test); metrics on each split, and the logistic
     baseline fitted on the same train split and measured on the same test split."""
@@ -151,7 +152,8 @@ def model_fit_evaluate(
     baseline = baseline_logistic(
         _baseline_inputs(model, split["train"]), ys["train"], _baseline_inputs(model, split["test"]), ys["test"]
     )
-    return model, metrics, {"test": baseline}
+    background = background_sample(model, seed=seed, **_model_args(split["train"], kind))
+    return model, metrics, {"test": baseline}, background
 
 
 def _progress_recorder(version: ModelVersion, max_epochs: int) -> EpochCallback:
@@ -186,13 +188,14 @@ def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None
             if on_epoch:
                 on_epoch(epoch, loss, auc)
 
-        model, metrics, baseline = model_fit_evaluate(
+        model, metrics, baseline, background = model_fit_evaluate(
             data=data, y=y, schema=version.schema.definition, kind=version.kind, seed=version.seed,
             hyperparameters=version.hyperparameters, on_epoch=each_epoch,
         )  # fmt: skip
         path = artifact_path_for(version)
         path.parent.mkdir(parents=True, exist_ok=True)
         sha256 = model.save(path, metrics={"test": metrics["test"]})
+        background_sha256 = background_write(f"{path}.background.npz", background)
     except Exception as exc:
         ModelVersion.objects.filter(pk=version.pk).update(
             status=ModelVersion.STATUS_FAILED,
@@ -212,6 +215,7 @@ def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None
     version.code_version = code_version()
     version.artifact_path = str(Path(path))
     version.artifact_sha256 = sha256
+    version.background_sha256 = background_sha256
     version.trained_at = timezone.now()
     version.progress = {**ModelVersion.objects.get(pk=version.pk).progress, "phase": "done"}
     version.hyperparameters = {**model.get_params(), **version.hyperparameters}

@@ -1,0 +1,212 @@
+"""Scores, decisions and reasons for a fitted ``CreditModel``: PD, points, and the
+contribution of every source feature in calibrated log-odds, exact to the model.
+
+The network's raw logit is explained with DeepSHAP (``models.explain``). Platt
+calibration is affine in that logit (``a * raw + b``), so multiplying every
+attribution by ``a`` and taking ``a * E[raw] + b`` as the base value gives
+contributions that add up exactly to the calibrated log-odds of default; points
+follow by the linear points scale. Attributions of the one-hot columns of one
+feature are summed into that feature; the CNN's history attributions are summed
+per channel into two windows, the last six months and the months before, which
+become *temporal reasons* ("payments 30+ days late in 3 of the last 6 months").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from models.explain import DeepExplainer
+from models.features import HISTORY_SOURCES
+from models.scaling import PointsScale, decide_many
+from models.training import CreditModel
+
+RECENT_MONTHS = 6
+BACKGROUND_ROWS = 100
+LATE_DAYS = 30
+
+
+def history_groups(months: int, recent: int = RECENT_MONTHS) -> list[str]:
+    """Names of the temporal groups: each history channel in the recent and earlier windows."""
+    names = []
+    for source in HISTORY_SOURCES:
+        names.append(f"{source}:last_{recent}m")
+        if months > recent:
+            names.append(f"{source}:earlier")
+    return names
+
+
+def background_sample(
+    model: CreditModel, static: pd.DataFrame, history=None, history_mask=None, *, seed: int
+) -> dict[str, np.ndarray]:
+    """A seeded sample of training rows, in the network's input space: the explainer's references."""
+    n = len(static)
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=min(BACKGROUND_ROWS, n), replace=False))
+    history_rows = None if history is None else history[rows]
+    mask_rows = None if history_mask is None else history_mask[rows]
+    tensors = model.transform(static.iloc[rows].reset_index(drop=True), history_rows, mask_rows)
+    return {f"input{i}": t.numpy() for i, t in enumerate(tensors)}
+
+
+def background_write(path: str | os.PathLike[str], background: dict[str, np.ndarray]) -> str:
+    """Write the background atomically (npz, no pickle); return its SHA-256."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, **background)
+    data = buffer.getvalue()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return hashlib.sha256(data).hexdigest()
+
+
+def background_read(path: str | os.PathLike[str], expected_sha256: str) -> dict[str, np.ndarray]:
+    from models.artifacts import ArtifactIntegrityError
+
+    data = Path(path).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256:
+        raise ArtifactIntegrityError(
+            f"{path}: SHA-256 {actual} does not match the recorded {expected_sha256}; refusing to load it."
+        )
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {key: npz[key] for key in sorted(npz.files)}
+
+
+@dataclass
+class Decisions:
+    """Scored rows. ``contributions`` (n, G) are calibrated log-odds of default per
+    group (``groups``); each row adds up with ``base_log_odds`` to ``log_odds``."""
+
+    pd: np.ndarray
+    log_odds: np.ndarray
+    score: np.ndarray
+    decision: np.ndarray
+    base_log_odds: float
+    groups: list[str]
+    contributions: np.ndarray | None
+
+    def additivity_error(self) -> np.ndarray:
+        assert self.contributions is not None
+        return np.abs(self.contributions.sum(axis=1) + self.base_log_odds - self.log_odds)
+
+
+class CreditDecider:
+    """A fitted model with its explainer background, the points scale and the cutoffs."""
+
+    def __init__(
+        self,
+        model: CreditModel,
+        background: dict[str, np.ndarray],
+        *,
+        scale: PointsScale,
+        approve_min_score: float,
+        decline_below_score: float,
+    ) -> None:
+        self.model = model
+        self.background = background
+        self.scale = scale
+        self.approve_min_score = approve_min_score
+        self.decline_below_score = decline_below_score
+
+    def fit(self) -> CreditDecider:
+        inputs = tuple(torch.from_numpy(self.background[f"input{i}"]) for i in range(len(self.background)))
+        self.explainer_ = DeepExplainer(self.model.network_, inputs).fit()
+        self.static_groups_ = list(dict.fromkeys(self.model.feature_sources_))
+        months = self.model.history_pipeline_.months_ if self.model.history_pipeline_ is not None else 0
+        self.groups_ = self.static_groups_ + (history_groups(months) if months else [])
+        calibrator = self.model.calibrator_
+        self.a_, self.b_ = calibrator.a_, calibrator.b_
+        self.base_log_odds_ = self.a_ * self.explainer_.expected_value_ + self.b_
+        return self
+
+    def _group(self, attributions: tuple[np.ndarray, ...]) -> np.ndarray:
+        static = attributions[0]
+        sources = self.model.feature_sources_
+        index = {name: g for g, name in enumerate(self.static_groups_)}
+        membership = np.zeros((len(sources), len(self.static_groups_)))
+        membership[np.arange(len(sources)), [index[s] for s in sources]] = 1.0
+        parts = [static @ membership]
+        if len(attributions) > 1:
+            history = attributions[1]  # (n, C, T), oldest month first
+            recent = history[:, :, -RECENT_MONTHS:].sum(axis=2)
+            columns = []
+            for c in range(history.shape[1]):
+                columns.append(recent[:, c])
+                if history.shape[2] > RECENT_MONTHS:
+                    columns.append(history[:, c, :-RECENT_MONTHS].sum(axis=1))
+            parts.append(np.stack(columns, axis=1))
+        return np.hstack(parts)
+
+    def decide(self, static: pd.DataFrame, history=None, history_mask=None, *, explain: bool = True) -> Decisions:
+        if not hasattr(self, "explainer_"):
+            self.fit()
+        if explain:
+            inputs = self.model.transform(static, history, history_mask)
+            explanation = self.explainer_.explain(inputs)
+            raw = explanation.output
+            contributions = self.a_ * self._group(explanation.attributions)
+        else:
+            raw = self.model.predict_raw_logit(static, history, history_mask)
+            contributions = None
+        log_odds = self.a_ * raw + self.b_
+        pd_ = 1.0 / (1.0 + np.exp(-log_odds))
+        score = self.scale.score(log_odds)
+        decision = decide_many(
+            score, approve_min_score=self.approve_min_score, decline_below_score=self.decline_below_score
+        )
+        return Decisions(pd_, log_odds, score, decision, self.base_log_odds_, self.groups_, contributions)
+
+
+def history_facts(history: np.ndarray | None, history_mask: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per-applicant facts quoted by temporal reasons, from the raw history (n, T, 3)."""
+    if history is None:
+        return {}
+    mask = np.ones(history.shape[:2], dtype=bool) if history_mask is None else history_mask.astype(bool)
+    late = (history[:, :, 2] >= LATE_DAYS) & mask
+    return {
+        "late_recent": late[:, -RECENT_MONTHS:].sum(axis=1),
+        "late_earlier": late[:, :-RECENT_MONTHS].sum(axis=1),
+        "months_observed": mask.sum(axis=1),
+        "max_dpd_recent": np.where(mask[:, -RECENT_MONTHS:], history[:, -RECENT_MONTHS:, 2], 0).max(axis=1),
+    }
+
+
+def top_reasons(contributions: np.ndarray, groups: list[str], *, k: int = 4) -> list[list[tuple[int, float]]]:
+    """For each row, the ``k`` groups that raise the risk most (positive log-odds), largest first."""
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
+    out = []
+    for i, row in enumerate(order):
+        out.append([(int(g), float(contributions[i, g])) for g in row if contributions[i, g] > 0])
+    return out
+
+
+def describe_value(group: str, row: int, static: pd.DataFrame, facts: dict[str, np.ndarray]) -> Any:
+    """The applicant's own value behind a reason (a feature value, or a history fact)."""
+    if not group.startswith("history."):
+        value = static.iloc[row][group] if group in static.columns else None
+        if isinstance(value, float) and np.isnan(value):
+            return None
+        return value.item() if hasattr(value, "item") else value
+    channel, _, window = group.partition(":")
+    if channel == "history.days_past_due":
+        key = "late_recent" if window.startswith("last") else "late_earlier"
+        return int(facts[key][row]) if facts else None
+    if channel == "history.observed":
+        return int(facts["months_observed"][row]) if facts else None
+    return None

@@ -1,0 +1,49 @@
+"""The reason-code catalogue: the sentences behind each feature's contribution.
+Defaults are generated from the schema; the admin edits them."""
+
+from __future__ import annotations
+
+from models.features import HISTORY_SOURCES
+from models.reasons import RECENT_MONTHS, history_groups
+from scoring.models import DatasetSchema, ReasonCode
+
+HISTORY_TEXT = {
+    "history.days_past_due": (
+        "Payments 30+ days late in {value} of the last " + str(RECENT_MONTHS) + " months",
+        "Payments 30+ days late in {value} earlier months",
+    ),
+    "history.amount_paid": ("Recent payment amounts", "Earlier payment amounts"),
+    "history.balance": ("Recent outstanding balance", "Earlier outstanding balance"),
+    "history.observed": ("Length of recent repayment history", "Length of repayment history ({value} months on record)"),
+}
+
+
+def _humanise(name: str) -> str:
+    return name.replace("_", " ").strip().capitalize()
+
+
+def default_reason_texts(schema: DatasetSchema, months: int = 24) -> dict[str, str]:
+    texts = {}
+    for column in schema.columns_with_role(DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL):
+        texts[column["name"]] = column.get("reason") or f"{_humanise(column['name'])}: {{value}}"
+    for group in history_groups(months):
+        source, _, window = group.partition(":")
+        assert source in HISTORY_SOURCES
+        recent, earlier = HISTORY_TEXT[source]
+        texts[group] = recent if window.startswith("last") else earlier
+    return texts
+
+
+def reason_codes_ensure(*, schema: DatasetSchema) -> dict[str, ReasonCode]:
+    """The catalogue of a schema, creating default entries that are missing (edits are kept)."""
+    existing = {rc.feature: rc for rc in ReasonCode.objects.filter(schema=schema)}
+    next_number = len(existing) + 1
+    for feature, text in default_reason_texts(schema).items():
+        if feature not in existing:
+            code = f"R{next_number:03d}"
+            while ReasonCode.objects.filter(schema=schema, code=code).exists():
+                next_number += 1
+                code = f"R{next_number:03d}"
+            existing[feature] = ReasonCode.objects.create(schema=schema, feature=feature, code=code, text=text)
+            next_number += 1
+    return existing
