@@ -1,0 +1,130 @@
+"""Turning validated chunks into the rows the bulk writers take (Arrow tables).
+
+Feature and protected-attribute dicts are built as JSON text column by column
+(Arrow string kernels), not by a ``json.dumps`` per row: a float feature is
+written as a JSON float (``52300.0``), an integer one as an integer, a missing
+nullable value as ``null``. The separators are those of ``json.dumps`` so the
+text matches what Django writes to SQLite for the same dict.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from scoring.models import DatasetSchema
+
+from .validation import ChunkValues, Field, FileSpec
+
+FEATURE_ROLES = (DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL)
+
+
+def _large(text: str) -> pa.Scalar:
+    return pa.scalar(text, type=pa.large_string())
+
+
+def _text(series: pd.Series) -> pa.Array:
+    return pa.array(series, type=pa.large_string())
+
+
+def _valid_values(chunk: ChunkValues) -> dict[str, pd.Series]:
+    keep = chunk.valid
+    return {name: series[keep].reset_index(drop=True) for name, series in chunk.values.items()}
+
+
+def _json_texts(f: Field, series: pd.Series) -> pa.Array:
+    """Each value of a column as JSON text."""
+    if f.type in ("integer", "float"):
+        numbers = series.to_numpy(dtype="float64")
+        missing = np.isnan(numbers)
+        if f.type == "integer":
+            text = pc.cast(pa.array(np.where(missing, 0, numbers).astype(np.int64)), pa.large_string())
+        else:
+            text = pc.cast(pa.array(numbers), pa.large_string())
+            whole = pc.match_substring_regex(text, r"^-?\d+$")  # Arrow writes 52300.0 as "52300"
+            text = pc.if_else(whole, pc.binary_join_element_wise(text, _large(".0"), _large("")), text)
+        return pc.if_else(pa.array(missing), _large("null"), text)
+    if f.type == "category":
+        # Validated values are declared categories (or "" when missing): look the JSON up.
+        at = pc.index_in(_text(series), value_set=pa.array(f.categories, type=pa.large_string()))
+        texts = pa.array([json.dumps(c) for c in f.categories], type=pa.large_string()).take(at)
+        return pc.fill_null(texts, _large("null"))
+    # free text (and dates), rare among features: escaped one by one
+    texts = [json.dumps(v) if v != "" else "null" for v in series.tolist()]
+    return pa.array(texts, type=pa.large_string())
+
+
+def _json_objects(fields: list[Field], values: dict[str, pd.Series], size: int) -> pa.Array:
+    if not fields:
+        return pa.array(["{}"] * size, type=pa.large_string())
+    parts: list = []
+    for position, f in enumerate(fields):
+        parts.append(_large(("{" if position == 0 else ", ") + json.dumps(f.name) + ": "))
+        parts.append(_json_texts(f, values[f.name]))
+    parts.append(_large("}"))
+    return pc.binary_join_element_wise(*parts, _large(""))
+
+
+def applicant_rows(spec: FileSpec, chunk: ChunkValues) -> tuple[pa.Table, list[dict] | None]:
+    """The valid rows of an applicant chunk: the staging table of
+    :func:`scoring.services.bulk.applicants_upsert` and the PII dicts (None when
+    the schema declares no PII)."""
+    values = _valid_values(chunk)
+    size = int(chunk.valid.sum())
+    by_role: dict[str, list[Field]] = {}
+    for f in spec.fields:
+        by_role.setdefault(f.role, []).append(f)
+    id_field = by_role[DatasetSchema.ROLE_ID][0]
+    features = [f for f in spec.fields if f.role in FEATURE_ROLES]
+    protected = by_role.get(DatasetSchema.ROLE_PROTECTED, [])
+    target = by_role.get(DatasetSchema.ROLE_TARGET, [None])[0]
+    if target is not None:
+        defaulted = pa.array((values[target.name] == target.positive_label).to_numpy(dtype=bool))
+    else:
+        defaulted = pa.nulls(size, type=pa.bool_())
+    table = pa.table(
+        {
+            "row_no": pa.array(np.arange(size, dtype=np.int64)),
+            "external_id": _text(values[id_field.name]),
+            "features": _json_objects(features, values, size),
+            "protected": _json_objects(protected, values, size),
+            "defaulted": defaulted,
+        }
+    )
+    pii_fields = by_role.get(DatasetSchema.ROLE_PII, [])
+    pii = None
+    if pii_fields:
+        frame = pd.DataFrame({f.name: values[f.name].to_numpy(dtype=object) for f in pii_fields})
+        frame = frame.where(frame != "", None)  # a missing nullable value is None, not ""
+        pii = frame.to_dict("records")
+    return table, pii
+
+
+def history_rows(chunk: ChunkValues) -> pa.Table:
+    keep = chunk.valid
+    values = chunk.values
+    return pa.table(
+        {
+            "applicant_id": pa.array(chunk.applicant_pk[keep]),
+            "month": _text(values["month"][keep]),
+            "balance": pa.array(values["balance"][keep].to_numpy(dtype="float64")),
+            "amount_paid": pa.array(values["amount_paid"][keep].to_numpy(dtype="float64")),
+            "days_past_due": pa.array(values["days_past_due"][keep].to_numpy(dtype="float64").astype(np.int64)),
+        }
+    )
+
+
+def outcome_rows(chunk: ChunkValues) -> pa.Table:
+    keep = chunk.valid
+    values = chunk.values
+    return pa.table(
+        {
+            "applicant_id": pa.array(chunk.applicant_pk[keep]),
+            "defaulted": pa.array(values["defaulted"][keep].to_numpy(dtype=bool)),
+            "observed_on": _text(values["observed_on"][keep]),
+        }
+    )
