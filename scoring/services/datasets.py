@@ -100,10 +100,15 @@ def history_arrays(
     mask = np.zeros((n, t), dtype=bool)
     if n == 0:
         return history, mask
+    # Only the applicants asked for: a few by id, a chunk by its id range.
+    if n <= 1000:
+        where, params = "applicant_id IN (" + ", ".join(["%s"] * n) + ")", [int(i) for i in applicant_ids]
+    else:
+        where, params = "applicant_id BETWEEN %s AND %s", [int(applicant_ids.min()), int(applicant_ids.max())]
     frame = _fetch(
         "SELECT applicant_id, month, balance, amount_paid, days_past_due FROM scoring_repaymentmonth "
-        "WHERE portfolio_id = %s AND month >= %s AND month <= %s",
-        [portfolio_id, months[0], months[-1]],
+        f"WHERE portfolio_id = %s AND {where} AND month >= %s AND month <= %s",
+        [portfolio_id, *params, months[0], months[-1]],
     )
     if frame.empty:
         return history, mask
@@ -132,13 +137,17 @@ def portfolio_data(
     portfolio: Portfolio,
     with_history: bool,
     applicant_ids: list[int] | None = None,
+    id_range: tuple[int, int] | None = None,
     as_of: date | None = None,
     months: int = HISTORY_MONTHS,
 ) -> PortfolioData:
-    """Model inputs of a portfolio's applicants (all, or ``applicant_ids``), ordered by id."""
+    """Model inputs of a portfolio's applicants (all, ``applicant_ids``, or the ids in
+    ``id_range``, inclusive), ordered by id."""
     queryset = Applicant.objects.filter(portfolio=portfolio)
     if applicant_ids is not None:
         queryset = queryset.filter(id__in=applicant_ids)
+    if id_range is not None:
+        queryset = queryset.filter(id__gte=id_range[0], id__lte=id_range[1])
     records = list(queryset.order_by("id").values_list("id", "external_id", "features"))
     ids = np.array([r[0] for r in records], dtype=np.int64)
     data = PortfolioData(

@@ -1,0 +1,58 @@
+"""The model registry's life cycle: trained → approved → champion → retired.
+
+Four eyes: a version is approved only by a validator of its portfolio who did not
+train it, and only an approved version can become champion (the one that scores).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from scoring.models import ModelVersion
+
+
+class RegistryError(ValueError):
+    """The requested transition is not allowed."""
+
+
+def _may_validate(user, version: ModelVersion) -> bool:
+    return bool(user and user.is_active and (user.is_superuser or user.has_perm("scoring.validate_portfolio", version.portfolio)))
+
+
+@transaction.atomic
+def model_version_approve(*, version: ModelVersion, user) -> ModelVersion:
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status != ModelVersion.STATUS_TRAINED:
+        raise RegistryError(f"Only a trained model can be approved; this one is {version.status}.")
+    if not _may_validate(user, version):
+        raise RegistryError("Only a validator of this portfolio can approve its models.")
+    if version.trained_by_id is not None and version.trained_by_id == user.pk:
+        raise RegistryError("Four eyes: the person who trained a model cannot approve it.")
+    version.status = ModelVersion.STATUS_APPROVED
+    version.approved_by = user
+    version.approved_at = timezone.now()
+    version.save(update_fields=["status", "approved_by", "approved_at"])
+    return version
+
+
+@transaction.atomic
+def model_version_promote(*, version: ModelVersion, user) -> ModelVersion:
+    """Make an approved version the portfolio's champion; the previous champion retires."""
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status != ModelVersion.STATUS_APPROVED:
+        raise RegistryError(f"Only an approved model can become champion; this one is {version.status}.")
+    if not _may_validate(user, version):
+        raise RegistryError("Only a validator of this portfolio can promote its models.")
+    ModelVersion.objects.filter(portfolio_id=version.portfolio_id, status=ModelVersion.STATUS_CHAMPION).update(
+        status=ModelVersion.STATUS_RETIRED
+    )
+    version.status = ModelVersion.STATUS_CHAMPION
+    version.promoted_by = user
+    version.promoted_at = timezone.now()
+    version.save(update_fields=["status", "promoted_by", "promoted_at"])
+    return version
+
+
+def champion_of(portfolio) -> ModelVersion | None:
+    return ModelVersion.objects.filter(portfolio=portfolio, status=ModelVersion.STATUS_CHAMPION).first()
