@@ -14,8 +14,7 @@ PII goes through :func:`upsert_pii` only, so that protecting it (encryption) is 
 change to one function.
 
 The SQL is assembled from this module's constant table and column names and
-Django's quoted table names; values are parameters or ``int()`` (hence the
-``noqa: S608``).
+Django's quoted table names; values are parameters or ``int()``.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -34,8 +34,6 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from scoring.models import Applicant, ApplicantPII, Outcome, RepaymentMonth
-
-_LOOKUP_BATCH = 900  # below SQLite's smallest limit on query parameters (999)
 
 
 @dataclass
@@ -64,7 +62,7 @@ def applicant_ids_lookup(*, portfolio_id: int, external_ids: Sequence[str]) -> p
         condition, parameter = "external_id IN (SELECT value FROM json_each(%s))", json.dumps(list(external_ids))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT external_id, id FROM {Applicant._meta.db_table} WHERE portfolio_id = %s AND {condition}",  # noqa: S608
+            f"SELECT external_id, id FROM {Applicant._meta.db_table} WHERE portfolio_id = %s AND {condition}",
             [portfolio_id, parameter],
         )
         found = cursor.fetchall()
@@ -88,6 +86,10 @@ _STAGING = {
         ("balance", "double precision", "REAL"),
         ("amount_paid", "double precision", "REAL"),
         ("days_past_due", "integer", "INTEGER"),
+    ],
+    "_import_pii": [
+        ("applicant_id", "bigint", "INTEGER"),
+        ("data", "jsonb", "TEXT"),
     ],
     "_import_outcome": [
         ("applicant_id", "bigint", "INTEGER"),
@@ -134,7 +136,7 @@ class Staging:
             cursor.execute(f"CREATE TEMPORARY TABLE {name} ({', '.join(f'{c[0]} {c[kind]}' for c in columns)})")
             self.created.add(name)
         else:
-            cursor.execute(f"TRUNCATE {name}" if self.postgres else f"DELETE FROM {name}")  # noqa: S608
+            cursor.execute(f"TRUNCATE {name}" if self.postgres else f"DELETE FROM {name}")
         if not rows.num_rows:
             return
         names = ", ".join(c[0] for c in columns)
@@ -146,7 +148,7 @@ class Staging:
         else:
             placeholders = ", ".join(["%s"] * len(columns))
             cursor.executemany(
-                f"INSERT INTO {name} ({names}) VALUES ({placeholders})",  # noqa: S608
+                f"INSERT INTO {name} ({names}) VALUES ({placeholders})",
                 list(zip(*(column.to_pylist() for column in rows.columns), strict=True)),
             )
 
@@ -175,14 +177,14 @@ def history_upsert(*, staging: Staging, portfolio_id: int, rows: pa.Table) -> Wr
     existing = 0
     if not staging.postgres:
         cursor.execute(
-            f"SELECT count(*) FROM _import_history s JOIN {table} r ON r.applicant_id = s.applicant_id AND r.month = s.month"  # noqa: S608
+            f"SELECT count(*) FROM _import_history s JOIN {table} r ON r.applicant_id = s.applicant_id AND r.month = s.month"
         )
         existing = cursor.fetchone()[0]
     changed = " OR ".join(
         staging.distinct(f"{table}.{c}", f"excluded.{c}") for c in ("balance", "amount_paid", "days_past_due")
     )
     insert = (
-        f"INSERT INTO {table} (portfolio_id, applicant_id, month, balance, amount_paid, days_past_due) "  # noqa: S608
+        f"INSERT INTO {table} (portfolio_id, applicant_id, month, balance, amount_paid, days_past_due) "
         f"SELECT {int(portfolio_id)}, applicant_id, month, balance, amount_paid, days_past_due FROM _import_history WHERE true "
         "ON CONFLICT (applicant_id, month) DO UPDATE SET balance = excluded.balance, "
         "amount_paid = excluded.amount_paid, days_past_due = excluded.days_past_due "
@@ -200,12 +202,12 @@ def outcomes_upsert(*, staging: Staging, portfolio_id: int, rows: pa.Table) -> W
     existing = 0
     if not staging.postgres:
         cursor.execute(
-            f"SELECT count(*) FROM _import_outcome s JOIN {table} o "  # noqa: S608
+            f"SELECT count(*) FROM _import_outcome s JOIN {table} o "
             "ON o.applicant_id = s.applicant_id AND o.observed_on = s.observed_on"
         )
         existing = cursor.fetchone()[0]
     insert = (
-        f"INSERT INTO {table} (portfolio_id, applicant_id, defaulted, observed_on) "  # noqa: S608
+        f"INSERT INTO {table} (portfolio_id, applicant_id, defaulted, observed_on) "
         f"SELECT {int(portfolio_id)}, applicant_id, defaulted, observed_on FROM _import_outcome WHERE true "
         "ON CONFLICT (applicant_id, observed_on) DO UPDATE SET defaulted = excluded.defaulted "
         f"WHERE {table}.defaulted <> excluded.defaulted"
@@ -220,7 +222,7 @@ def _counts(staging: Staging, *, insert: str, rows: int, existing: int) -> Write
     cursor = staging.cursor
     if staging.postgres:
         cursor.execute(
-            f"WITH merged AS ({insert} RETURNING (xmax = 0) AS created) "  # noqa: S608
+            f"WITH merged AS ({insert} RETURNING (xmax = 0) AS created) "
             "SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM merged"
         )
         created, updated = cursor.fetchone()
@@ -238,13 +240,14 @@ def applicants_upsert(
     schema_id: int,
     rows: pa.Table,
     observed_on: date | None = None,
-    pii: Sequence[dict] | None = None,
+    pii: pa.Array | None = None,
 ) -> WriteCounts:
     """Upsert applicants by (portfolio, external_id), with the outcome read from the
     target column and the PII.
 
     ``rows``: row_no (0..n-1, the index into ``pii``), external_id, features and
-    protected (JSON text), defaulted (null when the schema has no target). An
+    protected (JSON text), defaulted (null when the schema has no target).
+    ``pii``: the JSON text of each row's PII (None when the schema has none). An
     applicant counts as updated when its features, protected attributes, schema,
     outcome or PII changed.
     """
@@ -253,7 +256,7 @@ def applicants_upsert(
     applicants = staging.table(Applicant)
     join = f"JOIN {applicants} a ON a.portfolio_id = {int(portfolio_id)} AND a.external_id = s.external_id"
 
-    cursor.execute(f"SELECT a.id FROM _import_applicant s {join}")  # noqa: S608
+    cursor.execute(f"SELECT a.id FROM _import_applicant s {join}")
     existing = {pk for (pk,) in cursor.fetchall()}
     now = staging.now()
     changed_sql = " OR ".join(
@@ -261,7 +264,7 @@ def applicants_upsert(
         for c in ("schema_id", "features", "protected_attributes")
     )
     cursor.execute(
-        f"INSERT INTO {applicants} (portfolio_id, external_id, schema_id, features, protected_attributes, created_at, updated_at) "  # noqa: S608
+        f"INSERT INTO {applicants} (portfolio_id, external_id, schema_id, features, protected_attributes, created_at, updated_at) "
         f"SELECT {int(portfolio_id)}, external_id, {int(schema_id)}, features, protected, %s, %s FROM _import_applicant WHERE true "
         "ON CONFLICT (portfolio_id, external_id) DO UPDATE SET schema_id = excluded.schema_id, features = excluded.features, "
         "protected_attributes = excluded.protected_attributes, updated_at = excluded.updated_at "
@@ -274,7 +277,7 @@ def applicants_upsert(
     if observed_on is not None:
         outcomes = staging.table(Outcome)
         cursor.execute(
-            f"INSERT INTO {outcomes} (portfolio_id, applicant_id, defaulted, observed_on) "  # noqa: S608
+            f"INSERT INTO {outcomes} (portfolio_id, applicant_id, defaulted, observed_on) "
             f"SELECT {int(portfolio_id)}, a.id, s.defaulted, %s FROM _import_applicant s {join} "
             "WHERE s.defaulted IS NOT NULL "
             "ON CONFLICT (applicant_id, observed_on) DO UPDATE SET defaulted = excluded.defaulted "
@@ -284,38 +287,33 @@ def applicants_upsert(
         changed |= {pk for (pk,) in cursor.fetchall()}
 
     if pii is not None:
-        cursor.execute(f"SELECT s.row_no, a.id FROM _import_applicant s {join}")  # noqa: S608
-        changed |= upsert_pii(portfolio_id=portfolio_id, rows=[(pk, pii[row_no]) for row_no, pk in cursor.fetchall()])
+        cursor.execute(f"SELECT s.row_no, a.id FROM _import_applicant s {join} ORDER BY s.row_no")
+        pairs = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+        changed |= upsert_pii(
+            staging=staging, portfolio_id=portfolio_id, applicant_ids=pairs[:, 1], data=pii.take(pairs[:, 0])
+        )
 
     updated = len(changed - created)
     return WriteCounts(created=len(created), updated=updated, unchanged=rows.num_rows - len(created) - updated)
 
 
-def upsert_pii(*, portfolio_id: int, rows: Sequence[tuple[int, dict]]) -> set[int]:
-    """Write applicants' personal data, ``rows`` of ``(applicant_id, data)``; the
-    only function that writes ``ApplicantPII.data`` (protect it here). Rows whose
-    data did not change are not rewritten. Returns the ids of the applicants
-    whose PII was created or changed."""
-    if not rows:
+def upsert_pii(*, staging: Staging, portfolio_id: int, applicant_ids: np.ndarray, data: pa.Array) -> set[int]:
+    """Write applicants' personal data: ``data[i]`` (the JSON text of a dict of PII
+    columns) belongs to applicant ``applicant_ids[i]``. This is the only function
+    that writes ``ApplicantPII.data``: protecting PII (encryption) changes it here.
+    Rows whose data did not change are not rewritten. Returns the ids of the
+    applicants whose PII was created or changed."""
+    if not len(applicant_ids):
         return set()
-    ids = [pk for pk, _ in rows]
-    stored: dict[int, dict] = {}
-    for start in range(0, len(ids), _LOOKUP_BATCH):
-        stored.update(
-            ApplicantPII.objects.filter(applicant_id__in=ids[start : start + _LOOKUP_BATCH]).values_list(
-                "applicant_id", "data"
-            )
-        )
-    changed = [
-        ApplicantPII(applicant_id=pk, portfolio_id=portfolio_id, data=data)
-        for pk, data in rows
-        if stored.get(pk) != data
-    ]
-    ApplicantPII.objects.bulk_create(
-        changed,
-        batch_size=2000,
-        update_conflicts=True,
-        unique_fields=["applicant"],
-        update_fields=["data", "portfolio", "updated_at"],
+    staging.fill("_import_pii", pa.table({"applicant_id": pa.array(applicant_ids), "data": data}))
+    table = staging.table(ApplicantPII)
+    now = staging.now()
+    staging.cursor.execute(
+        f"INSERT INTO {table} (applicant_id, portfolio_id, data, updated_at) "
+        f"SELECT applicant_id, {int(portfolio_id)}, data, %s FROM _import_pii WHERE true "
+        "ON CONFLICT (applicant_id) DO UPDATE SET data = excluded.data, portfolio_id = excluded.portfolio_id, "
+        f"updated_at = excluded.updated_at WHERE {staging.distinct(f'{table}.data', 'excluded.data')} "
+        "RETURNING applicant_id",
+        [now],
     )
-    return {obj.applicant_id for obj in changed}
+    return {pk for (pk,) in staging.cursor.fetchall()}

@@ -53,9 +53,18 @@ def _json_texts(f: Field, series: pd.Series) -> pa.Array:
         at = pc.index_in(_text(series), value_set=pa.array(f.categories, type=pa.large_string()))
         texts = pa.array([json.dumps(c) for c in f.categories], type=pa.large_string()).take(at)
         return pc.fill_null(texts, _large("null"))
-    # free text (and dates), rare among features: escaped one by one
-    texts = [json.dumps(v) if v != "" else "null" for v in series.tolist()]
-    return pa.array(texts, type=pa.large_string())
+    text = _text(series)  # free text and dates
+    return pc.if_else(pc.equal(text, ""), _large("null"), _json_strings(text))
+
+
+def _json_strings(text: pa.Array) -> pa.Array:
+    """JSON string literals, as ``json.dumps(value, ensure_ascii=False)`` writes
+    them: quotes and backslashes escaped with Arrow kernels; a chunk holding
+    control characters is escaped value by value."""
+    if pc.any(pc.match_substring_regex(text, r"[\x00-\x1f]")).as_py():
+        return pa.array([json.dumps(v, ensure_ascii=False) for v in text.to_pylist()], type=pa.large_string())
+    escaped = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
+    return pc.binary_join_element_wise(_large('"'), escaped, _large('"'), _large(""))
 
 
 def _json_objects(fields: list[Field], values: dict[str, pd.Series], size: int) -> pa.Array:
@@ -69,10 +78,10 @@ def _json_objects(fields: list[Field], values: dict[str, pd.Series], size: int) 
     return pc.binary_join_element_wise(*parts, _large(""))
 
 
-def applicant_rows(spec: FileSpec, chunk: ChunkValues) -> tuple[pa.Table, list[dict] | None]:
+def applicant_rows(spec: FileSpec, chunk: ChunkValues) -> tuple[pa.Table, pa.Array | None]:
     """The valid rows of an applicant chunk: the staging table of
-    :func:`scoring.services.bulk.applicants_upsert` and the PII dicts (None when
-    the schema declares no PII)."""
+    :func:`scoring.services.bulk.applicants_upsert` and the JSON text of each
+    row's PII (None when the schema declares no PII)."""
     values = _valid_values(chunk)
     size = int(chunk.valid.sum())
     by_role: dict[str, list[Field]] = {}
@@ -96,11 +105,7 @@ def applicant_rows(spec: FileSpec, chunk: ChunkValues) -> tuple[pa.Table, list[d
         }
     )
     pii_fields = by_role.get(DatasetSchema.ROLE_PII, [])
-    pii = None
-    if pii_fields:
-        frame = pd.DataFrame({f.name: values[f.name].to_numpy(dtype=object) for f in pii_fields})
-        frame = frame.where(frame != "", None)  # a missing nullable value is None, not ""
-        pii = frame.to_dict("records")
+    pii = _json_objects(pii_fields, values, size) if pii_fields else None
     return table, pii
 
 
