@@ -160,12 +160,22 @@ class Staging:
 
 @contextmanager
 def staging_open() -> Iterator[Staging]:
-    """Staging tables for one import; use inside the import's transaction."""
+    """Staging tables for one import; use inside the import's transaction.
+
+    On PostgreSQL the foreign keys are checked at the end of each statement while
+    it is open: Django declares them DEFERRABLE INITIALLY DEFERRED, and deferred,
+    every row of a 20-million-row import would queue its checks in the server's
+    memory until the commit. (Every foreign key of this project is initially
+    deferred, so ``ALL DEFERRED`` afterwards restores the default.)"""
     db = connections[DEFAULT_DB_ALIAS]
     with db.cursor() as cursor:
         staging = Staging(db, cursor)
+        if staging.postgres:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         yield staging
         staging.close()
+        if staging.postgres:
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def history_upsert(*, staging: Staging, portfolio_id: int, rows: pa.Table) -> WriteCounts:
