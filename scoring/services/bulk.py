@@ -56,6 +56,7 @@ def applicant_ids_lookup(*, portfolio_id: int, external_ids: Sequence[str]) -> p
     """The primary keys of the portfolio's applicants with these external ids, as a
     Series indexed by external id (ids not found are absent). One query with one
     parameter, however many ids."""
+    parameter: list[str] | str
     if is_postgresql():
         condition, parameter = "external_id = ANY(%s)", list(external_ids)
     else:

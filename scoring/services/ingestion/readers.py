@@ -103,9 +103,11 @@ def file_facts(path: Path, fmt: str) -> FileFacts:
 class TableReader:
     """Open a file, read its header, then yield ``(offset, frame)`` chunks of at most
     ``chunk_rows`` rows: ``offset`` is the 0-based index of the chunk's first data
-    row; every frame column holds strings."""
+    row; every frame column holds strings. ``rows`` is the number of data rows
+    when the format records it (Parquet), else None."""
 
     columns: list[str]
+    rows: int | None = None
 
     def chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
         raise NotImplementedError
@@ -222,6 +224,7 @@ class _ParquetReader(TableReader):
             raise FileProblem(f"The file is not a readable Parquet file: {exc}") from None
         schema = self.file.schema_arrow
         self.columns = [name for name in schema.names if not name.startswith(_PARQUET_INDEX_PREFIX)]
+        self.rows = self.file.metadata.num_rows
         problems = _header_problems(self.columns)
         for name in self.columns:
             kind = schema.field(name).type
@@ -243,10 +246,6 @@ class _ParquetReader(TableReader):
         if problems:
             first, *more = problems
             raise FileProblem(first[2], row=first[0], column=first[1], more=more)
-
-    @property
-    def rows(self) -> int:
-        return self.file.metadata.num_rows
 
     def chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
         offset = 0

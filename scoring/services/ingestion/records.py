@@ -110,6 +110,7 @@ def applicant_rows(spec: FileSpec, chunk: ChunkValues) -> tuple[pa.Table, pa.Arr
 
 
 def history_rows(chunk: ChunkValues) -> pa.Table:
+    assert chunk.applicant_pk is not None
     keep = chunk.valid
     values = chunk.values
     return pa.table(
@@ -124,6 +125,7 @@ def history_rows(chunk: ChunkValues) -> pa.Table:
 
 
 def outcome_rows(chunk: ChunkValues) -> pa.Table:
+    assert chunk.applicant_pk is not None
     keep = chunk.valid
     values = chunk.values
     return pa.table(

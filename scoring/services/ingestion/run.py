@@ -27,7 +27,6 @@ from scoring.services import bulk
 from . import records
 from .readers import (
     FIRST_DATA_ROW,
-    FORMAT_PARQUET,
     FileProblem,
     encoding_resolve,
     file_facts,
@@ -281,7 +280,7 @@ def _file_pass(
             "(IMPORT_MAX_COLUMNS).",
             row=1,
         )
-    if fmt == FORMAT_PARQUET and reader.rows > max_rows:
+    if reader.rows is not None and reader.rows > max_rows:
         raise FileProblem(f"The file has {reader.rows:,} rows; at most {max_rows:,} are accepted (IMPORT_MAX_ROWS).")
     lookup = None
     if job.kind != ImportJob.KIND_APPLICANTS:

@@ -274,9 +274,6 @@ class ChunkValues:
     values: dict[str, pd.Series]
     applicant_pk: np.ndarray | None = None
 
-    def __len__(self) -> int:
-        return len(self.valid)
-
 
 ApplicantLookup = Callable[[list[str]], pd.Series]  # ids -> Series of pks indexed by id
 
@@ -324,7 +321,6 @@ class ChunkValidator:
             values[f.name], usable[f.name] = _field_check(f, frame[f.name], problems, skip=blank)
 
         applicant_pk = None
-        key_ok = None
         if self.spec.key and all(name in values for name in self.spec.key):
             key_ok = np.logical_and.reduce([usable[name] for name in self.spec.key])
             self._duplicates_check(offset, frame, values, key_ok, problems)
@@ -374,16 +370,17 @@ class ChunkValidator:
 
 def _keys_hash(columns: list[pd.Series]) -> np.ndarray:
     """A 64-bit hash of each row's key, hashing each distinct value once."""
-    combined = None
-    for column in columns:
+
+    def column_hash(column: pd.Series) -> np.ndarray:
         codes, uniques = pd.factorize(column)
-        hashed = pd.util.hash_array(np.asarray(uniques, dtype=object))[codes]
-        if combined is None:
-            combined = hashed
-        else:  # boost's hash_combine, in wrapping uint64 arithmetic
-            combined = combined ^ (
-                hashed + np.uint64(0x9E3779B97F4A7C15) + (combined << np.uint64(6)) + (combined >> np.uint64(2))
-            )
+        return pd.util.hash_array(np.asarray(uniques, dtype=object))[codes]
+
+    combined = column_hash(columns[0])
+    for column in columns[1:]:  # boost's hash_combine, in wrapping uint64 arithmetic
+        hashed = column_hash(column)
+        combined = combined ^ (
+            hashed + np.uint64(0x9E3779B97F4A7C15) + (combined << np.uint64(6)) + (combined >> np.uint64(2))
+        )
     return combined
 
 
