@@ -1,0 +1,99 @@
+"""Model artifacts: one file, a JSON config plus a ``state_dict``, no pickle.
+
+The file is ``torch.save({"config_json": str, "state_dict": {name: tensor}})`` — only
+strings and tensors, which ``torch.load(weights_only=True)`` reads without
+unpickling arbitrary objects. It is written to a temporary file in the target
+directory and renamed into place, so a reader never sees half a file. Its SHA-256 is
+returned by ``write`` and must be given to ``read``, which checks it on the bytes
+*before* parsing anything and refuses a mismatch with ``ArtifactIntegrityError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# 1: first format: torch file of {"config_json", "state_dict"}; config has kind, hyper-parameters,
+#    network arguments, static/history pipelines, Platt calibration, training record, metrics.
+FORMAT_VERSION = 1
+
+
+class ArtifactIntegrityError(Exception):
+    """The artifact's bytes do not have the recorded SHA-256: tampered, truncated or the wrong file."""
+
+
+class ArtifactFormatError(Exception):
+    """The artifact is intact but not something this code can read (unknown format version...)."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write(path: str | os.PathLike[str], config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> str:
+    """Write the artifact atomically; return its SHA-256 (hex)."""
+    config = {**config, "format_version": FORMAT_VERSION}
+    payload = {
+        # allow_nan=False: the config must be plain JSON that any reader accepts.
+        "config_json": json.dumps(config, sort_keys=True, allow_nan=False),
+        "state_dict": {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()},
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return sha256_bytes(data)
+
+
+def read(path: str | os.PathLike[str], expected_sha256: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The (config, state_dict) of a verified artifact, tensors on the CPU."""
+    if not expected_sha256:
+        raise ArtifactIntegrityError("no expected SHA-256 given: refusing to load an unverified artifact")
+    data = Path(path).read_bytes()  # read once: the bytes checked are the bytes parsed
+    actual = sha256_bytes(data)
+    if not hmac.compare_digest(actual, expected_sha256.lower()):
+        raise ArtifactIntegrityError(
+            f"artifact {os.fspath(path)!r} has SHA-256 {actual}, expected {expected_sha256}: refusing to load it"
+        )
+    payload = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    if not isinstance(payload, dict) or set(payload) != {"config_json", "state_dict"}:
+        raise ArtifactFormatError(f"artifact {os.fspath(path)!r} is not a model artifact")
+    config = json.loads(payload["config_json"])
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactFormatError(f"artifact format version {version!r}; this code reads {FORMAT_VERSION}")
+    return config, payload["state_dict"]
+
+
+def load_model(path: str | os.PathLike[str], expected_sha256: str, *, device: str = "cpu"):
+    """A fitted ``models.training.CreditModel`` from a verified artifact."""
+    from models.training import CreditModel  # training imports this module
+
+    return CreditModel.load(path, expected_sha256, device=device)
