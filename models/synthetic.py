@@ -131,6 +131,43 @@ def _z(values: np.ndarray, loc_scale: tuple[float, float]) -> np.ndarray:
     return (values - loc_scale[0]) / loc_scale[1]
 
 
+def _risk_index(dti, ln_income, ln_loan, duration, employment, home, purpose) -> np.ndarray:
+    """The static risk index ``s`` of the module docstring."""
+    return (
+        0.9 * _z(dti, _DTI)
+        - 0.6 * _z(ln_income, _LN_INCOME)
+        + 0.35 * _z(ln_loan, _LN_LOAN)
+        + 0.25 * (duration - 36) / 12
+        - 0.3 * _z(employment, _EMPLOYMENT)
+        + np.vectorize(HOME.get)(home)
+        + np.vectorize(PURPOSE.get)(purpose)
+    )
+
+
+def _logit(s: np.ndarray, late: np.ndarray) -> np.ndarray:
+    """The default log-odds of the module docstring, from ``s`` and the late months (n, months)."""
+    late_last6 = late[:, -6:].sum(axis=1)
+    late_before = late[:, :-6].sum(axis=1)
+    return INTERCEPT + 0.7 * s + 0.65 * late_last6 + 0.1 * late_before
+
+
+def default_logit(applicants: pd.DataFrame, history: np.ndarray) -> np.ndarray:
+    """The generator's default log-odds recomputed from its output (a late month has
+    days past due > 0): the best any model can do, for benchmarks and calibration
+    tests. Stored values are rounded (income to 100, loan to 10...), so this differs
+    from the logit the outcome was drawn with by rounding error only."""
+    s = _risk_index(
+        applicants["debt_to_income"].to_numpy(dtype=np.float64),
+        np.log(applicants["income"].to_numpy(dtype=np.float64)),
+        np.log(applicants["loan_amount"].to_numpy(dtype=np.float64)),
+        applicants["duration_months"].to_numpy(dtype=np.float64),
+        applicants["employment_years"].to_numpy(dtype=np.float64),
+        applicants["home_ownership"].to_numpy(),
+        applicants["purpose"].to_numpy(),
+    )
+    return _logit(s, history[:, :, 2] > 0)
+
+
 def _block(rng, start, size, months, month_dates, as_of, sex_income_gap, id_prefix) -> SyntheticBlock:
     sex = rng.choice(np.array(["F", "M"]), size=size)
     age_band = rng.choice(np.array(AGE_BANDS), size=size, p=[0.15, 0.25, 0.3, 0.2, 0.1])
@@ -146,15 +183,7 @@ def _block(rng, start, size, months, month_dates, as_of, sex_income_gap, id_pref
     purpose = rng.choice(np.array(list(PURPOSE)), size=size, p=[0.25, 0.15, 0.25, 0.1, 0.1, 0.15])
     region = rng.choice(np.array(REGIONS), size=size)
 
-    s = (
-        0.9 * _z(dti, _DTI)
-        - 0.6 * _z(ln_income, _LN_INCOME)
-        + 0.35 * _z(ln_loan, _LN_LOAN)
-        + 0.25 * (duration - 36) / 12
-        - 0.3 * _z(employment, _EMPLOYMENT)
-        + np.vectorize(HOME.get)(home)
-        + np.vectorize(PURPOSE.get)(purpose)
-    )
+    s = _risk_index(dti, ln_income, ln_loan, duration, employment, home, purpose)
 
     # History: background lateness rising with s, plus a recent distress episode.
     background = 1 / (1 + np.exp(-(-3.2 + 0.6 * s)))
@@ -179,9 +208,7 @@ def _block(rng, start, size, months, month_dates, as_of, sex_income_gap, id_pref
     paid = np.where(late, installment[:, None] * rng.uniform(0, 0.5, (size, months)), installment[:, None])
     history = np.stack([balance, paid, dpd.astype(np.float64)], axis=-1).astype(np.float32)
 
-    late_last6 = late[:, -6:].sum(axis=1)
-    late_before = late[:, :-6].sum(axis=1)
-    logit = INTERCEPT + 0.7 * s + 0.65 * late_last6 + 0.1 * late_before
+    logit = _logit(s, late)
     defaulted = rng.random(size) < 1 / (1 + np.exp(-logit))
 
     index = np.arange(start, start + size)
