@@ -3,9 +3,16 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskapp.settings")
 
 app = Celery("riskapp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def _recover_batch_runs(sender, **kwargs):
+    """A restarted worker picks up batch runs whose chunks died with a previous worker."""
+    sender.app.send_task("scoring.tasks.recover_batch_runs")

@@ -7,6 +7,7 @@ Celery worker process still executes tasks.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from riskapp.env import (
@@ -91,7 +92,10 @@ else:
     _database["CONN_HEALTH_CHECKS"] = True
 # Tests run against a file, not an in-memory database, so that a real Celery
 # worker process started by a test can open the same SQLite database.
-_database["TEST"] = {"NAME": str(VAR_DIR / "test_riskapp.sqlite3")} if _database["ENGINE"].endswith("sqlite3") else {}
+# One file per test process, so concurrent test runs on one checkout never share it.
+_database["TEST"] = (
+    {"NAME": str(VAR_DIR / f"test_riskapp_{os.getpid()}.sqlite3")} if _database["ENGINE"].endswith("sqlite3") else {}
+)
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -192,6 +196,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 6 * 3600, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A batch-scoring chunk claimed longer ago than this is taken to have lost its worker.
+SCORE_CHUNK_STALE_SECONDS = env_int("SCORE_CHUNK_STALE_SECONDS", 300, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

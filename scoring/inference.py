@@ -40,3 +40,38 @@ def model_inputs(model: CreditModel, data: PortfolioData) -> dict:
     if model.kind == "cnn":
         return {"static": data.static, "history": data.history, "history_mask": data.history_mask}
     return {"static": data.static}
+
+
+_deciders: dict[tuple, object] = {}
+
+
+def decider_load(version: ModelVersion):
+    """The ``CreditDecider`` of a version under its portfolio's current points scale and
+    cutoffs (cached per process; a changed policy or version builds a new one)."""
+    from models.reasons import CreditDecider, background_read
+    from models.scaling import PointsScale
+
+    portfolio = version.portfolio
+    policy = (
+        portfolio.base_score,
+        portfolio.base_odds,
+        portfolio.pdo,
+        portfolio.approve_min_score,
+        portfolio.decline_below_score,
+    )
+    key = (version.pk, version.artifact_sha256, version.background_sha256, policy)
+    decider = _deciders.get(key)
+    if decider is None:
+        with _lock:
+            decider = _deciders.get(key)
+            if decider is None:
+                background = background_read(version.background_path, version.background_sha256)
+                decider = CreditDecider(
+                    model_load(version),
+                    background,
+                    scale=PointsScale(base_score=policy[0], base_odds=policy[1], pdo=policy[2]),
+                    approve_min_score=policy[3],
+                    decline_below_score=policy[4],
+                ).fit()
+                _deciders[key] = decider
+    return decider

@@ -152,7 +152,9 @@ class RepaymentMonth(models.Model):
     """
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
-    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="history")
+    # No index of its own: the unique (applicant, month) constraint's index serves
+    # lookups by applicant, and a second index costs every one of millions of inserts.
+    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="history", db_index=False)
     month = models.DateField(help_text="First day of the month.")
     balance = models.FloatField()
     amount_paid = models.FloatField()
@@ -171,7 +173,7 @@ class Outcome(models.Model):
     observations of one applicant are kept (cohort backtests need them)."""
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
-    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="outcomes")
+    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="outcomes", db_index=False)  # see RepaymentMonth
     defaulted = models.BooleanField()
     observed_on = models.DateField()
 
@@ -391,12 +393,16 @@ class BatchRun(models.Model):
     STATUS_CANCELLED = "cancelled"
     STATUS_DONE = "done"
     STATUS_FAILED = "failed"
-    STATUS_CHOICES = [(s, s.title()) for s in (STATUS_PENDING, STATUS_RUNNING, STATUS_CANCELLED, STATUS_DONE, STATUS_FAILED)]
+    STATUS_CHOICES = [
+        (s, s.title()) for s in (STATUS_PENDING, STATUS_RUNNING, STATUS_CANCELLED, STATUS_DONE, STATUS_FAILED)
+    ]
     TRIGGER_CHOICES = [(t, t.title()) for t in ("command", "api", "portal", "nightly")]
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="batch_runs")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="batch_runs")
-    challenger_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    challenger_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=STATUS_PENDING, db_index=True)
     trigger = models.CharField(max_length=20, choices=TRIGGER_CHOICES, default="command")
     chunk_size = models.PositiveIntegerField(default=5000)
@@ -406,7 +412,9 @@ class BatchRun(models.Model):
     chunks_done = models.PositiveIntegerField(default=0)
     decisions_differ = models.BigIntegerField(null=True, blank=True, help_text="challenger vs champion")
     error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -463,7 +471,9 @@ class Score(models.Model):
     input_features = models.JSONField(default=dict)
     input_history = models.BinaryField(null=True, blank=True, help_text="float32 (months, 3), NaN where no data")
     input_hash = models.CharField(max_length=64)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -28,3 +28,32 @@ def import_file(job_id: int, path: str, encoding: str = "utf-8") -> str:
 
     job = import_job_run(job_id=job_id, path=path, encoding=encoding)
     return "skipped: gone or already claimed" if job is None else job.status
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    from django.db import InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError)
+
+
+@shared_task(
+    name="scoring.tasks.score_chunk",
+    bind=True,
+    acks_late=True,
+    autoretry_for=_transient_errors(),  # a dropped connection or a lock timeout: try again
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=8,
+)
+def score_chunk(self, chunk_id: int) -> str:
+    from scoring.services.batch import score_chunk_run
+
+    return score_chunk_run(chunk_id=chunk_id)
+
+
+@shared_task(name="scoring.tasks.recover_batch_runs")
+def recover_batch_runs() -> int:
+    from scoring.services.batch import batch_runs_recover
+
+    return batch_runs_recover()

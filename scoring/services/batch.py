@@ -1,0 +1,231 @@
+"""Batch scoring runs: a portfolio split into chunks of applicant ids, each chunk an
+idempotent Celery task on the ``score`` queue.
+
+Idempotent: score rows are unique per (run, applicant, model version) and are
+inserted with ON CONFLICT DO NOTHING, so a redelivered chunk (a worker killed
+mid-chunk, a visibility timeout) writes nothing twice. A chunk is claimed by a
+conditional update; the first worker to finish it moves it to done and adds its
+rows to the run's progress, so progress never counts a chunk twice. A cancelled
+run's chunks stop at their next claim; resuming re-enqueues the chunks not done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from scoring.models import Applicant, BatchRun, ModelVersion, Portfolio, Score, ScoreChunk
+from scoring.services.datasets import portfolio_data
+from scoring.services.scoring import decide_rows, scorable_version, score_objects
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK = 5000
+
+
+class BatchError(ValueError):
+    pass
+
+
+def _chunk_bounds(ids: np.ndarray, size: int) -> list[tuple[int, int, int]]:
+    return [
+        (int(ids[i]), int(ids[min(i + size, len(ids)) - 1]), min(size, len(ids) - i)) for i in range(0, len(ids), size)
+    ]
+
+
+@transaction.atomic
+def batch_run_create(
+    *,
+    portfolio: Portfolio,
+    model_version: ModelVersion | None = None,
+    challenger: ModelVersion | None = None,
+    requested_by=None,
+    trigger: str = "command",
+    chunk_size: int = DEFAULT_CHUNK,
+) -> BatchRun:
+    version = scorable_version(portfolio=portfolio, model_version=model_version)
+    if challenger is not None and (challenger.portfolio_id != portfolio.pk or challenger.pk == version.pk):
+        raise BatchError("The challenger must be another model version of the same portfolio.")
+    if chunk_size < 1:
+        raise BatchError("chunk_size must be positive")
+    ids = np.fromiter(
+        Applicant.objects.filter(portfolio=portfolio).order_by("id").values_list("id", flat=True), dtype=np.int64
+    )
+    bounds = _chunk_bounds(ids, chunk_size)
+    run = BatchRun.objects.create(
+        portfolio=portfolio, model_version=version, challenger_version=challenger, trigger=trigger,
+        chunk_size=chunk_size, rows_total=len(ids), chunks_total=len(bounds), requested_by=requested_by,
+    )  # fmt: skip
+    ScoreChunk.objects.bulk_create(
+        [
+            ScoreChunk(run=run, index=i, first_applicant_id=a, last_applicant_id=b, rows=n)
+            for i, (a, b, n) in enumerate(bounds)
+        ],
+        batch_size=5000,
+    )
+    if not bounds:
+        BatchRun.objects.filter(pk=run.pk).update(status=BatchRun.STATUS_DONE, finished_at=timezone.now())
+        run.refresh_from_db()
+    return run
+
+
+def _enqueue(run: BatchRun, *, only_pending: bool = False) -> int:
+    from scoring.tasks import score_chunk
+
+    chunks = ScoreChunk.objects.filter(run=run).exclude(status="done")
+    if only_pending:
+        chunks = chunks.filter(status="pending")
+    chunk_ids = list(chunks.values_list("id", flat=True))
+    for chunk_id in chunk_ids:
+        score_chunk.delay(chunk_id)
+    return len(chunk_ids)
+
+
+def batch_run_start(**kwargs) -> BatchRun:
+    """Create a run and enqueue its chunks (after the transaction commits)."""
+    with transaction.atomic():
+        run = batch_run_create(**kwargs)
+        if run.chunks_total:
+            transaction.on_commit(lambda: _enqueue(run))
+    return run
+
+
+def batch_run_cancel(*, run: BatchRun) -> BatchRun:
+    BatchRun.objects.filter(pk=run.pk, status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING]).update(
+        status=BatchRun.STATUS_CANCELLED
+    )
+    run.refresh_from_db()
+    return run
+
+
+def batch_run_resume(*, run: BatchRun) -> BatchRun:
+    """Re-enqueue every chunk not done (after a cancel, or chunks lost with their worker)."""
+    with transaction.atomic():
+        BatchRun.objects.filter(pk=run.pk).exclude(status=BatchRun.STATUS_DONE).update(status=BatchRun.STATUS_RUNNING)
+        ScoreChunk.objects.filter(run=run, status="running").update(status="pending")
+        transaction.on_commit(lambda: _enqueue(run))
+    run.refresh_from_db()
+    return run
+
+
+def batch_runs_recover() -> int:
+    """Re-enqueue the unfinished chunks of unfinished runs: stale claims (a worker was
+    killed) go back to pending. Runs at worker start and every minute from beat.
+    Extra messages are harmless: a chunk is claimed once and its rows written once."""
+    enqueued = 0
+    for run in BatchRun.objects.filter(status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING]):
+        ScoreChunk.objects.filter(run=run, status="running", claimed_at__lt=_stale_before()).update(status="pending")
+        enqueued += _enqueue(run, only_pending=True)
+    return enqueued
+
+
+def _stale_before():
+    # A chunk takes seconds; one claimed longer ago than this lost its worker.
+    return timezone.now() - timezone.timedelta(seconds=settings.SCORE_CHUNK_STALE_SECONDS)
+
+
+def _claim(chunk_id: int) -> ScoreChunk | None:
+    """pending → running; a stale running claim (its worker died) may be taken over."""
+    claimed = ScoreChunk.objects.filter(
+        Q(status="pending") | Q(status="running", claimed_at__lt=_stale_before()), pk=chunk_id
+    ).update(status="running", claimed_at=timezone.now(), attempts=F("attempts") + 1)
+    if not claimed:
+        return None
+    return ScoreChunk.objects.select_related(
+        "run__portfolio__schema", "run__model_version", "run__challenger_version"
+    ).get(pk=chunk_id)
+
+
+def _insert(scores: list[Score]) -> None:
+    Score.objects.bulk_create(scores, batch_size=2000, ignore_conflicts=True)
+
+
+def score_chunk_run(*, chunk_id: int) -> str:
+    """Score one chunk. Safe to run twice: rows already written are skipped."""
+    chunk = ScoreChunk.objects.select_related("run").filter(pk=chunk_id).first()
+    if chunk is None or chunk.status == "done":
+        return "skipped"
+    if chunk.run.status in (BatchRun.STATUS_CANCELLED, BatchRun.STATUS_FAILED):
+        return "cancelled"
+    chunk = _claim(chunk_id)
+    if chunk is None:
+        return "claimed elsewhere"
+    run = chunk.run
+    BatchRun.objects.filter(pk=run.pk, status=BatchRun.STATUS_PENDING).update(
+        status=BatchRun.STATUS_RUNNING, started_at=timezone.now()
+    )
+    started = time.perf_counter()
+    version = run.model_version
+    data = portfolio_data(
+        portfolio=run.portfolio,
+        with_history=ModelVersion.KIND_CNN in (version.kind, getattr(run.challenger_version, "kind", None)),
+        id_range=(chunk.first_applicant_id, chunk.last_applicant_id),
+    )
+    features = list(
+        Applicant.objects.filter(id__in=data.applicant_ids.tolist()).order_by("id").values_list("features", flat=True)
+    )
+    scores = []
+    for model, shadow in ((version, False), (run.challenger_version, True)):
+        if model is None:
+            continue
+        _, rows = decide_rows(version=model, data=data)
+        scores += score_objects(version=model, data=data, features=features, rows=rows, run=run, is_shadow=shadow)
+    with transaction.atomic():
+        _insert(scores)
+        finished = ScoreChunk.objects.filter(pk=chunk.pk, status="running").update(
+            status="done", finished_at=timezone.now(), seconds=time.perf_counter() - started
+        )
+        if finished:
+            BatchRun.objects.filter(pk=run.pk).update(
+                rows_done=F("rows_done") + chunk.rows, chunks_done=F("chunks_done") + 1
+            )
+    if finished:
+        _finish_if_complete(run.pk)
+    return "done"
+
+
+def _finish_if_complete(run_id: int) -> None:
+    run = BatchRun.objects.get(pk=run_id)
+    if run.chunks_done < run.chunks_total:
+        return
+    differ = None
+    if run.challenger_version_id:
+        differ = _decisions_differ(run)
+    BatchRun.objects.filter(pk=run_id, status=BatchRun.STATUS_RUNNING).update(
+        status=BatchRun.STATUS_DONE, finished_at=timezone.now(), decisions_differ=differ
+    )
+
+
+def _decisions_differ(run: BatchRun) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM scoring_score c JOIN scoring_score s ON s.run_id = c.run_id AND s.applicant_id = c.applicant_id "
+            "WHERE c.run_id = %s AND c.is_shadow = %s AND s.is_shadow = %s AND c.decision <> s.decision",
+            [run.pk, False, True],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def batch_run_progress(run: BatchRun) -> dict:
+    """Rows done/total, rows/s and ETA, for the console, the API and the portal."""
+    elapsed = ((run.finished_at or timezone.now()) - run.started_at).total_seconds() if run.started_at else 0.0
+    rate = run.rows_done / elapsed if elapsed > 0 else 0.0
+    remaining = run.rows_total - run.rows_done
+    return {
+        "status": run.status,
+        "rows_done": run.rows_done,
+        "rows_total": run.rows_total,
+        "chunks_done": run.chunks_done,
+        "chunks_total": run.chunks_total,
+        "fraction": run.rows_done / run.rows_total if run.rows_total else 1.0,
+        "rows_per_second": round(rate, 1),
+        "eta_seconds": round(remaining / rate, 1) if rate > 0 and remaining else 0.0,
+        "elapsed_seconds": round(elapsed, 1),
+        "decisions_differ": run.decisions_differ,
+    }

@@ -1,0 +1,65 @@
+"""Decision replay: recompute a stored score from its model version and stored input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scoring.models import ModelVersion, Score
+from scoring.services.datasets import PortfolioData, static_frame
+from scoring.services.scoring import decide_rows, history_from_bytes, input_hash
+
+
+@dataclass
+class Replay:
+    score: Score
+    pd: float
+    points: float
+    decision: str
+    reasons: list[dict]
+    input_hash_ok: bool
+
+    @property
+    def identical(self) -> bool:
+        return (
+            self.input_hash_ok
+            and self.pd == self.score.pd
+            and self.points == self.score.score
+            and self.decision == self.score.decision
+            and self.reasons == self.score.reasons
+        )
+
+    def differences(self) -> dict:
+        return {
+            "pd": self.pd - self.score.pd,
+            "score": self.points - self.score.score,
+            "decision": (self.score.decision, self.decision) if self.decision != self.score.decision else None,
+            "reasons_equal": self.reasons == self.score.reasons,
+            "input_hash_ok": self.input_hash_ok,
+        }
+
+
+def replay_many(scores: list[Score]) -> list[Replay]:
+    """Replay scores of one model version together (one explainer pass)."""
+    if not scores:
+        return []
+    version: ModelVersion = scores[0].model_version
+    assert all(s.model_version_id == version.pk for s in scores)
+    data = PortfolioData(
+        applicant_ids=np.array([s.applicant_id or 0 for s in scores], dtype=np.int64),
+        external_ids=[str(s.applicant_id) for s in scores],
+        static=static_frame(version.schema, [s.input_features for s in scores]),
+    )
+    if version.kind == ModelVersion.KIND_CNN:
+        months = len(np.frombuffer(bytes(scores[0].input_history), dtype=np.float32)) // 3
+        arrays = [history_from_bytes(s.input_history, months) for s in scores]
+        data.history = np.concatenate([a[0] for a in arrays])
+        data.history_mask = np.concatenate([a[1] for a in arrays])
+    _, rows = decide_rows(version=version, data=data)
+    out = []
+    for stored, row in zip(scores, rows, strict=True):
+        history = bytes(stored.input_history) if stored.input_history is not None else None
+        ok = input_hash(version.pk, stored.input_features, history) == stored.input_hash
+        out.append(Replay(stored, row.pd, row.score, row.decision, row.reasons, ok))
+    return out

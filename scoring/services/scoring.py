@@ -1,0 +1,172 @@
+"""Scoring: decisions with reasons, in real time and by chunks of a batch run.
+
+Every score row stores the model version, the exact input (features as stored and
+the history array the model saw) with its hash, the PD, points, decision, the top
+reasons and the full contribution vector, so ``replay_score`` can recompute it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.reasons import Decisions, describe_value, history_facts, top_reasons
+from scoring.inference import decider_load
+from scoring.models import ModelVersion, Portfolio, Score
+from scoring.services.datasets import PortfolioData
+from scoring.services.reason_codes import reason_codes_ensure
+
+TOP_REASONS = 4
+SCORABLE = (ModelVersion.STATUS_APPROVED, ModelVersion.STATUS_CHAMPION)
+
+
+class ScoringError(ValueError):
+    """Scoring is not possible (no champion, an unapproved model, bad input)."""
+
+
+def history_bytes(history: np.ndarray | None, mask: np.ndarray | None, row: int) -> bytes | None:
+    if history is None:
+        return None
+    values = history[row].astype(np.float32, copy=True)
+    if mask is not None:
+        values[~mask[row]] = np.nan
+    return values.tobytes()
+
+
+def history_from_bytes(data: bytes | None, months: int) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    if data is None:
+        return None, None
+    values = np.frombuffer(bytes(data), dtype=np.float32).reshape(months, 3).copy()
+    mask = np.isfinite(values).all(axis=1)
+    values[~mask] = 0.0
+    return values[None], mask[None]
+
+
+def input_hash(version_id: int, features: dict, history: bytes | None) -> str:
+    digest = hashlib.sha256(f"{version_id}:".encode())
+    digest.update(json.dumps(features, sort_keys=True, default=str).encode())
+    if history is not None:
+        digest.update(history)
+    return digest.hexdigest()
+
+
+@dataclass
+class ScoredRow:
+    pd: float
+    score: float
+    decision: str
+    base_log_odds: float
+    reasons: list[dict]
+    contributions: list[float]
+
+
+def _catalogue(version: ModelVersion) -> dict[str, tuple[str, str]]:
+    return {feature: (rc.code, rc.text) for feature, rc in reason_codes_ensure(schema=version.schema).items()}
+
+
+def rows_from_decisions(
+    decisions: Decisions, data: PortfolioData, *, version: ModelVersion, top_k: int = TOP_REASONS
+) -> list[ScoredRow]:
+    """Per row: PD, score, decision, the top reasons (raising risk most), the contributions."""
+    assert decisions.contributions is not None
+    catalogue = _catalogue(version)
+    facts = history_facts(data.history, data.history_mask)
+    scale = decider_load(version).scale
+    tops = top_reasons(decisions.contributions, decisions.groups, k=top_k)
+    rows = []
+    contributions = np.round(decisions.contributions, 8)
+    for i in range(len(decisions.pd)):
+        reasons = []
+        for g, log_odds in tops[i]:
+            group = decisions.groups[g]
+            code, text = catalogue.get(group, ("", group))
+            value = describe_value(group, i, data.static, facts)
+            reasons.append(
+                {
+                    "feature": group,
+                    "code": code,
+                    "text": text.format(value=value),
+                    "value": value,
+                    "log_odds": round(log_odds, 8),
+                    "points": round(float(scale.points(log_odds)), 4),
+                }
+            )
+        rows.append(
+            ScoredRow(
+                pd=float(decisions.pd[i]),
+                score=float(decisions.score[i]),
+                decision=str(decisions.decision[i]),
+                base_log_odds=float(decisions.base_log_odds),
+                reasons=reasons,
+                contributions=contributions[i].tolist(),
+            )
+        )
+    return rows
+
+
+def decide_rows(
+    *, version: ModelVersion, data: PortfolioData, top_k: int = TOP_REASONS
+) -> tuple[Decisions, list[ScoredRow]]:
+    decider = decider_load(version)
+    kwargs = {"static": data.static}
+    if version.kind == ModelVersion.KIND_CNN:
+        kwargs.update(history=data.history, history_mask=data.history_mask)
+    decisions = decider.decide(**kwargs)
+    return decisions, rows_from_decisions(decisions, data, version=version, top_k=top_k)
+
+
+def score_objects(
+    *,
+    version: ModelVersion,
+    data: PortfolioData,
+    features: list[dict],
+    rows: list[ScoredRow],
+    run=None,
+    is_shadow: bool = False,
+    requested_by=None,
+    applicant_ids: list[int | None] | None = None,
+) -> list[Score]:
+    """Unsaved ``Score`` rows (the caller bulk-inserts them)."""
+    is_cnn = version.kind == ModelVersion.KIND_CNN
+    out = []
+    for i, row in enumerate(rows):
+        history = history_bytes(data.history, data.history_mask, i) if is_cnn else None
+        out.append(
+            Score(
+                portfolio_id=version.portfolio_id,
+                applicant_id=(applicant_ids[i] if applicant_ids is not None else int(data.applicant_ids[i])),
+                run=run,
+                model_version=version,
+                is_shadow=is_shadow,
+                pd=row.pd,
+                score=row.score,
+                decision=row.decision,
+                base_log_odds=row.base_log_odds,
+                reasons=row.reasons,
+                contributions=row.contributions,
+                input_features=features[i],
+                input_history=history,
+                input_hash=input_hash(version.pk, features[i], history),
+                requested_by=requested_by,
+            )
+        )
+    return out
+
+
+def scorable_version(*, portfolio: Portfolio, model_version: ModelVersion | None = None) -> ModelVersion:
+    """The champion, or the named version if it is approved (four eyes: nothing else scores)."""
+    if model_version is None:
+        version = ModelVersion.objects.filter(portfolio=portfolio, status=ModelVersion.STATUS_CHAMPION).first()
+        if version is None:
+            raise ScoringError(f"{portfolio} has no champion model: approve and promote one first.")
+        return version
+    if model_version.portfolio_id != portfolio.pk:
+        raise ScoringError("That model version belongs to another portfolio.")
+    if model_version.status not in SCORABLE:
+        raise ScoringError(
+            f"Model version {model_version.version} is {model_version.status}: only approved models score."
+        )
+    return model_version
