@@ -138,6 +138,26 @@ class CreditModel:
       available less one, within [1, 8]).
     """
 
+    # Learned in ``fit`` (or read by ``load``):
+    network_: nn.Module
+    network_args_: dict[str, Any]
+    static_pipeline_: StaticPipeline
+    history_pipeline_: HistoryPipeline | None
+    calibrator_: PlattCalibrator
+    device_: str
+    batch_size_: int
+    num_threads_: int
+    pos_weight_: float
+    epochs_: list[dict[str, float]]
+    best_epoch_: int
+    best_val_auc_: float
+    n_epochs_: int
+    seconds_per_epoch_: float
+    n_train_: int
+    n_validation_: int
+    n_calibration_: int
+    metrics_: dict[str, Any] | None  # only on a loaded model: the metrics saved with it
+
     def __init__(
         self,
         kind: str = "mlp",
@@ -212,6 +232,7 @@ class CreditModel:
         hidden = 32 if self.hidden is None else self.hidden
         if not isinstance(hidden, int):
             raise ValueError(f"a CNN's hidden is one width (int), got {hidden!r}")
+        assert months is not None
         return {
             "n_static": n_static,
             "n_channels": 4,
@@ -230,13 +251,13 @@ class CreditModel:
     def _split(
         self, train: CreditData, validation: CreditData | None, calibration: CreditData | None
     ) -> tuple[CreditData, CreditData, CreditData]:
+        if validation is not None and calibration is not None:
+            return train, validation, calibration
         fractions = {}
         if validation is None:
             fractions["validation"] = self.validation_fraction
         if calibration is None:
             fractions["calibration"] = self.calibration_fraction
-        if not fractions:
-            return train, validation, calibration
         fractions = {"train": 1.0 - sum(fractions.values()), **fractions}
         parts = stratified_split(train.y, seed=self.seed, fractions=fractions)
         return (
@@ -276,6 +297,7 @@ class CreditModel:
         self.history_pipeline_ = None
         months = None
         if self.kind == "cnn":
+            assert train.history is not None
             self.history_pipeline_ = HistoryPipeline(clip=self.clip).fit(train.history, train.history_mask)
             months = self.history_pipeline_.months_
         self.network_args_ = self._network_args(self.static_pipeline_.n_features_out_, months)
@@ -326,7 +348,7 @@ class CreditModel:
         generator = torch.Generator().manual_seed(self.seed)  # the shuffling order
         autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
         self.network_ = network
-        self.epochs_: list[dict[str, float]] = []
+        self.epochs_ = []
         best_auc, best_state, best_epoch, waited = -math.inf, None, 0, 0
         for epoch in range(1, self.max_epochs + 1):
             started = time.perf_counter()
@@ -356,6 +378,7 @@ class CreditModel:
                 waited += 1
                 if waited >= self.patience:
                     break
+        assert best_state is not None  # max_epochs >= 1 and the first epoch always improves on -inf
         network.load_state_dict(best_state)
         network.eval()
         self.best_epoch_ = best_epoch
