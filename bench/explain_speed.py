@@ -88,7 +88,7 @@ def run_case(name, model, *, history, n_background, n_rows, n_shap_rows, repeats
 
     reference = shap.DeepExplainer(_Column(model), list(background) if history else background[0])
     shap_seconds, shap_values = best_time(
-        lambda: reference.shap_values(list(sample) if history else sample[0], check_additivity=False), 1
+        lambda: reference.shap_values(list(sample) if history else sample[0], check_additivity=False), repeats
     )
     shap_values = [v[..., 0] for v in (shap_values if isinstance(shap_values, list) else [shap_values])]
 
