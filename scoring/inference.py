@@ -13,7 +13,7 @@ from models.training import CreditModel
 from scoring.models import ModelVersion
 from scoring.services.datasets import PortfolioData
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # decider_load holds it while model_load takes it again
 _loaded: dict[tuple[int, str], CreditModel] = {}
 
 
