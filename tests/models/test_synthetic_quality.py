@@ -18,7 +18,12 @@ from models.synthetic import default_logit
 
 pytestmark = pytest.mark.slow
 
-RELATIVE_TOLERANCE_EXPECTED = 0.15  # measured: at most 9% (data seed 1), 9-13% over seeds 1-4
+# The issue's 10% holds for the CNN, the model that sees what drives default here
+# (measured at most 9% on data seed 1). The MLP misses the recent history that
+# drives default, and a Platt (affine) calibration cannot straighten its curve
+# everywhere: measured 12.7% in its worst decile. Platt stays because it keeps
+# explanations exact (see models/reasons.py); the note on the issue says so.
+RELATIVE_TOLERANCE_EXPECTED = {"cnn": 0.10, "mlp": 0.15}
 RELATIVE_TOLERANCE_OBSERVED = 0.10
 
 
@@ -37,7 +42,7 @@ def test_mean_predicted_pd_matches_the_default_rate_in_every_decile(synthetic_10
         pd_, y, data["applicants_test"], data["history_test"]
     ):
         assert count >= 100
-        assert abs(predicted / expected - 1) <= RELATIVE_TOLERANCE_EXPECTED, (predicted, expected)
+        assert abs(predicted / expected - 1) <= RELATIVE_TOLERANCE_EXPECTED[kind], (predicted, expected)
         noise = 3 * np.sqrt(expected * (1 - expected) / count)
         assert abs(predicted - observed) <= max(RELATIVE_TOLERANCE_OBSERVED * observed, noise), (predicted, observed)
     assert [row["count"] for row in decile_table(y, pd_)] == [1500] * 10
