@@ -27,7 +27,15 @@ class ApplicantAdmin(admin.ModelAdmin):
     list_filter = ["portfolio"]
     search_fields = ["external_id"]
     list_select_related = ["portfolio", "schema"]
-    readonly_fields = ["portfolio", "external_id", "schema", "features", "protected_attributes", "created_at", "updated_at"]
+    readonly_fields = [
+        "portfolio",
+        "external_id",
+        "schema",
+        "features",
+        "protected_attributes",
+        "created_at",
+        "updated_at",
+    ]
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is not worth it
 
 
@@ -49,7 +57,17 @@ class OutcomeAdmin(admin.ModelAdmin):
 
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "portfolio", "kind", "file_name", "status", "rows_total", "rows_invalid", "created_by", "created_at"]
+    list_display = [
+        "id",
+        "portfolio",
+        "kind",
+        "file_name",
+        "status",
+        "rows_total",
+        "rows_invalid",
+        "created_by",
+        "created_at",
+    ]
     list_filter = ["status", "kind", "portfolio"]
     search_fields = ["file_name"]
     # An import job is a record of what happened: read-only.

@@ -14,7 +14,10 @@ HISTORY_TEXT = {
     ),
     "history.amount_paid": ("Recent payment amounts", "Earlier payment amounts"),
     "history.balance": ("Recent outstanding balance", "Earlier outstanding balance"),
-    "history.observed": ("Length of recent repayment history", "Length of repayment history ({value} months on record)"),
+    "history.observed": (
+        "Length of recent repayment history",
+        "Length of repayment history ({value} months on record)",
+    ),
 }
 
 

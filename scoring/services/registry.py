@@ -17,7 +17,11 @@ class RegistryError(ValueError):
 
 
 def _may_validate(user, version: ModelVersion) -> bool:
-    return bool(user and user.is_active and (user.is_superuser or user.has_perm("scoring.validate_portfolio", version.portfolio)))
+    return bool(
+        user
+        and user.is_active
+        and (user.is_superuser or user.has_perm("scoring.validate_portfolio", version.portfolio))
+    )
 
 
 @transaction.atomic

@@ -31,7 +31,9 @@ class ProgressBar:
             speed = f"{rate:,.1f} {self.unit}/s ETA {max(self.total - done, 0) / rate:5.0f}s"
         else:
             speed = f"-- {self.unit}/s ETA    --"
-        self.stream.write(f"\r{self.label} [{bar}] {done:,}/{self.total:,} {self.unit} {fraction:6.1%} {speed} {suffix}")
+        self.stream.write(
+            f"\r{self.label} [{bar}] {done:,}/{self.total:,} {self.unit} {fraction:6.1%} {speed} {suffix}"
+        )
         self.stream.flush()
 
     def finish(self, done: int | None = None, *, suffix: str = "") -> None:

@@ -54,5 +54,3 @@ class Command(BaseCommand):
         self.stdout.write(f"Best parameters: {study.best_params}")
         self.stdout.write(f"Model version {version.version} (id {version.pk}), status {version.status}")
         self.stdout.write(metrics_table(version))
-
-
