@@ -156,6 +156,13 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Credit risk scoring service API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "ImportStatusEnum": "scoring.models.ImportJob.STATUS_CHOICES",
+        "ImportKindEnum": "scoring.models.ImportJob.KIND_CHOICES",
+        "ModelStatusEnum": "scoring.models.ModelVersion.STATUS_CHOICES",
+        "ModelKindEnum": "scoring.models.ModelVersion.KIND_CHOICES",
+        "RunStatusEnum": "scoring.models.BatchRun.STATUS_CHOICES",
+    },
 }
 
 # --- Celery --------------------------------------------------------------------

@@ -170,3 +170,122 @@ def scorable_version(*, portfolio: Portfolio, model_version: ModelVersion | None
             f"Model version {model_version.version} is {model_version.status}: only approved models score."
         )
     return model_version
+
+
+def applicant_features_validate(*, portfolio: Portfolio, features: dict) -> tuple[dict, list[dict]]:
+    """Validate one new applicant's data with the import rules of the portfolio's schema.
+    Returns (stored-form features, problems); problems use the import report's format."""
+    import pandas as pd
+
+    from scoring.services.ingestion.validation import ChunkValidator, FileSpec, ImportReport, spec_for_applicants
+
+    schema = portfolio.schema
+    full = spec_for_applicants(schema)
+    model_roles = (schema.ROLE_NUMERIC, schema.ROLE_CATEGORICAL)
+    # Model features are required; other declared columns are checked when given.
+    fields = tuple(f for f in full.fields if f.role in model_roles or f.name in features)
+    spec = FileSpec(kind="applicants", fields=fields, optional=full.optional)
+    report = ImportReport(cap=100)
+    validator = ChunkValidator(spec, report)
+    unknown = sorted(set(features) - {f.name for f in full.fields} - set(full.optional))
+    columns = [f.name for f in fields]
+    validator.header_check(columns + unknown)
+    raw = {name: ("" if features.get(name) is None else str(features.get(name))) for name in columns}
+    chunk = validator.validate(0, pd.DataFrame([raw], columns=columns, dtype=str))
+    problems = [{k: v for k, v in p.items() if k != "row"} for p in report.errors]
+    if problems:
+        return {}, problems
+    stored = {}
+    for f in fields:
+        if f.role in model_roles:
+            value = chunk.values[f.name].iloc[0]
+            if f.role == schema.ROLE_NUMERIC:
+                stored[f.name] = None if pd.isna(value) else (int(value) if f.type == "integer" else float(value))
+            else:
+                stored[f.name] = value or None
+    return stored, []
+
+
+def score_realtime(
+    *,
+    portfolio: Portfolio,
+    requested_by=None,
+    applicant=None,
+    features: dict | None = None,
+    history: list[dict] | None = None,
+    top_k: int = TOP_REASONS,
+) -> Score:
+    """Score one applicant with the champion: a stored applicant, or new data
+    (validated as an import would be; nothing but the score row is saved)."""
+    from scoring.services.datasets import portfolio_data, static_frame
+
+    version = scorable_version(portfolio=portfolio)
+    if applicant is not None:
+        data = portfolio_data(
+            portfolio=portfolio, with_history=version.kind == ModelVersion.KIND_CNN, applicant_ids=[applicant.pk]
+        )
+        stored = [applicant.features]
+        ids: list[int | None] = [applicant.pk]
+    else:
+        if features is None:
+            raise ScoringError("Give an applicant id or the applicant's data.")
+        clean, problems = applicant_features_validate(portfolio=portfolio, features=features)
+        if problems:
+            raise ApplicantDataError(problems)
+        data = PortfolioData(
+            applicant_ids=np.zeros(1, dtype=np.int64), external_ids=[""], static=static_frame(portfolio.schema, [clean])
+        )
+        if version.kind == ModelVersion.KIND_CNN:
+            data.history, data.history_mask = history_payload_arrays(
+                history or [], months=decider_load(version).model.history_pipeline_.months_
+            )
+        stored, ids = [clean], [None]
+    _, rows = decide_rows(version=version, data=data, top_k=top_k)
+    (score,) = score_objects(
+        version=version, data=data, features=stored, rows=rows, requested_by=requested_by, applicant_ids=ids
+    )
+    score.save()
+    return score
+
+
+class ApplicantDataError(ScoringError):
+    def __init__(self, problems: list[dict]):
+        super().__init__(f"{len(problems)} problem(s) in the applicant's data")
+        self.problems = problems
+
+
+def history_payload_arrays(history: list[dict], *, months: int) -> tuple[np.ndarray, np.ndarray]:
+    """A new applicant's history given as [{month, balance, amount_paid, days_past_due}]
+    (oldest first, at most ``months``; the last entry is the latest month)."""
+    if len(history) > months:
+        raise ApplicantDataError([{"column": "history", "value": len(history), "message": f"at most {months} months"}])
+    values = np.zeros((1, months, 3), dtype=np.float32)
+    mask = np.zeros((1, months), dtype=bool)
+    offset = months - len(history)
+    problems = []
+    for i, month in enumerate(history):
+        try:
+            row = [float(month["balance"]), float(month["amount_paid"]), float(month["days_past_due"])]
+        except (KeyError, TypeError, ValueError):
+            problems.append(
+                {
+                    "column": f"history[{i}]",
+                    "value": str(month)[:100],
+                    "message": "needs numeric balance, amount_paid, days_past_due",
+                }
+            )
+            continue
+        if not np.isfinite(row).all() or row[2] < 0:
+            problems.append(
+                {
+                    "column": f"history[{i}]",
+                    "value": str(month)[:100],
+                    "message": "values must be finite; days_past_due ≥ 0",
+                }
+            )
+            continue
+        values[0, offset + i] = row
+        mask[0, offset + i] = True
+    if problems:
+        raise ApplicantDataError(problems)
+    return values, mask

@@ -1,0 +1,21 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from scoring.api import views
+
+router = DefaultRouter()
+router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
+router.register("schemas", views.DatasetSchemaViewSet, basename="schema")
+router.register("applicants", views.ApplicantViewSet, basename="applicant")
+router.register("scores", views.ScoreViewSet, basename="score")
+router.register("models", views.ModelVersionViewSet, basename="modelversion")
+router.register("batch-runs", views.BatchRunViewSet, basename="batchrun")
+router.register("imports", views.ImportJobViewSet, basename="importjob")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]

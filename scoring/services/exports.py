@@ -1,0 +1,103 @@
+"""Exports of scores to CSV and Parquet, safe to open in a spreadsheet.
+
+Text cells beginning with ``=``, ``+``, ``-``, ``@``, tab or carriage return are
+prefixed with a single quote so a spreadsheet shows them as text instead of
+running them as formulas (CSV injection, OWASP). Numbers are written as numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from scoring.models import BatchRun, Score
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+COLUMNS = ["score_id", "applicant_external_id", "model_version", "pd", "score", "decision", "reason_1", "reason_2",
+           "reason_3", "reason_4", "input_hash", "created_at"]  # fmt: skip
+BATCH = 5000
+
+
+def escape_cell(value):
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _rows(run: BatchRun) -> Iterator[list]:
+    scores = (
+        Score.objects.filter(run=run, is_shadow=False)
+        .select_related("applicant", "model_version")
+        .order_by("applicant_id")
+        .only(
+            "id",
+            "pd",
+            "score",
+            "decision",
+            "reasons",
+            "input_hash",
+            "created_at",
+            "applicant__external_id",
+            "model_version__version",
+            "model_version__kind",
+        )
+    )
+    for s in scores.iterator(chunk_size=BATCH):
+        reasons = [f"{r['code']} {r['text']}" for r in s.reasons[:4]] + [""] * (4 - min(len(s.reasons), 4))
+        row = [s.pk, s.applicant.external_id if s.applicant else "", f"{s.model_version.kind} v{s.model_version.version}",
+               s.pd, s.score, s.decision, *reasons, s.input_hash, s.created_at.isoformat()]  # fmt: skip
+        yield [escape_cell(v) for v in row]
+
+
+def export_csv_lines(run: BatchRun) -> Iterator[str]:
+    """The run's scores as CSV text, streamed line by line."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for row in _rows(run):
+        writer.writerow(row)
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def export_parquet(run: BatchRun, path: Path) -> int:
+    """Write the run's scores to a Parquet file; returns the row count."""
+    schema = pa.schema(
+        [
+            ("score_id", pa.int64()),
+            ("applicant_external_id", pa.string()),
+            ("model_version", pa.string()),
+            ("pd", pa.float64()),
+            ("score", pa.float64()),
+            ("decision", pa.string()),
+            ("reason_1", pa.string()),
+            ("reason_2", pa.string()),
+            ("reason_3", pa.string()),
+            ("reason_4", pa.string()),
+            ("input_hash", pa.string()),
+            ("created_at", pa.string()),
+        ]
+    )
+    count = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        batch: list[list] = []
+        for row in _rows(run):
+            batch.append(row)
+            if len(batch) == BATCH:
+                writer.write_table(
+                    pa.Table.from_pylist([dict(zip(COLUMNS, r, strict=True)) for r in batch], schema=schema)
+                )
+                count += len(batch)
+                batch = []
+        if batch or count == 0:
+            writer.write_table(pa.Table.from_pylist([dict(zip(COLUMNS, r, strict=True)) for r in batch], schema=schema))
+            count += len(batch)
+    return count
