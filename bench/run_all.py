@@ -1,0 +1,42 @@
+"""`make bench`: every published figure, one script each; results land in bench/results/*.json.
+
+The PostgreSQL load bench needs a local PostgreSQL (DATABASE host 127.0.0.1, user postgres);
+it is skipped with a message when none answers.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = [
+    ("cv_german.py", []),
+    ("synthetic_models.py", []),
+    ("explain_speed.py", []),
+    ("load_synthetic.py", ["--count", "1000000"]),
+]
+
+
+def postgres_available() -> bool:
+    return shutil.which("pg_isready") is not None and subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode == 0
+
+
+def main() -> int:
+    failed = []
+    for script, args in BENCHES:
+        if script == "load_synthetic.py" and not postgres_available():
+            print(f"== {script}: skipped (no PostgreSQL on 127.0.0.1)")
+            continue
+        print(f"== {script} {' '.join(args)}", flush=True)
+        if subprocess.run([sys.executable, str(HERE / script), *args]).returncode != 0:
+            failed.append(script)
+    if failed:
+        print("failed:", ", ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
