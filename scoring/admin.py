@@ -1,10 +1,39 @@
 from django.contrib import admin
+from guardian.admin import GuardedModelAdmin
 
-from scoring.models import Applicant, DatasetSchema, ImportJob, Outcome, Portfolio, RepaymentMonth
+from scoring.models import (
+    Applicant,
+    BatchRun,
+    DatasetSchema,
+    ImportJob,
+    ModelVersion,
+    Outcome,
+    Portfolio,
+    ReasonCode,
+    RepaymentMonth,
+    Score,
+    ScoreChunk,
+    TuningStudy,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records of what happened: visible, never edited or deleted by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Portfolio)
-class PortfolioAdmin(admin.ModelAdmin):
+class PortfolioAdmin(GuardedModelAdmin):
+    """Object permissions ("Object permissions" button) are how portfolios are granted."""
+
     list_display = ["name", "schema", "is_active", "base_score", "base_odds", "pdo", "created_at"]
     list_filter = ["is_active", "schema"]
     search_fields = ["name", "description"]
@@ -78,3 +107,78 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "portfolio",
+        "version",
+        "kind",
+        "status",
+        "device",
+        "training_rows",
+        "trained_by",
+        "approved_by",
+        "trained_at",
+    ]
+    list_filter = ["status", "kind", "portfolio"]
+    search_fields = ["training_data_fingerprint", "artifact_sha256"]
+
+
+@admin.register(TuningStudy)
+class TuningStudyAdmin(ReadOnlyAdmin):
+    list_display = ["study_name", "portfolio", "kind", "status", "trials_done", "n_trials", "best_value"]
+    list_filter = ["status", "kind"]
+
+
+@admin.register(ReasonCode)
+class ReasonCodeAdmin(admin.ModelAdmin):
+    """The wording applicants read; analysts edit it here."""
+
+    list_display = ["code", "schema", "feature", "text"]
+    list_filter = ["schema"]
+    search_fields = ["code", "feature", "text"]
+    list_editable = ["text"]
+    readonly_fields = ["schema", "feature", "code"]
+
+
+@admin.register(BatchRun)
+class BatchRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "portfolio",
+        "model_version",
+        "status",
+        "trigger",
+        "rows_done",
+        "rows_total",
+        "decisions_differ",
+        "created_at",
+    ]
+    list_filter = ["status", "trigger", "portfolio"]
+
+
+@admin.register(ScoreChunk)
+class ScoreChunkAdmin(ReadOnlyAdmin):
+    list_display = ["run", "index", "status", "rows", "attempts", "seconds"]
+    list_filter = ["status"]
+    show_full_result_count = False
+
+
+@admin.register(Score)
+class ScoreAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "portfolio",
+        "applicant",
+        "model_version",
+        "pd",
+        "score",
+        "decision",
+        "is_shadow",
+        "created_at",
+    ]
+    list_filter = ["decision", "is_shadow", "portfolio"]
+    raw_id_fields = ["applicant", "run"]
+    show_full_result_count = False

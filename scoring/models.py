@@ -36,6 +36,14 @@ class Portfolio(models.Model):
         default=50.0, validators=[MinValueValidator(1e-9)], help_text="good:bad odds at the base score"
     )
     pdo = models.FloatField(default=20.0, validators=[MinValueValidator(1e-9)], help_text="points to double the odds")
+    challenger_version = models.ForeignKey(
+        "ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="An approved model that shadow-scores the nightly run beside the champion.",
+    )
     approve_min_score = models.FloatField(default=560.0, help_text="scores at or above this are approved")
     decline_below_score = models.FloatField(
         default=530.0, help_text="scores below this are declined; between, referred"
@@ -173,7 +181,9 @@ class Outcome(models.Model):
     observations of one applicant are kept (cohort backtests need them)."""
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
-    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="outcomes", db_index=False)  # see RepaymentMonth
+    applicant = models.ForeignKey(
+        Applicant, on_delete=models.CASCADE, related_name="outcomes", db_index=False
+    )  # see RepaymentMonth
     defaulted = models.BooleanField()
     observed_on = models.DateField()
 

@@ -26,7 +26,9 @@ def permitted_portfolio_ids(user, perm: str = VIEW) -> list[int] | None:
     if user.is_superuser:
         return None
     return list(
-        get_objects_for_user(user, f"scoring.{perm}", klass=Portfolio, accept_global_perms=False).values_list("id", flat=True)
+        get_objects_for_user(user, f"scoring.{perm}", klass=Portfolio, accept_global_perms=False).values_list(
+            "id", flat=True
+        )
     )
 
 

@@ -57,3 +57,11 @@ def recover_batch_runs() -> int:
     from scoring.services.batch import batch_runs_recover
 
     return batch_runs_recover()
+
+
+@shared_task(name="scoring.tasks.nightly_rescore")
+def nightly_rescore() -> list[int]:
+    """Started by celery beat (schedule editable in the admin: Periodic tasks)."""
+    from scoring.services.batch import nightly_runs_start
+
+    return [run.pk for run in nightly_runs_start()]

@@ -15,6 +15,12 @@ from django.conf import settings as django_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    """Tests render pages without running collectstatic first: no manifest needed."""
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
 def database_url_for_subprocess() -> str:
     """The URL of the database this test run uses (the test database), for a child process."""
     from django.db import connection

@@ -229,3 +229,27 @@ def batch_run_progress(run: BatchRun) -> dict:
         "elapsed_seconds": round(elapsed, 1),
         "decisions_differ": run.decisions_differ,
     }
+
+
+def nightly_runs_start() -> list[BatchRun]:
+    """Rescore every active portfolio that has a champion (its challenger, if any,
+    shadow-scores the same rows). Portfolios with a run still going are skipped."""
+    from scoring.services.registry import champion_of
+
+    started = []
+    for portfolio in Portfolio.objects.filter(is_active=True).select_related("challenger_version"):
+        if champion_of(portfolio) is None:
+            continue
+        if BatchRun.objects.filter(
+            portfolio=portfolio, status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING]
+        ).exists():
+            logger.warning("nightly run for %s skipped: a run is still going", portfolio)
+            continue
+        challenger = portfolio.challenger_version
+        if challenger is not None and challenger.status not in (
+            ModelVersion.STATUS_APPROVED,
+            ModelVersion.STATUS_CHAMPION,
+        ):
+            challenger = None
+        started.append(batch_run_start(portfolio=portfolio, challenger=challenger, trigger="nightly"))
+    return started

@@ -15,7 +15,9 @@ FAST = {"max_epochs": 6, "patience": 3, "batch_size": 128}
 
 
 def trained(portfolio, kind, developer, seed=1):
-    version = model_version_create(portfolio=portfolio, kind=kind, seed=seed, hyperparameters=FAST, requested_by=developer)
+    version = model_version_create(
+        portfolio=portfolio, kind=kind, seed=seed, hyperparameters=FAST, requested_by=developer
+    )
     return model_version_train(model_version_id=version.pk)
 
 
@@ -117,3 +119,24 @@ def test_score_portfolio_command_runs_in_process(champion, capsys):
     call_command("score_portfolio", "--portfolio", champion.portfolio.name, "--sync", "--chunk-size", "500")
     assert "done: 1,200/1,200 rows" in capsys.readouterr().out
     assert ModelVersion.objects.get(pk=champion.pk).is_champion
+
+
+def test_nightly_rescore_runs_each_active_portfolio_with_a_champion_and_its_challenger(
+    champion, django_capture_on_commit_callbacks
+):
+    from django_celery_beat.models import PeriodicTask
+
+    from scoring.services.batch import nightly_runs_start
+
+    assert PeriodicTask.objects.filter(task="scoring.tasks.nightly_rescore", enabled=True).exists()
+    portfolio = champion.portfolio
+    challenger = trained(portfolio, "mlp", UserFactory(username="dev3"), seed=4)
+    model_version_approve(version=challenger, user=champion.approved_by)
+    portfolio.challenger_version = challenger
+    portfolio.save()
+    with django_capture_on_commit_callbacks(execute=False):
+        (run,) = nightly_runs_start()
+        assert nightly_runs_start() == []  # a run still going is not started twice
+    assert run.trigger == "nightly" and run.challenger_version == challenger
+    run = run_all_chunks(run)
+    assert run.status == BatchRun.STATUS_DONE and run.decisions_differ is not None
