@@ -15,4 +15,7 @@ app.autodiscover_tasks()
 @worker_ready.connect
 def _recover_batch_runs(sender, **kwargs):
     """A restarted worker picks up batch runs whose chunks died with a previous worker."""
-    sender.app.send_task("scoring.tasks.recover_batch_runs")
+    from django.conf import settings
+
+    # Once the dead worker's claims are stale, so they can be taken over.
+    sender.app.send_task("scoring.tasks.recover_batch_runs", countdown=settings.SCORE_CHUNK_STALE_SECONDS + 1)

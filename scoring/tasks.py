@@ -47,9 +47,15 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     max_retries=8,
 )
 def score_chunk(self, chunk_id: int) -> str:
+    from django.conf import settings
+
     from scoring.services.batch import score_chunk_run
 
-    return score_chunk_run(chunk_id=chunk_id)
+    result = score_chunk_run(chunk_id=chunk_id)
+    if result == "busy":
+        # Another worker holds the chunk; look again once its claim would be stale.
+        raise self.retry(countdown=settings.SCORE_CHUNK_STALE_SECONDS + 1, max_retries=1000)
+    return result
 
 
 @shared_task(name="scoring.tasks.recover_batch_runs")

@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _plain_static_storage(settings):
     """Tests render pages without running collectstatic first: no manifest needed."""
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 def database_url_for_subprocess() -> str:
@@ -35,7 +38,16 @@ def database_url_for_subprocess() -> str:
 class WorkerProcess:
     """A real ``celery worker`` child process bound to the test database and broker."""
 
-    def __init__(self, *, queues: list[str], concurrency: int = 1, name: str | None = None, log_dir: Path):
+    def __init__(
+        self,
+        *,
+        queues: list[str],
+        concurrency: int = 1,
+        name: str | None = None,
+        log_dir: Path,
+        env: dict | None = None,
+    ):
+        self.extra_env = env or {}
         self.queues = queues
         self.concurrency = concurrency
         self.name = name or f"test-{uuid.uuid4().hex[:8]}"
@@ -43,7 +55,7 @@ class WorkerProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90) -> WorkerProcess:
-        env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "PYTHONUNBUFFERED": "1", **self.extra_env}
         env["VAR_DIR"] = str(django_settings.VAR_DIR)
         env["CELERY_QUEUE_PREFIX"] = django_settings.CELERY_QUEUE_PREFIX
         if django_settings.CELERY_BROKER_URL:
@@ -93,9 +105,9 @@ def celery_worker_factory(transactional_db, tmp_path):
     """Start real worker processes; they are stopped before the database is flushed."""
     workers: list[WorkerProcess] = []
 
-    def start(*, roles=("default", "score", "train"), concurrency: int = 1) -> WorkerProcess:
+    def start(*, roles=("default", "score", "train"), concurrency: int = 1, env: dict | None = None) -> WorkerProcess:
         queues = [django_settings.CELERY_QUEUES_BY_ROLE[role] for role in roles]
-        worker = WorkerProcess(queues=queues, concurrency=concurrency, log_dir=tmp_path).start()
+        worker = WorkerProcess(queues=queues, concurrency=concurrency, log_dir=tmp_path, env=env).start()
         workers.append(worker)
         return worker
 

@@ -155,7 +155,9 @@ def score_chunk_run(*, chunk_id: int) -> str:
         return "cancelled"
     chunk = _claim(chunk_id)
     if chunk is None:
-        return "claimed elsewhere"
+        # Running elsewhere (or done meanwhile). The caller retries later: if that
+        # worker died, the claim will be stale by then and this message takes over.
+        return "busy"
     run = chunk.run
     BatchRun.objects.filter(pk=run.pk, status=BatchRun.STATUS_PENDING).update(
         status=BatchRun.STATUS_RUNNING, started_at=timezone.now()
