@@ -18,4 +18,4 @@ def _recover_batch_runs(sender, **kwargs):
     from django.conf import settings
 
     # Once the dead worker's claims are stale, so they can be taken over.
-    sender.app.send_task("scoring.tasks.recover_batch_runs", countdown=settings.SCORE_CHUNK_STALE_SECONDS + 1)
+    sender.app.send_task("scoring.tasks.score_recover_runs", countdown=settings.SCORE_CHUNK_STALE_SECONDS + 1)

@@ -58,8 +58,8 @@ def score_chunk(self, chunk_id: int) -> str:
     return result
 
 
-@shared_task(name="scoring.tasks.recover_batch_runs")
-def recover_batch_runs() -> int:
+@shared_task(name="scoring.tasks.score_recover_runs")  # score_*: routed to the score queue, where score workers listen
+def score_recover_runs() -> int:
     from scoring.services.batch import batch_runs_recover
 
     return batch_runs_recover()

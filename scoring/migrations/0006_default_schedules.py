@@ -5,7 +5,7 @@ from django.db import migrations
 SCHEDULES = [
     # name, task, crontab (minute, hour)
     ("Nightly rescore of active portfolios", "scoring.tasks.nightly_rescore", ("0", "2")),
-    ("Recover batch runs whose workers died", "scoring.tasks.recover_batch_runs", ("*", "*")),
+    ("Recover batch runs whose workers died", "scoring.tasks.score_recover_runs", ("*", "*")),
 ]
 
 

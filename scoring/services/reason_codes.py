@@ -38,15 +38,19 @@ def default_reason_texts(schema: DatasetSchema, months: int = 24) -> dict[str, s
 
 
 def reason_codes_ensure(*, schema: DatasetSchema) -> dict[str, ReasonCode]:
-    """The catalogue of a schema, creating default entries that are missing (edits are kept)."""
+    """The catalogue of a schema, creating the default entries that are missing (edits
+    are kept). Codes follow the schema's order, so workers creating the catalogue at
+    the same time agree on them, and the unique constraints keep one row each."""
     existing = {rc.feature: rc for rc in ReasonCode.objects.filter(schema=schema)}
-    next_number = len(existing) + 1
-    for feature, text in default_reason_texts(schema).items():
-        if feature not in existing:
-            code = f"R{next_number:03d}"
-            while ReasonCode.objects.filter(schema=schema, code=code).exists():
-                next_number += 1
-                code = f"R{next_number:03d}"
-            existing[feature] = ReasonCode.objects.create(schema=schema, feature=feature, code=code, text=text)
-            next_number += 1
+    defaults = default_reason_texts(schema)
+    if set(defaults) - set(existing):
+        ReasonCode.objects.bulk_create(
+            [
+                ReasonCode(schema=schema, feature=feature, code=f"R{number:03d}", text=text)
+                for number, (feature, text) in enumerate(defaults.items(), start=1)
+                if feature not in existing
+            ],
+            ignore_conflicts=True,
+        )
+        existing = {rc.feature: rc for rc in ReasonCode.objects.filter(schema=schema)}
     return existing

@@ -15,8 +15,8 @@ def test_healthz_answers_503_when_the_broker_is_unreachable(client, monkeypatch)
     from riskapp.celery import app
 
     dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    monkeypatch.setenv("CELERY_BROKER_URL", dead)  # Celery prefers the environment over its config
-    original = app.conf.broker_url
+    original = app.conf.broker_url  # read before the environment changes: Celery prefers it over its config
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)
     app.conf.broker_url = dead
     try:
         response = client.get("/healthz")
