@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from scoring.models import BatchRun, Score
+from scoring.models import Applicant, BatchRun, Score
 from scoring.services.access import portfolio_access_grant
 from scoring.services.batch import score_chunk_run
 from scoring.services.registry import model_version_approve, model_version_promote
@@ -98,11 +98,14 @@ def test_a_batch_run_through_the_api_exports_escaped_csv(world, django_capture_o
         score_chunk_run(chunk_id=chunk_id)
     progress = owner.get(f"/api/v1/batch-runs/{run.pk}/").json()["progress"]
     assert progress["rows_done"] == progress["rows_total"] == 1000 and progress["status"] == "done"
-    Score.objects.filter(run=run).update(decision="=HYPERLINK(\"http://evil\")")
+    Score.objects.filter(run=run).update(decision="=1+1")
+    Applicant.objects.filter(portfolio=world["portfolio"], external_id="SYN00000000").update(external_id="@SUM(A1:A9)")
     export = owner.get(f"/api/v1/batch-runs/{run.pk}/export/")
     rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
     assert len(rows) == 1000
-    assert rows[0]["decision"].startswith("'=")
+    assert {row["decision"] for row in rows} == {"'=1+1"}
+    assert "'@SUM(A1:A9)" in {row["applicant_external_id"] for row in rows}
+    assert float(rows[0]["pd"]) > 0  # numbers stay numbers
     parquet = owner.get(f"/api/v1/batch-runs/{run.pk}/export/?file_format=parquet")
     assert parquet.status_code == 200
     assert client_for(world["viewer"]).get(f"/api/v1/batch-runs/{run.pk}/export/").status_code == 403
