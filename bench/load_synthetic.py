@@ -62,7 +62,10 @@ def main() -> None:
             "rows_per_second": round(job.rows_total / seconds),
             "created": job.rows_created,
         }
-        print(f"{kind:>10}: {job.rows_total:>12,} rows in {seconds:7.1f}s = {job.rows_total / seconds:>10,.0f} rows/s", flush=True)
+        print(
+            f"{kind:>10}: {job.rows_total:>12,} rows in {seconds:7.1f}s = {job.rows_total / seconds:>10,.0f} rows/s",
+            flush=True,
+        )
     total = time.perf_counter() - started
     results["total_seconds"] = round(total, 1)
     results["history_target_rows_per_second"] = 50_000

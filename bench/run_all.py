@@ -21,7 +21,10 @@ BENCHES = [
 
 
 def postgres_available() -> bool:
-    return shutil.which("pg_isready") is not None and subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode == 0
+    return (
+        shutil.which("pg_isready") is not None
+        and subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode == 0
+    )
 
 
 def main() -> int:

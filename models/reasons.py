@@ -61,7 +61,8 @@ def background_write(path: str | os.PathLike[str], background: dict[str, np.ndar
     """Write the background atomically (npz, no pickle); return its SHA-256."""
     path = Path(path)
     buffer = io.BytesIO()
-    np.savez(buffer, **background)
+    arrays: dict[str, Any] = dict(background)  # typed loosely: numpy's stub mistakes ** for allow_pickle
+    np.savez(buffer, **arrays)
     data = buffer.getvalue()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -199,7 +200,9 @@ def top_reasons(contributions: np.ndarray, groups: list[str], *, k: int = 4) -> 
 def describe_value(group: str, row: int, static: pd.DataFrame, facts: dict[str, np.ndarray]) -> Any:
     """The applicant's own value behind a reason (a feature value, or a history fact)."""
     if not group.startswith("history."):
-        value = static.iloc[row][group] if group in static.columns else None
+        if group not in static.columns:
+            return None
+        value = static.iloc[row][group]
         if isinstance(value, float) and np.isnan(value):
             return None
         return value.item() if hasattr(value, "item") else value

@@ -235,14 +235,27 @@ def _block(rng, start, size, months, month_dates, as_of, sex_income_gap, id_pref
             "age_band": age_band,
             "full_name": pd.Series(first) + " " + pd.Series(last),
             "national_id": pd.Series(rng.integers(100_000_000, 999_999_999, size=size)).astype(str),
-            "email": (pd.Series(first).str.lower() + "." + pd.Series(last).str.lower() + "." + pd.Series(index).astype(str) + "@example.com"),
+            "email": (
+                pd.Series(first).str.lower()
+                + "."
+                + pd.Series(last).str.lower()
+                + "."
+                + pd.Series(index).astype(str)
+                + "@example.com"
+            ),
             "phone": "+44 7700 " + pd.Series(rng.integers(100_000, 999_999, size=size)).astype(str),
             "address": (
                 pd.Series(rng.integers(1, 200, size=size)).astype(str)
-                + " " + pd.Series(rng.choice(_STREETS, size=size))
-                + ", " + pd.Series(rng.choice(_CITIES, size=size))
+                + " "
+                + pd.Series(rng.choice(_STREETS, size=size))
+                + ", "
+                + pd.Series(rng.choice(_CITIES, size=size))
             ),
-            "date_of_birth": pd.Series(birth_year).astype(str) + "-" + pd.Series(rng.integers(1, 13, size=size)).map("{:02d}".format) + "-" + pd.Series(rng.integers(1, 29, size=size)).map("{:02d}".format),
+            "date_of_birth": pd.Series(birth_year).astype(str)
+            + "-"
+            + pd.Series(rng.integers(1, 13, size=size)).map("{:02d}".format)
+            + "-"
+            + pd.Series(rng.integers(1, 29, size=size)).map("{:02d}".format),
             "defaulted": np.where(defaulted, "yes", "no"),
         }
     )

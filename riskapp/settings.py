@@ -94,7 +94,9 @@ else:
 # worker process started by a test can open the same SQLite database.
 # One file per test process, so concurrent test runs on one checkout never share it.
 _database["TEST"] = (
-    {"NAME": str(VAR_DIR / f"test_riskapp_{os.getpid()}.sqlite3")} if _database["ENGINE"].endswith("sqlite3") else {}
+    {"NAME": str(VAR_DIR / f"test_riskapp_{os.getpid()}.sqlite3")}
+    if str(_database["ENGINE"]).endswith("sqlite3")
+    else {}
 )
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

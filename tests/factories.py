@@ -39,7 +39,9 @@ class PortfolioFactory(factory.django.DjangoModelFactory):
     schema = factory.LazyFunction(lambda: demo_schema("synthetic"))
 
 
-def synthetic_portfolio(*, n: int = 2000, seed: int = 1, name: str | None = None, sex_income_gap: float = 0.0) -> Portfolio:
+def synthetic_portfolio(
+    *, n: int = 2000, seed: int = 1, name: str | None = None, sex_income_gap: float = 0.0
+) -> Portfolio:
     """A portfolio of ``n`` seeded synthetic applicants with histories and outcomes,
     written with bulk inserts (the ingestion service has its own tests)."""
     portfolio = PortfolioFactory(name=name) if name else PortfolioFactory()
@@ -65,7 +67,10 @@ def synthetic_portfolio(*, n: int = 2000, seed: int = 1, name: str | None = None
         batch_size=2000,
     )
     ApplicantPII.objects.bulk_create(
-        [ApplicantPII(applicant=a, portfolio=portfolio, data={c: r[c] for c in pii}) for a, r in zip(applicants, records, strict=True)],
+        [
+            ApplicantPII(applicant=a, portfolio=portfolio, data={c: r[c] for c in pii})
+            for a, r in zip(applicants, records, strict=True)
+        ],
         batch_size=2000,
     )
     Outcome.objects.bulk_create(
@@ -79,9 +84,13 @@ def synthetic_portfolio(*, n: int = 2000, seed: int = 1, name: str | None = None
     RepaymentMonth.objects.bulk_create(
         [
             RepaymentMonth(
-                portfolio=portfolio, applicant=a, month=m,
-                balance=float(history[i, t, 0]), amount_paid=float(history[i, t, 1]), days_past_due=int(history[i, t, 2]),
-            )  # fmt: skip
+                portfolio=portfolio,
+                applicant=a,
+                month=m,
+                balance=float(history[i, t, 0]),
+                amount_paid=float(history[i, t, 1]),
+                days_past_due=int(history[i, t, 2]),
+            )
             for i, a in enumerate(applicants)
             for t, m in enumerate(block.months)
         ],

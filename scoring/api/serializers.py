@@ -8,7 +8,7 @@ from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelV
 
 
 class PortfolioSerializer(serializers.ModelSerializer):
-    schema = serializers.StringRelatedField()
+    schema: serializers.StringRelatedField = serializers.StringRelatedField()
 
     class Meta:
         model = Portfolio

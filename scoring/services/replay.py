@@ -52,7 +52,10 @@ def replay_many(scores: list[Score]) -> list[Replay]:
         static=static_frame(version.schema, [s.input_features for s in scores]),
     )
     if version.kind == ModelVersion.KIND_CNN:
-        months = len(np.frombuffer(bytes(scores[0].input_history), dtype=np.float32)) // 3
+        first = scores[0].input_history
+        if first is None:
+            raise ValueError(f"score {scores[0].pk} of a CNN has no stored history")
+        months = len(np.frombuffer(bytes(first), dtype=np.float32)) // 3
         arrays = [history_from_bytes(s.input_history, months) for s in scores]
         data.history = np.concatenate([a[0] for a in arrays])
         data.history_mask = np.concatenate([a[1] for a in arrays])

@@ -105,8 +105,8 @@ def schema_document_validate(document: Any) -> dict:
         for bound in ("min", "max"):
             if bound in column and (not isinstance(column[bound], (int, float)) or isinstance(column[bound], bool)):
                 problems.append(f"{where}: {bound!r} must be a number.")
-        bounds = (column.get("min"), column.get("max"))
-        if all(isinstance(b, (int, float)) for b in bounds) and bounds[0] > bounds[1]:
+        low, high = column.get("min"), column.get("max")
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
             problems.append(f"{where}: 'min' is above 'max'.")
         if role == DatasetSchema.ROLE_TARGET and column.get("positive_label") not in (column.get("categories") or []):
             problems.append(f"{where}: 'positive_label' must be one of its categories (the label meaning default).")

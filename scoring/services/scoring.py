@@ -40,7 +40,7 @@ def history_from_bytes(data: bytes | None, months: int) -> tuple[np.ndarray, np.
     if data is None:
         return None, None
     values = np.frombuffer(bytes(data), dtype=np.float32).reshape(months, 3).copy()
-    mask = np.isfinite(values).all(axis=1)
+    mask = np.asarray(np.isfinite(values).all(axis=1))
     values[~mask] = 0.0
     return values[None], mask[None]
 

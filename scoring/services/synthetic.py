@@ -48,6 +48,7 @@ def synthetic_files_write(
             if app_writer is None:
                 app_writer = pq.ParquetWriter(applicants_path, app_table.schema)
                 hist_writer = pq.ParquetWriter(history_path, hist_table.schema)
+            assert app_writer is not None and hist_writer is not None
             app_writer.write_table(app_table)
             hist_writer.write_table(hist_table)
             done += len(block.applicants)

@@ -118,6 +118,7 @@ def _baseline_inputs(model: CreditModel, data: PortfolioData) -> np.ndarray:
     static = model.static_pipeline_.transform(data.static)
     if model.history_pipeline_ is None:
         return static
+    assert data.history is not None
     history = model.history_pipeline_.transform(data.history, data.history_mask)
     return np.hstack([static, history.reshape(len(history), -1)])
 

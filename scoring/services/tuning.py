@@ -45,7 +45,7 @@ def _storage() -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(url=optuna_storage_url(), engine_kwargs={"pool_pre_ping": True})
 
 
-def search_space(trial: optuna.Trial, kind: str) -> dict[str, Any]:
+def search_space(trial: optuna.trial.BaseTrial, kind: str) -> dict[str, Any]:
     params: dict[str, Any] = {
         "dropout": trial.suggest_float("dropout", 0.0, 0.4),
         "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),

@@ -64,8 +64,22 @@ def test_short_secret_key_is_refused(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "url, engine, name, host, port, user",
     [
-        ("postgres://alice:pw@db.example:6543/risk", "django.db.backends.postgresql", "risk", "db.example", "6543", "alice"),
-        ("postgresql://postgres@127.0.0.1/riskapp", "django.db.backends.postgresql", "riskapp", "127.0.0.1", "", "postgres"),
+        (
+            "postgres://alice:pw@db.example:6543/risk",
+            "django.db.backends.postgresql",
+            "risk",
+            "db.example",
+            "6543",
+            "alice",
+        ),
+        (
+            "postgresql://postgres@127.0.0.1/riskapp",
+            "django.db.backends.postgresql",
+            "riskapp",
+            "127.0.0.1",
+            "",
+            "postgres",
+        ),
         ("sqlite:////abs/path/db.sqlite3", "django.db.backends.sqlite3", "/abs/path/db.sqlite3", "", "", ""),
     ],
 )
@@ -90,7 +104,12 @@ def test_settings_refuse_to_start_with_a_bad_value(tmp_path):
 
     result = subprocess.run(
         [sys.executable, "-c", "import django, os; django.setup()"],
-        env={"DJANGO_SETTINGS_MODULE": "riskapp.settings", "DEBUG": "yes", "VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        env={
+            "DJANGO_SETTINGS_MODULE": "riskapp.settings",
+            "DEBUG": "yes",
+            "VAR_DIR": str(tmp_path),
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[2],

@@ -40,7 +40,9 @@ def test_training_records_a_reproducible_model_version(portfolio, kind):
     assert isinstance(model, CreditModel) and model.kind == kind
 
     # Same data and seed: the same fingerprint and the same metrics.
-    again = model_version_train(model_version_id=model_version_create(portfolio=portfolio, kind=kind, seed=5, hyperparameters=FAST).pk)
+    again = model_version_train(
+        model_version_id=model_version_create(portfolio=portfolio, kind=kind, seed=5, hyperparameters=FAST).pk
+    )
     assert again.training_data_fingerprint == trained.training_data_fingerprint
     assert again.metrics["test"]["auc"] == trained.metrics["test"]["auc"]
     assert again.version == trained.version + 1
@@ -53,7 +55,18 @@ def test_a_claimed_version_is_not_trained_twice(portfolio):
 
 
 def test_train_model_command_prints_the_metrics_table(portfolio, capsys):
-    call_command("train_model", "--portfolio", portfolio.name, "--kind", "mlp", "--sync", "--param", "max_epochs=3", "--param", "batch_size=128")
+    call_command(
+        "train_model",
+        "--portfolio",
+        portfolio.name,
+        "--kind",
+        "mlp",
+        "--sync",
+        "--param",
+        "max_epochs=3",
+        "--param",
+        "batch_size=128",
+    )
     out = capsys.readouterr().out
     assert "baseline LR (test)" in out and "AUC" in out
     assert ModelVersion.objects.get(portfolio=portfolio).status == "trained"

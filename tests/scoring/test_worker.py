@@ -33,14 +33,16 @@ def test_a_worker_process_imports_the_demo_file(celery_worker, tmp_path):
     wait_for(finished, timeout=120, message=f"the import job; worker log:\n{celery_worker.log()}")
     assert job.status == ImportJob.STATUS_SUCCEEDED, job.message
     assert Applicant.objects.filter(portfolio=portfolio).count() == 1000
-    assert f"Task scoring.tasks.import_file[" in celery_worker.log()
+    assert "Task scoring.tasks.import_file[" in celery_worker.log()
     assert settings.CELERY_QUEUES_BY_ROLE["default"] in celery_worker.log()
 
 
 def test_a_worker_trains_a_model_from_the_train_queue(celery_worker_factory):
     worker = celery_worker_factory(roles=("train",))
     portfolio = synthetic_portfolio(n=1500, seed=4)
-    version = model_training_start(portfolio=portfolio, kind="mlp", hyperparameters={"max_epochs": 3, "batch_size": 128})
+    version = model_training_start(
+        portfolio=portfolio, kind="mlp", hyperparameters={"max_epochs": 3, "batch_size": 128}
+    )
 
     def done():
         version.refresh_from_db()

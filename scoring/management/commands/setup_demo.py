@@ -1,15 +1,21 @@
+from typing import Any
+
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from models.training import CreditModel
 from scoring.management.commands._progress import ProgressBar
 from scoring.models import Applicant, ModelVersion, Portfolio
 from scoring.services.demo import GERMAN, SYNTHETIC, DemoError, demo_users_ensure, german_credit_load, synthetic_load
+from scoring.services.registry import model_version_approve, model_version_promote
 from scoring.services.training import model_version_create, model_version_train
 
-DEMO_MODELS = [
+DEMO_MODELS: list[tuple[str, str, dict[str, Any]]] = [
     (GERMAN, "mlp", {}),
     (SYNTHETIC, "mlp", {}),
     (SYNTHETIC, "cnn", {"max_epochs": 15}),
 ]
+DEMO_CHAMPION = {GERMAN: "mlp", SYNTHETIC: "cnn"}
 
 
 class Command(BaseCommand):
@@ -29,9 +35,9 @@ class Command(BaseCommand):
             self._load(options)
         except DemoError as exc:
             raise CommandError(str(exc)) from None
+        users = demo_users_ensure(reset_passwords=options["reset_passwords"])
         if not options["no_train"]:
             self._train(options["seed"])
-        users = demo_users_ensure(reset_passwords=options["reset_passwords"])
         self.stdout.write("")
         self.stdout.write("Demo logins (passwords are shown once; --reset-passwords issues new ones):")
         for user in users:
@@ -69,25 +75,38 @@ class Command(BaseCommand):
             self.stdout.write("Synthetic: already loaded")
 
     def _train(self, seed: int):
+        """Train each demo model as the developer, approve and promote it as the validator
+        (four eyes); the synthetic portfolio's MLP becomes the CNN's challenger."""
+        users = {u.username: u for u in get_user_model().objects.filter(username__in=["developer", "validator"])}
         for name, kind, params in DEMO_MODELS:
             portfolio = Portfolio.objects.get(name=name)
-            if ModelVersion.objects.filter(
+            done = ModelVersion.objects.filter(
                 portfolio=portfolio, kind=kind, status__in=["trained", "approved", "champion"]
-            ).exists():
+            )
+            if done.exists():
                 self.stdout.write(f"{name} {kind}: a trained model exists")
                 continue
-            version = model_version_create(portfolio=portfolio, kind=kind, seed=seed, hyperparameters=params)
-            bar = ProgressBar(
-                params.get("max_epochs", 60), label=f"{name} {kind}", unit="epochs", stream=self.stderr._out
+            queued = model_version_create(
+                portfolio=portfolio, kind=kind, seed=seed, hyperparameters=params, requested_by=users["developer"]
             )
-            version = model_version_train(
-                model_version_id=version.pk,
-                on_epoch=lambda epoch, loss, auc, bar=bar: bar.update(epoch, suffix=f"val AUC {auc:.3f}", force=True),
-            )
+            epochs = CreditModel(kind, **params).get_params()["max_epochs"]
+            bar = ProgressBar(epochs, label=f"{name} {kind}", unit="epochs", stream=self.stderr._out)
+
+            def on_epoch(epoch: int, loss: float, auc: float, bar: ProgressBar = bar) -> None:
+                bar.update(epoch, suffix=f"val AUC {auc:.3f}", force=True)
+
+            version = model_version_train(model_version_id=queued.pk, on_epoch=on_epoch)
+            if version is None or version.status != ModelVersion.STATUS_TRAINED:
+                raise CommandError(f"Training {name} {kind} failed: {version.error if version else 'not run'}")
             bar.finish(version.progress.get("epoch", 0))
-            if version.status != ModelVersion.STATUS_TRAINED:
-                raise CommandError(f"Training {name} {kind} failed: {version.error}")
+            model_version_approve(version=version, user=users["validator"])
+            if kind == DEMO_CHAMPION[name]:
+                model_version_promote(version=version, user=users["validator"])
+            else:
+                Portfolio.objects.filter(pk=portfolio.pk).update(challenger_version=version)
             test, base = version.metrics["test"], version.baseline_metrics["test"]
+            role = "champion" if kind == DEMO_CHAMPION[name] else "challenger"
             self.stdout.write(
-                f"{name} {kind} v{version.version}: test AUC {test['auc']:.3f} (logistic baseline {base['auc']:.3f})"
+                f"{name} {kind} v{version.version} ({role}): test AUC {test['auc']:.3f} "
+                f"(logistic baseline {base['auc']:.3f})"
             )

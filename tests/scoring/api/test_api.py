@@ -24,8 +24,12 @@ def world(db):
     portfolio_access_grant(portfolio=portfolio, grantee=users["owner"], perms=ANALYST_PERMS)
     portfolio_access_grant(portfolio=portfolio, grantee=users["viewer"], perms=("view_portfolio_data",))
     portfolio_access_grant(portfolio=other, grantee=users["stranger"], perms=ANALYST_PERMS)
-    portfolio_access_grant(portfolio=portfolio, grantee=users["validator"], perms=("view_portfolio_data", "validate_portfolio"))
-    version = model_version_create(portfolio=portfolio, kind="cnn", seed=2, hyperparameters=FAST, requested_by=users["developer"])
+    portfolio_access_grant(
+        portfolio=portfolio, grantee=users["validator"], perms=("view_portfolio_data", "validate_portfolio")
+    )
+    version = model_version_create(
+        portfolio=portfolio, kind="cnn", seed=2, hyperparameters=FAST, requested_by=users["developer"]
+    )
     version = model_version_train(model_version_id=version.pk)
     return {"portfolio": portfolio, "other": other, "version": version, **users}
 
@@ -78,7 +82,9 @@ def test_a_new_applicant_is_validated_like_an_import_and_scored_without_being_sa
 def test_other_portfolios_answer_404_and_missing_grants_403(world):
     champion(world)
     url = f"/api/v1/portfolios/{world['portfolio'].pk}/score/"
-    missing = client_for(world["stranger"]).post("/api/v1/portfolios/999999/score/", {"external_id": "x"}, format="json")
+    missing = client_for(world["stranger"]).post(
+        "/api/v1/portfolios/999999/score/", {"external_id": "x"}, format="json"
+    )
     forbidden = client_for(world["stranger"]).post(url, {"external_id": "SYN00000001"}, format="json")
     assert forbidden.status_code == missing.status_code == 404
     assert forbidden.json() == missing.json()
@@ -91,7 +97,9 @@ def test_a_batch_run_through_the_api_exports_escaped_csv(world, django_capture_o
     champion(world)
     owner = client_for(world["owner"])
     with django_capture_on_commit_callbacks(execute=False):
-        response = owner.post("/api/v1/batch-runs/", {"portfolio": world["portfolio"].pk, "chunk_size": 500}, format="json")
+        response = owner.post(
+            "/api/v1/batch-runs/", {"portfolio": world["portfolio"].pk, "chunk_size": 500}, format="json"
+        )
     assert response.status_code == 202, response.content
     run = BatchRun.objects.get(pk=response.json()["id"])
     for chunk_id in run.chunks.values_list("id", flat=True):

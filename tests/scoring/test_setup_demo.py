@@ -1,0 +1,26 @@
+import pytest
+from django.core.management import call_command
+
+from scoring.models import Applicant, ModelVersion, Portfolio
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+
+
+def test_setup_demo_loads_trains_approves_and_prints_logins_once(capsys):
+    call_command("setup_demo", "--synthetic-count", "800")
+    out = capsys.readouterr().out
+    assert Applicant.objects.filter(portfolio__name="German credit").count() == 1000
+    assert Applicant.objects.filter(portfolio__name="Synthetic").count() == 800
+    german, synthetic = Portfolio.objects.get(name="German credit"), Portfolio.objects.get(name="Synthetic")
+    champion = ModelVersion.objects.get(portfolio=synthetic, status="champion")
+    assert champion.kind == "cnn" and champion.approved_by.username == "validator"
+    assert champion.trained_by.username == "developer"  # four eyes
+    assert synthetic.challenger_version.kind == "mlp"
+    assert ModelVersion.objects.get(portfolio=german, status="champion").kind == "mlp"
+    passwords = [line.split()[1] for line in out.splitlines() if line.startswith("  analyst ")]
+    assert len(passwords) == 1 and len(passwords[0]) >= 12
+
+    call_command("setup_demo", "--synthetic-count", "800")  # again: nothing new, no password shown
+    out = capsys.readouterr().out
+    assert "already loaded" in out and "unchanged since it was first printed" in out
+    assert Applicant.objects.filter(portfolio__name="German credit").count() == 1000
