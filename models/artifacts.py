@@ -56,7 +56,12 @@ def write(path: str | os.PathLike[str], config: dict[str, Any], state_dict: dict
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    data = buffer.getvalue()
+    return write_bytes_atomically(path, buffer.getvalue())
+
+
+def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> str:
+    """Write to a temporary file beside ``path``, fsync, rename into place; return the SHA-256.
+    A reader never sees a half-written file, and a crash leaves the old one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from models.artifacts import write_bytes_atomically
 from models.explain import DeepExplainer
 from models.features import HISTORY_SOURCES
 from models.scaling import PointsScale, decide_many
@@ -59,21 +59,10 @@ def background_sample(
 
 def background_write(path: str | os.PathLike[str], background: dict[str, np.ndarray]) -> str:
     """Write the background atomically (npz, no pickle); return its SHA-256."""
-    path = Path(path)
     buffer = io.BytesIO()
     arrays: dict[str, Any] = dict(background)  # typed loosely: numpy's stub mistakes ** for allow_pickle
     np.savez(buffer, **arrays)
-    data = buffer.getvalue()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return hashlib.sha256(data).hexdigest()
+    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def background_read(path: str | os.PathLike[str], expected_sha256: str) -> dict[str, np.ndarray]:
