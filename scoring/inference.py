@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import torch
 from django.conf import settings
 
 from models.training import CreditModel
@@ -30,6 +31,7 @@ def model_load(version: ModelVersion) -> CreditModel:
         with _lock:
             model = _loaded.get(key)
             if model is None:
+                torch.set_num_threads(settings.TORCH_NUM_THREADS)  # a scoring process (see settings)
                 model = CreditModel.load(version.artifact_path, version.artifact_sha256)
                 _loaded[key] = model
     return model

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -124,12 +125,26 @@ def history_arrays(
     return history, mask
 
 
+_LATEST_MONTH_TTL = 60.0
+_latest_month_cache: dict[int, tuple[float, date | None]] = {}
+
+
 def latest_month(portfolio: Portfolio) -> date | None:
+    """The newest history month of a portfolio: the month the model's 24-month window
+    ends on. MAX over millions of rows costs a scan, and real-time scoring asks for it
+    on every request, so each process keeps it for a minute (a new history import is
+    seen within that minute)."""
     from django.db.models import Max
 
     from scoring.models import RepaymentMonth
 
-    return RepaymentMonth.objects.filter(portfolio=portfolio).aggregate(m=Max("month"))["m"]
+    now = time.monotonic()
+    cached = _latest_month_cache.get(portfolio.pk)
+    if cached is not None and now - cached[0] < _LATEST_MONTH_TTL:
+        return cached[1]
+    month = RepaymentMonth.objects.filter(portfolio=portfolio).aggregate(m=Max("month"))["m"]
+    _latest_month_cache[portfolio.pk] = (now, month)
+    return month
 
 
 def portfolio_data(
