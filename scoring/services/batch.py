@@ -169,15 +169,12 @@ def score_chunk_run(*, chunk_id: int) -> str:
         with_history=ModelVersion.KIND_CNN in (version.kind, getattr(run.challenger_version, "kind", None)),
         id_range=(chunk.first_applicant_id, chunk.last_applicant_id),
     )
-    features = list(
-        Applicant.objects.filter(id__in=data.applicant_ids.tolist()).order_by("id").values_list("features", flat=True)
-    )
     scores = []
     for model, shadow in ((version, False), (run.challenger_version, True)):
         if model is None:
             continue
         _, rows = decide_rows(version=model, data=data)
-        scores += score_objects(version=model, data=data, features=features, rows=rows, run=run, is_shadow=shadow)
+        scores += score_objects(version=model, data=data, features=data.features, rows=rows, run=run, is_shadow=shadow)
     with transaction.atomic():
         _insert(scores)
         finished = ScoreChunk.objects.filter(pk=chunk.pk, status="running").update(

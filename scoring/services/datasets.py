@@ -33,6 +33,7 @@ class PortfolioData:
     history_mask: np.ndarray | None = None  # (n, months): True where the month has data
     months: list[date] = field(default_factory=list)
     defaulted: np.ndarray | None = None  # latest observed outcome, float (nan: none observed)
+    features: list[dict] = field(default_factory=list)  # the stored feature dicts behind ``static``
 
     def __len__(self) -> int:
         return len(self.applicant_ids)
@@ -46,6 +47,7 @@ class PortfolioData:
             history_mask=None if self.history_mask is None else self.history_mask[index],
             months=self.months,
             defaulted=None if self.defaulted is None else self.defaulted[index],
+            features=[self.features[i] for i in index] if self.features else [],
         )
 
     def fingerprint(self) -> str:
@@ -169,6 +171,7 @@ def portfolio_data(
         applicant_ids=ids,
         external_ids=[r[1] for r in records],
         static=static_frame(portfolio.schema, [r[2] for r in records]),
+        features=[r[2] for r in records],
     )
     if with_history:
         as_of = as_of or latest_month(portfolio) or date.today()

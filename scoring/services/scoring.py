@@ -74,7 +74,7 @@ def rows_from_decisions(
     assert decisions.contributions is not None
     catalogue = _catalogue(version)
     facts = history_facts(data.history, data.history_mask)
-    scale = decider_load(version).scale
+    scale = decider_load(version).scale  # cached: the same decider decide_rows used
     tops = top_reasons(decisions.contributions, decisions.groups, k=top_k)
     rows = []
     contributions = np.round(decisions.contributions, 8)
