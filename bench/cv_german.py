@@ -29,7 +29,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.features import input_columns, target_vector  # noqa: E402
+from _lightgbm import fit_predict, schema_frame  # noqa: E402  (bench/ is on sys.path)
+
+from models.features import target_vector  # noqa: E402
 from models.metrics import GERMAN_CREDIT_COSTS, auc, best_cutoff, expected_cost  # noqa: E402
 from models.splits import stratified_kfold, stratified_split  # noqa: E402
 from models.training import CreditModel  # noqa: E402
@@ -43,38 +45,11 @@ RESULTS = ROOT / "bench/results/cv_german.json"
 
 
 def _lightgbm_pd(schema, frame, y, train, validation, test, seed):
-    import lightgbm as lgb
-
-    columns = input_columns(schema)
-    x = pd.DataFrame(index=frame.index)
-    for c in columns:
-        if c["role"] == "numeric":
-            x[c["name"]] = pd.to_numeric(frame[c["name"]], errors="coerce")
-        else:
-            x[c["name"]] = pd.Categorical(frame[c["name"]], categories=c["categories"])
-    params = {
-        "objective": "binary",
-        "learning_rate": 0.02,
-        "num_leaves": 8,
-        "min_data_in_leaf": 20,
-        "bagging_fraction": 0.8,
-        "bagging_freq": 1,
-        "feature_fraction": 0.8,
-        "lambda_l2": 1.0,
-        "metric": "auc",
-        "seed": seed,
-        "deterministic": True,
-        "num_threads": 2,
-        "verbose": -1,
-    }
-    booster = lgb.train(
-        params,
-        lgb.Dataset(x.iloc[train], y[train]),
-        num_boost_round=2000,
-        valid_sets=[lgb.Dataset(x.iloc[validation], y[validation])],
-        callbacks=[lgb.early_stopping(100, verbose=False)],
+    x = schema_frame(schema, frame)
+    pd_, _ = fit_predict(
+        x, y, train, validation, test, seed=seed, rounds=2000, learning_rate=0.02, num_leaves=8, min_data_in_leaf=20
     )
-    return booster.predict(x.iloc[test], num_iteration=booster.best_iteration)
+    return pd_
 
 
 def _logistic_pd(x_train, y_train, x_test, C=1.0):

@@ -29,8 +29,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _lightgbm import fit_predict, schema_frame  # noqa: E402  (bench/ is on sys.path)
+
 from models import synthetic  # noqa: E402
-from models.features import input_columns, target_vector  # noqa: E402
+from models.features import target_vector  # noqa: E402
 from models.metrics import auc, decile_table  # noqa: E402
 from models.splits import stratified_split  # noqa: E402
 from models.training import CreditModel  # noqa: E402
@@ -45,14 +47,7 @@ TIMING_EPOCHS = 3
 
 
 def _lightgbm_pd(schema, applicants, history, y, train, validation, test, seed):
-    import lightgbm as lgb
-
-    x = pd.DataFrame(index=applicants.index)
-    for c in input_columns(schema):
-        if c["role"] == "numeric":
-            x[c["name"]] = pd.to_numeric(applicants[c["name"]], errors="coerce")
-        else:
-            x[c["name"]] = pd.Categorical(applicants[c["name"]], categories=c["categories"])
+    x = schema_frame(schema, applicants)
     months = history.shape[1]
     flat = pd.DataFrame(
         history.reshape(len(history), -1),
@@ -60,29 +55,9 @@ def _lightgbm_pd(schema, applicants, history, y, train, validation, test, seed):
         index=applicants.index,
     )
     x = pd.concat([x, flat], axis=1)
-    params = {
-        "objective": "binary",
-        "learning_rate": 0.05,
-        "num_leaves": 31,
-        "min_data_in_leaf": 50,
-        "feature_fraction": 0.8,
-        "bagging_fraction": 0.8,
-        "bagging_freq": 1,
-        "lambda_l2": 1.0,
-        "metric": "auc",
-        "seed": seed,
-        "deterministic": True,
-        "num_threads": 2,
-        "verbose": -1,
-    }
-    booster = lgb.train(
-        params,
-        lgb.Dataset(x.iloc[train], y[train]),
-        num_boost_round=3000,
-        valid_sets=[lgb.Dataset(x.iloc[validation], y[validation])],
-        callbacks=[lgb.early_stopping(100, verbose=False)],
+    return fit_predict(
+        x, y, train, validation, test, seed=seed, rounds=3000, learning_rate=0.05, num_leaves=31, min_data_in_leaf=50
     )
-    return booster.predict(x.iloc[test], num_iteration=booster.best_iteration), booster.best_iteration
 
 
 def run() -> dict:
