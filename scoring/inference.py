@@ -12,7 +12,6 @@ from django.conf import settings
 
 from models.training import CreditModel
 from scoring.models import ModelVersion
-from scoring.services.datasets import PortfolioData
 
 _lock = threading.RLock()  # decider_load holds it while model_load takes it again
 _loaded: dict[tuple[int, str], CreditModel] = {}
@@ -35,13 +34,6 @@ def model_load(version: ModelVersion) -> CreditModel:
                 model = CreditModel.load(version.artifact_path, version.artifact_sha256)
                 _loaded[key] = model
     return model
-
-
-def model_inputs(model: CreditModel, data: PortfolioData) -> dict:
-    """Keyword arguments of ``CreditModel.predict_*`` for stored applicants."""
-    if model.kind == "cnn":
-        return {"static": data.static, "history": data.history, "history_mask": data.history_mask}
-    return {"static": data.static}
 
 
 _deciders: dict[tuple, object] = {}

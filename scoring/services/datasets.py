@@ -50,6 +50,12 @@ class PortfolioData:
             features=[self.features[i] for i in index] if self.features else [],
         )
 
+    def model_inputs(self, kind: str) -> dict:
+        """Keyword arguments of ``CreditModel`` fit/predict for a model kind: the CNN also reads the history."""
+        if kind == "cnn":
+            return {"static": self.static, "history": self.history, "history_mask": self.history_mask}
+        return {"static": self.static}
+
     def fingerprint(self) -> str:
         """SHA-256 of exactly the rows used: ids, features, history and outcomes."""
         digest = hashlib.sha256()

@@ -111,10 +111,7 @@ def decide_rows(
     *, version: ModelVersion, data: PortfolioData, top_k: int = TOP_REASONS
 ) -> tuple[Decisions, list[ScoredRow]]:
     decider = decider_load(version)
-    kwargs = {"static": data.static}
-    if version.kind == ModelVersion.KIND_CNN:
-        kwargs.update(history=data.history, history_mask=data.history_mask)
-    decisions = decider.decide(**kwargs)
+    decisions = decider.decide(**data.model_inputs(version.kind))
     return decisions, rows_from_decisions(decisions, data, version=version, top_k=top_k)
 
 

@@ -101,12 +101,6 @@ def training_data(*, portfolio: Portfolio, kind: str) -> tuple[PortfolioData, np
     return data, y
 
 
-def _model_args(data: PortfolioData, kind: str) -> dict[str, Any]:
-    if kind == ModelVersion.KIND_CNN:
-        return {"static": data.static, "history": data.history, "history_mask": data.history_mask}
-    return {"static": data.static}
-
-
 def _credit_data(data: PortfolioData, y: np.ndarray, kind: str) -> CreditData:
     if kind == ModelVersion.KIND_CNN:
         return CreditData(data.static, y, data.history, data.history_mask)
@@ -145,15 +139,15 @@ def model_fit_evaluate(
         validation=_credit_data(split["validation"], ys["validation"], kind),
         calibration=_credit_data(split["calibration"], ys["calibration"], kind),
         on_epoch=on_epoch,
-        **_model_args(split["train"], kind),
+        **split["train"].model_inputs(kind),
     )
     metrics = {
-        name: model.evaluate(y=ys[name], **_model_args(split[name], kind)) for name in ("train", "validation", "test")
+        name: model.evaluate(y=ys[name], **split[name].model_inputs(kind)) for name in ("train", "validation", "test")
     }
     baseline = baseline_logistic(
         _baseline_inputs(model, split["train"]), ys["train"], _baseline_inputs(model, split["test"]), ys["test"]
     )
-    background = background_sample(model, seed=seed, **_model_args(split["train"], kind))
+    background = background_sample(model, seed=seed, **split["train"].model_inputs(kind))
     return model, metrics, {"test": baseline}, background
 
 

@@ -23,7 +23,6 @@ from scoring.models import ModelVersion, Portfolio, TuningStudy
 from scoring.services.training import (
     SPLITS,
     _credit_data,
-    _model_args,
     model_version_create,
     model_version_train,
     training_data,
@@ -119,7 +118,7 @@ def tuning_trial_run(*, study_id: int) -> TuningStudy | None:
             schema=schema,
             validation=_credit_data(split["validation"], ys["validation"], study.kind),
             calibration=_credit_data(split["calibration"], ys["calibration"], study.kind),
-            **_model_args(split["train"], study.kind),
+            **split["train"].model_inputs(study.kind),
         )
         return float(model.best_val_auc_)
 
