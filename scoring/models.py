@@ -316,6 +316,18 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     promoted_at = models.DateTimeField(null=True, blank=True)
+    monitoring_reference = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="bin edges and shares of the score and each feature on the training sample (PSI/CSI reference)",
+    )
+    promotion_override_reason = models.TextField(
+        blank=True, help_text="why a validator promoted despite a failed stability or fairness report"
+    )
+    promotion_override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    promotion_override_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["portfolio_id", "-version"]
@@ -496,3 +508,125 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.applicant_id}: {self.score:.0f} {self.decision}"
+
+
+class MonitoringReport(models.Model):
+    """MonitoringReport: one monitoring check of a model version on a portfolio, run
+    after scoring: population stability (PSI of the score, CSI of each feature
+    against the training sample), an outcome backtest by monthly cohort, or a
+    fairness report per protected attribute. ``status`` is the worst finding;
+    ``alerts`` lists each breach in words."""
+
+    KIND_STABILITY = "stability"
+    KIND_BACKTEST = "backtest"
+    KIND_FAIRNESS = "fairness"
+    KIND_CHOICES = [(KIND_STABILITY, "Stability (PSI/CSI)"), (KIND_BACKTEST, "Backtest"), (KIND_FAIRNESS, "Fairness")]
+    STATUS_PASS = "pass"
+    STATUS_WATCH = "watch"
+    STATUS_FAIL = "fail"
+    STATUS_CHOICES = [(STATUS_PASS, "Pass"), (STATUS_WATCH, "Watch"), (STATUS_FAIL, "Fail")]
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="monitoring_reports")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="monitoring_reports")
+    run = models.ForeignKey(BatchRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=STATUS_PASS)
+    results = models.JSONField(default=dict, blank=True)
+    alerts = models.JSONField(default=list, blank=True)
+    rows = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["model_version", "kind", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.model_version_id}: {self.status}"
+
+
+class AuditEvent(models.Model):
+    """AuditEvent: one entry of the append-only, hash-chained audit log. Ids only,
+    never PII. The database refuses UPDATE and DELETE on this table (triggers), and
+    ``hash`` chains each event to the one before, so a row edited or removed behind
+    the application's back is found by ``verify_audit_log``. No foreign keys: a row
+    must never change because a user or portfolio was deleted."""
+
+    OUTCOME_CHOICES = [(o, o.title()) for o in ("success", "denied", "failure")]
+
+    occurred_at = models.DateTimeField(db_index=True)
+    actor_id = models.IntegerField(null=True, blank=True, db_index=True)
+    actor_username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=50, db_index=True)
+    outcome = models.CharField(max_length=10, choices=OUTCOME_CHOICES, default="success")
+    portfolio_id = models.IntegerField(null=True, blank=True, db_index=True)
+    object_type = models.CharField(max_length=50, blank=True)
+    object_ids = models.JSONField(default=list, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action}"
+
+
+class AuditCheckpoint(models.Model):
+    """AuditCheckpoint: a periodic signed statement of the chain head (the id and
+    hash of the last event covered), as AWS CloudTrail's digest files: an attacker
+    who rewrites the whole chain from some point on cannot re-sign the checkpoints."""
+
+    last_event_id = models.BigIntegerField(unique=True)
+    last_event_hash = models.CharField(max_length=64)
+    events = models.BigIntegerField(default=0)
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-last_event_id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint at event {self.last_event_id}"
+
+
+class ApiToken(models.Model):
+    """ApiToken: a credential of an API client. It acts as its user, narrowed to
+    ``portfolios`` when any are set (never widened). Only a SHA-256 of the key is
+    stored; the key is shown once at creation."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_prefix = models.CharField(max_length=12, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    portfolios = models.ManyToManyField(
+        Portfolio, blank=True, related_name="+", help_text="empty: every portfolio the user is granted"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+
+class LoginThrottle(models.Model):
+    """LoginThrottle: failed logins per username and per client address, counted in
+    the database (not a per-process cache) so the lockout holds across web
+    processes and concurrent attempts."""
+
+    key = models.CharField(max_length=200, unique=True, help_text="user:<name> or ip:<address>")
+    failures = models.PositiveIntegerField(default=0)
+    first_failure_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures} failures"
