@@ -3,9 +3,20 @@ page or endpoint can forget the access rule."""
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Floor
 
-from scoring.models import Portfolio
+from scoring.models import (
+    Applicant,
+    ApplicantPII,
+    BatchRun,
+    ImportJob,
+    ModelVersion,
+    Portfolio,
+    RepaymentMonth,
+    Score,
+    TuningStudy,
+)
 from scoring.permissions import VIEW, restrict
 
 
@@ -16,3 +27,175 @@ def portfolios_visible(*, user, perm: str = VIEW) -> QuerySet[Portfolio]:
 
 def portfolio_list(*, user) -> QuerySet[Portfolio]:
     return portfolios_visible(user=user).select_related("schema").annotate(applicant_count=Count("applicants"))
+
+
+# --- Portal reads ----------------------------------------------------------------
+# Each starts from ``restrict`` (or a row already read through it), so a page can
+# only show what the user is granted; a missing row and a forbidden one are both None.
+
+# The applicant list's sort keys (user input) mapped to the orderings they allow.
+APPLICANT_SORTS = {
+    "external_id": ("external_id",),
+    "-external_id": ("-external_id",),
+    "score": (F("latest_score").asc(nulls_last=True), "external_id"),
+    "-score": (F("latest_score").desc(nulls_last=True), "external_id"),
+    "newest": ("-created_at", "-id"),
+}
+SCORE_BIN_POINTS = 20  # width of a bar of the dashboard's score distribution
+
+
+def portfolio_get(*, user, portfolio_id: int, perm: str = VIEW) -> Portfolio | None:
+    return portfolios_visible(user=user, perm=perm).select_related("schema").filter(pk=portfolio_id).first()
+
+
+def _latest_scores() -> QuerySet[Score]:
+    """An applicant's decisions, newest first (challenger shadow scores are never decisions)."""
+    return Score.objects.filter(applicant=OuterRef("pk"), is_shadow=False).order_by("-created_at", "-id")
+
+
+def applicant_list(*, user, portfolio: Portfolio, filters: dict) -> QuerySet[Applicant]:
+    """Applicants of ``portfolio`` with their latest score and decision. ``filters``:
+    ``search`` (external id prefix: the unique index serves it), ``decision``,
+    ``score_min``, ``score_max``, ``sort`` (a key of APPLICANT_SORTS)."""
+    latest = _latest_scores()
+    queryset = restrict(Applicant.objects.filter(portfolio=portfolio), user).annotate(
+        latest_score=Subquery(latest.values("score")[:1]),
+        latest_pd=Subquery(latest.values("pd")[:1]),
+        latest_decision=Subquery(latest.values("decision")[:1]),
+        latest_scored_at=Subquery(latest.values("created_at")[:1]),
+    )
+    if filters.get("search"):
+        queryset = queryset.filter(external_id__startswith=filters["search"])
+    if filters.get("decision") == "unscored":
+        queryset = queryset.filter(latest_decision__isnull=True)
+    elif filters.get("decision"):
+        queryset = queryset.filter(latest_decision=filters["decision"])
+    if filters.get("score_min") is not None:
+        queryset = queryset.filter(latest_score__gte=filters["score_min"])
+    if filters.get("score_max") is not None:
+        queryset = queryset.filter(latest_score__lte=filters["score_max"])
+    return queryset.order_by(*APPLICANT_SORTS.get(filters.get("sort") or "external_id", ("external_id",)))
+
+
+def applicant_get(*, user, applicant_id: int) -> Applicant | None:
+    return (
+        restrict(Applicant.objects.select_related("portfolio__schema", "schema"), user).filter(pk=applicant_id).first()
+    )
+
+
+def applicant_pii_get(*, user, applicant: Applicant) -> ApplicantPII | None:
+    return restrict(ApplicantPII.objects.all(), user).filter(applicant=applicant).first()
+
+
+def applicant_scores(*, user, applicant: Applicant, limit: int = 50) -> list[Score]:
+    """The applicant's decisions, newest first (shadow scores left out)."""
+    return list(
+        restrict(Score.objects.filter(applicant=applicant, is_shadow=False), user)
+        .select_related("model_version")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def applicant_history(*, user, applicant: Applicant) -> list[RepaymentMonth]:
+    return list(restrict(RepaymentMonth.objects.filter(applicant=applicant), user).order_by("month"))
+
+
+def portfolio_dashboard(*, user, portfolio: Portfolio) -> dict:
+    """Figures of the dashboard: applicant count, the latest batch run, the score
+    distribution and approval rate of its decisions (of every real-time decision
+    when no run has finished yet), and the champion."""
+    applicants = restrict(Applicant.objects.filter(portfolio=portfolio), user).count()
+    runs = restrict(BatchRun.objects.filter(portfolio=portfolio), user).select_related("model_version")
+    last_run = runs.order_by("-created_at").first()
+    last_done = runs.filter(status=BatchRun.STATUS_DONE).order_by("-finished_at").first()
+    scores = restrict(Score.objects.filter(portfolio=portfolio, is_shadow=False), user)
+    scores = scores.filter(run=last_done) if last_done is not None else scores.filter(run__isnull=True)
+    bins = (
+        scores.annotate(bucket=Floor(F("score") / SCORE_BIN_POINTS))
+        .values("bucket")
+        .annotate(n=Count("id"))
+        .order_by("bucket")
+    )
+    decisions = {row["decision"]: row["n"] for row in scores.values("decision").annotate(n=Count("id"))}
+    decided = sum(decisions.values())
+    champion = (
+        restrict(ModelVersion.objects.filter(portfolio=portfolio, status=ModelVersion.STATUS_CHAMPION), user)
+        .select_related("portfolio")
+        .first()
+    )
+    return {
+        "applicants": applicants,
+        "last_run": last_run,
+        "distribution_source": last_done,
+        "distribution": [
+            {"from": int(row["bucket"]) * SCORE_BIN_POINTS, "count": row["n"]}
+            for row in bins
+            if row["bucket"] is not None
+        ],
+        "decisions": decisions,
+        "decided": decided,
+        "approval_rate": decisions.get("approve", 0) / decided if decided else None,
+        "champion": champion,
+    }
+
+
+def model_version_list(*, user, filters: dict | None = None) -> QuerySet[ModelVersion]:
+    filters = filters or {}
+    queryset = restrict(ModelVersion.objects.select_related("portfolio", "trained_by", "approved_by"), user)
+    for field in ("portfolio", "status", "kind"):
+        if filters.get(field):
+            queryset = queryset.filter(**{field: filters[field]})
+    return queryset.order_by("portfolio__name", "-version")
+
+
+def model_version_get(*, user, version_id: int) -> ModelVersion | None:
+    return (
+        restrict(
+            ModelVersion.objects.select_related(
+                "portfolio", "schema", "trained_by", "approved_by", "promoted_by", "tuning_study"
+            ),
+            user,
+        )
+        .filter(pk=version_id)
+        .first()
+    )
+
+
+def model_version_baseline_peer(*, user, version: ModelVersion) -> ModelVersion | None:
+    """The version the model page compares against besides the logistic baseline:
+    the portfolio's champion (when it is another version)."""
+    return (
+        restrict(ModelVersion.objects.filter(portfolio_id=version.portfolio_id), user)
+        .filter(status=ModelVersion.STATUS_CHAMPION)
+        .exclude(pk=version.pk)
+        .first()
+    )
+
+
+def tuning_study_list(*, user, limit: int = 20) -> list[TuningStudy]:
+    return list(
+        restrict(TuningStudy.objects.select_related("portfolio", "best_model_version"), user).order_by("-created_at")[
+            :limit
+        ]
+    )
+
+
+def batch_run_list(*, user, portfolio: Portfolio | None = None) -> QuerySet[BatchRun]:
+    queryset = restrict(
+        BatchRun.objects.select_related("portfolio", "model_version", "challenger_version", "requested_by"), user
+    )
+    if portfolio is not None:
+        queryset = queryset.filter(portfolio=portfolio)
+    return queryset.order_by("-created_at")
+
+
+def batch_run_get(*, user, run_id: int) -> BatchRun | None:
+    return batch_run_list(user=user).filter(pk=run_id).first()
+
+
+def import_job_list(*, user) -> QuerySet[ImportJob]:
+    return restrict(ImportJob.objects.select_related("portfolio", "created_by"), user).order_by("-created_at")
+
+
+def import_job_get(*, user, job_id: int) -> ImportJob | None:
+    return import_job_list(user=user).filter(pk=job_id).first()
