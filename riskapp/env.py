@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -109,6 +110,77 @@ def secret_key(var_dir: Path) -> str:
     if len(key) < 32:
         raise ImproperlyConfigured(f"{path} holds a SECRET_KEY shorter than 32 characters; delete it to regenerate.")
     return key
+
+
+def generated_secret(var_dir: Path, file_name: str, *, make: Callable[[], str]) -> str:
+    """A secret generated once into ``var_dir/file_name`` (never committed) and read back.
+
+    Used for the embedded/development defaults of keys that production sets in
+    the environment. O_EXCL: two processes starting at once must not write two
+    different keys.
+    """
+    path = var_dir / file_name
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(make())
+    value = path.read_text(encoding="utf-8").strip()
+    if not value:
+        raise ImproperlyConfigured(f"{path} is empty; delete it to regenerate.")
+    return value
+
+
+def audit_signing_keys(var_dir: Path) -> tuple[str, list[str]]:
+    """(signing key, older keys still accepted when verifying) of the audit checkpoints.
+
+    AUDIT_SIGNING_KEY signs; AUDIT_SIGNING_OLD_KEYS (comma-separated) only verify
+    checkpoints signed before a key change. Without AUDIT_SIGNING_KEY a key is
+    generated once into var/ (development and the embedded default).
+    """
+    key = env_secret("AUDIT_SIGNING_KEY") or generated_secret(
+        var_dir, "audit_signing_key", make=lambda: secrets.token_urlsafe(48)
+    )
+    if len(key) < 32:
+        raise ImproperlyConfigured("AUDIT_SIGNING_KEY must be at least 32 characters long.")
+    old = [k.strip() for k in (env_secret("AUDIT_SIGNING_OLD_KEYS") or "").split(",") if k.strip()]
+    return key, old
+
+
+def pii_encryption_keys(var_dir: Path, *, debug: bool, allow_generated: bool) -> list[str]:
+    """Fernet keys for applicant PII, newest first (PII_ENCRYPTION_KEYS, comma-separated).
+
+    The first key encrypts; every key decrypts, so a new key is put in front and
+    ``manage.py rotate_pii_keys`` re-encrypts the rows before the old one is
+    dropped. Without the variable, a development set-up (DEBUG, or the embedded
+    default where ``allow_generated``) gets a key generated once into var/; a
+    production set-up refuses to start rather than keep PII under a key that
+    lives beside the database.
+    """
+    from cryptography.fernet import Fernet
+
+    configured = env_secret("PII_ENCRYPTION_KEYS")
+    if configured:
+        keys = [k.strip() for k in configured.split(",")]
+    elif debug or allow_generated:
+        keys = [generated_secret(var_dir, "pii_encryption_key", make=lambda: Fernet.generate_key().decode())]
+    else:
+        raise ImproperlyConfigured(
+            "PII_ENCRYPTION_KEYS (or PII_ENCRYPTION_KEYS_FILE) must be set when DEBUG is off: "
+            "generate one with `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
+        )
+    for index, key in enumerate(keys):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"PII_ENCRYPTION_KEYS item {index + 1} is not a Fernet key (32 url-safe base64-encoded bytes)."
+            ) from None
+    return keys
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,14 @@ import os
 from pathlib import Path
 
 from riskapp.env import (
+    audit_signing_keys,
     env_bool,
     env_choice,
     env_int,
     env_list,
     env_str,
     parse_database_url,
+    pii_encryption_keys,
     secret_key,
 )
 
@@ -54,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After authentication: it records denied requests with their user.
+    "scoring.middleware.AuditMiddleware",
 ]
 
 ROOT_URLCONF = "riskapp.urls"
@@ -226,6 +230,16 @@ CSRF_COOKIE_SECURE = _https
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+
+# --- Audit log and personal data ----------------------------------------------
+# Checkpoints of the audit chain are signed with this key (HMAC-SHA256); old keys only verify.
+AUDIT_SIGNING_KEY, AUDIT_SIGNING_OLD_KEYS = audit_signing_keys(VAR_DIR)
+# Fernet keys of applicant PII, newest first. A key generated into var/ is only
+# acceptable for development and the embedded (SQLite) default; a production
+# database without PII_ENCRYPTION_KEYS refuses to start.
+PII_ENCRYPTION_KEYS = pii_encryption_keys(
+    VAR_DIR, debug=DEBUG, allow_generated=str(DATABASES["default"]["ENGINE"]).endswith("sqlite3")
+)
 
 LOGGING = {
     "version": 1,

@@ -564,6 +564,9 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
+    # Position in the chain (1, 2, 3, ...): ids may skip (a rolled-back insert uses up a
+    # PostgreSQL sequence value), seq never does, so a missing event shows as a gap.
+    seq = models.BigIntegerField(unique=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
