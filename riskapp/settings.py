@@ -8,7 +8,11 @@ Celery worker process still executes tasks.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from riskapp.env import (
     audit_signing_keys,
@@ -16,6 +20,7 @@ from riskapp.env import (
     env_choice,
     env_int,
     env_list,
+    env_secret,
     env_str,
     parse_database_url,
     pii_encryption_keys,
@@ -39,16 +44,19 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc assets served from here: offline, under the CSP
+    "csp",
     "guardian",
     "django_celery_beat",
     "scoring",
 ]
 
 MIDDLEWARE = [
+    "scoring.metrics.RequestMetricsMiddleware",  # first: times the whole stack
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -106,7 +114,8 @@ DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend with the login throttle in front: admin, portal and API logins all pass here.
+    "scoring.backends.ThrottledModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous requests see nothing.
@@ -131,12 +140,13 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-STATICFILES_DIRS = [BASE_DIR / "scoring" / "static"] if (BASE_DIR / "scoring" / "static").exists() else []
+# scoring/static is found by the app-directories finder (scoring is an installed app).
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or "")
 ARTIFACT_DIR = Path(env_str("ARTIFACT_DIR", str(VAR_DIR / "artifacts")) or "")
 
-LOGIN_URL = "/admin/login/"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
+LOGOUT_REDIRECT_URL = "portal:login"
 
 # --- Ingestion limits ----------------------------------------------------------
 IMPORT_MAX_FILE_MB = env_int("IMPORT_MAX_FILE_MB", 2048, minimum=1)
@@ -149,7 +159,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("UPLOAD_MAX_MEMORY_MB", 10, minimum=1) * 1
 # --- REST framework ------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "scoring.api.authentication.ApiTokenAuthentication",  # Authorization: Token <key>, SHA-256 stored
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -198,6 +208,33 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_QUEUE_PREFIX = env_str("CELERY_QUEUE_PREFIX", "") or ""
 CELERY_QUEUES_BY_ROLE = {role: f"{CELERY_QUEUE_PREFIX}{role}" for role in ("default", "score", "train")}
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUES_BY_ROLE["default"]
+# Declared rather than created on first use, so every broker (Redis, RabbitMQ, SQS, the
+# filesystem) gets the same topology: one direct exchange per queue, routing key = name.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name) for name in CELERY_QUEUES_BY_ROLE.values()
+]
+CELERY_TASK_CREATE_MISSING_QUEUES = False  # a task routed to an undeclared queue is an error, not a silent new queue
+if CELERY_BROKER_URL.startswith("sqs://"):
+    # SQS queues are created beforehand (by infrastructure code, named like CELERY_QUEUES_BY_ROLE)
+    # and listed here, so the workers need no ListQueues/CreateQueue rights. Credentials come from
+    # the default AWS chain (IRSA / pod identity / instance role) unless the broker URL carries keys.
+    _sqs_url_base = env_str("CELERY_SQS_QUEUE_URL_BASE")
+    if not _sqs_url_base:
+        raise ImproperlyConfigured(
+            "CELERY_BROKER_URL=sqs:// needs CELERY_SQS_QUEUE_URL_BASE, e.g. https://sqs.eu-west-1.amazonaws.com/123456789012/"
+        )
+    _sqs_url_region = next(iter(re.findall(r"//sqs\.([a-z0-9-]+)\.amazonaws\.com", _sqs_url_base)), None)
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        # https://sqs.<region>.amazonaws.com/<account>/ names its region; an explicit setting wins.
+        "region": env_str("CELERY_SQS_REGION") or _sqs_url_region or "us-east-1",
+        "wait_time_seconds": env_int("CELERY_SQS_WAIT_TIME_SECONDS", 10, minimum=0, maximum=20),  # long polling
+        "polling_interval": 1,
+        "predefined_queues": {
+            name: {"url": _sqs_url_base.rstrip("/") + "/" + name} for name in CELERY_QUEUES_BY_ROLE.values()
+        },
+    }
+    # Remote control and events need fan-out queues SQS does not offer with predefined queues.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_TASK_ROUTES = {
     "scoring.tasks.train_*": {"queue": CELERY_QUEUES_BY_ROLE["train"]},
     "scoring.tasks.tune_*": {"queue": CELERY_QUEUES_BY_ROLE["train"]},
@@ -215,6 +252,27 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 1, minimum=1)
 # A batch-scoring chunk claimed longer ago than this is taken to have lost its worker.
 SCORE_CHUNK_STALE_SECONDS = env_int("SCORE_CHUNK_STALE_SECONDS", 300, minimum=1)
+
+# --- Monitoring and metrics ------------------------------------------------------
+# A monitoring report looks at a seeded sample of at most this many applicants (PSI and
+# approval rates are exact enough long before a million rows).
+MONITORING_MAX_ROWS = env_int("MONITORING_MAX_ROWS", 200_000, minimum=1000)
+# /metrics answers only with "Authorization: Bearer <token>" when set.
+METRICS_BEARER_TOKEN = env_secret("METRICS_BEARER_TOKEN")
+# A Celery worker serves its own /metrics on this port (0: off); see scoring/metrics.py.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0, maximum=65535)
+# Mail (monitoring alerts to validators). Without EMAIL_HOST, mails are printed to the console.
+EMAIL_HOST = env_str("EMAIL_HOST", "") or ""
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "riskapp@localhost") or "riskapp@localhost"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
