@@ -49,11 +49,16 @@ lint: install ## ruff lint and format check, mypy
 bench: install ## benchmarks (results in bench/results/); see bench/README.md
 	$(BIN)/python bench/run_all.py
 
-up: ## the production-like stack with Docker compose
-	docker compose -f docker/compose.yml up --build
+# Variables come from .env (see .env.example); the train worker runs on the GPU image where
+# nvidia-smi answers, else on the CPU image (compose profiles gpu / cpu).
+COMPOSE = docker compose -f docker/compose.yml $(if $(wildcard .env),--env-file .env) \
+	--profile $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 
-down: ## stop the compose stack
-	docker compose -f docker/compose.yml down
+up: ## the production-like stack with Docker compose (docs/scaling.md)
+	$(COMPOSE) up --build
+
+down: ## stop the compose stack (volumes are kept)
+	$(COMPOSE) down
 
 clean: ## remove the virtualenv and local state (database, broker folder, artifacts)
 	rm -rf $(VENV) var
