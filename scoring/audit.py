@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import ipaddress
 import json
 import math
@@ -228,12 +229,14 @@ def checkpoint_signature(key: bytes, *, last_event_id: int, last_event_hash: str
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def audit_checkpoint_create() -> AuditCheckpoint | None:
-    """Sign the current chain head; None when there is nothing new to sign."""
+def audit_checkpoint_create(*, head: tuple[int, str, int] | None = None) -> AuditCheckpoint | None:
+    """Sign the chain head (or ``head``: the id, hash and seq of an event just
+    verified); None when there is nothing new to sign."""
     key = settings.AUDIT_SIGNING_KEY
     with transaction.atomic():
         _lock_chain()
-        head = AuditEvent.objects.order_by("-seq").values_list("id", "hash", "seq").first()
+        if head is None:
+            head = AuditEvent.objects.order_by("-seq").values_list("id", "hash", "seq").first()
         if head is None:
             return None
         last_id, last_hash, seq = head
@@ -257,6 +260,7 @@ class VerifyResult:
 
     events_checked: int = 0
     checkpoints_verified: int = 0
+    last_verified: tuple[int, str, int] | None = None  # id, hash, seq
     broken_id: int | None = None
     problem: str = ""
 
@@ -315,6 +319,7 @@ def audit_log_verify(*, chunk_size: int = 2000, progress=None) -> VerifyResult:
             result.problem, result.broken_id = problem, event.pk
             return result
         result.events_checked += 1
+        result.last_verified = (event.pk, event.hash, event.seq)
         prev_hash, expected_seq = event.hash, event.seq + 1
         if progress is not None and result.events_checked % 100_000 == 0:
             progress(result.events_checked)
@@ -332,3 +337,72 @@ def _events_in_order(chunk_size: int) -> Iterator[AuditEvent]:
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+# --- The append-only triggers -------------------------------------------------
+def _trigger_migration():
+    # The SQL lives in the migration that installs it (frozen with it); read from there.
+    return importlib.import_module("scoring.migrations.0009_audit_append_only")
+
+
+def append_only_expected() -> set[str]:
+    return _trigger_migration().trigger_names(connection.vendor)
+
+
+def append_only_installed() -> set[str]:
+    """Names of the audit tables' append-only triggers present in the database."""
+    tables = _trigger_migration().TABLES
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid::regclass::text = ANY(%s)",
+                [list(tables)],
+            )
+        else:
+            placeholders = ", ".join(["%s"] * len(tables))
+            cursor.execute(
+                f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ({placeholders})",
+                list(tables),
+            )
+        return {row[0] for row in cursor.fetchall()} & append_only_expected()
+
+
+def append_only_install() -> None:
+    with connection.cursor() as cursor:
+        for statement in _trigger_migration().install_sql(connection.vendor):
+            cursor.execute(statement)
+
+
+def append_only_uninstall() -> None:
+    with connection.cursor() as cursor:
+        for statement in _trigger_migration().uninstall_sql(connection.vendor):
+            cursor.execute(statement)
+
+
+# --- Sign-in events -------------------------------------------------------------
+def _on_login(sender, request, user, **kwargs) -> None:
+    audit_record(action="login", actor=user, request=request)
+
+
+def _on_login_failed(sender, credentials, request=None, **kwargs) -> None:
+    # Django has already masked secrets in ``credentials``; only the attempted user
+    # name is kept (it may be a typo or someone else's name, which is what an
+    # auditor looking at password guessing needs), never anything else given.
+    from django.contrib.auth import get_user_model
+
+    username = credentials.get(get_user_model().USERNAME_FIELD) or credentials.get("username") or ""
+    audit_record(action="login_failed", request=request, outcome="failure", actor_username=str(username))
+
+
+def _on_logout(sender, request, user, **kwargs) -> None:
+    if user is not None:
+        audit_record(action="logout", actor=user, request=request)
+
+
+def audit_signals_connect() -> None:
+    """Record sign-in, failed sign-in and sign-out (called once from the app's ready())."""
+    from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+
+    user_logged_in.connect(_on_login, dispatch_uid="scoring.audit.login")
+    user_login_failed.connect(_on_login_failed, dispatch_uid="scoring.audit.login_failed")
+    user_logged_out.connect(_on_logout, dispatch_uid="scoring.audit.logout")

@@ -71,3 +71,12 @@ def nightly_rescore() -> list[int]:
     from scoring.services.batch import nightly_runs_start
 
     return [run.pk for run in nightly_runs_start()]
+
+
+@shared_task(name="scoring.tasks.audit_checkpoint")
+def audit_checkpoint() -> int | None:
+    """Sign the audit chain's head (celery beat, every 10 minutes); the id of the signed event."""
+    from scoring.audit import audit_checkpoint_create
+
+    checkpoint = audit_checkpoint_create()
+    return checkpoint.last_event_id if checkpoint is not None else None

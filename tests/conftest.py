@@ -24,6 +24,23 @@ def _plain_static_storage(settings):
     }
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, minus the audit log's append-only triggers.
+
+    Between transactional tests Django empties every table (TRUNCATE/DELETE), which
+    the triggers refuse. They are checked to be there after the migrations, then
+    dropped for the session; the tests of the triggers reinstall them inside their
+    own transaction (``scoring.audit.append_only_install``), which rolls back.
+    """
+    from scoring.audit import append_only_expected, append_only_installed, append_only_uninstall
+
+    with django_db_blocker.unblock():
+        missing = append_only_expected() - append_only_installed()
+        assert not missing, f"the migrations did not install the audit triggers {sorted(missing)}"
+        append_only_uninstall()
+
+
 def database_url_for_subprocess() -> str:
     """The URL of the database this test run uses (the test database), for a child process."""
     from django.db import connection
