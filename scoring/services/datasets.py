@@ -172,6 +172,21 @@ def portfolio_data(
     if id_range is not None:
         queryset = queryset.filter(id__gte=id_range[0], id__lte=id_range[1])
     records = list(queryset.order_by("id").values_list("id", "external_id", "features"))
+    return portfolio_data_of(
+        portfolio=portfolio, records=records, with_history=with_history, as_of=as_of, months=months
+    )
+
+
+def portfolio_data_of(
+    *,
+    portfolio: Portfolio,
+    records: list[tuple[int, str, dict]],
+    with_history: bool,
+    as_of: date | None = None,
+    months: int = HISTORY_MONTHS,
+) -> PortfolioData:
+    """Model inputs of applicants already read (``(id, external_id, features)``
+    ordered by id): real-time scoring holds the applicant row and needs no second query."""
     ids = np.array([r[0] for r in records], dtype=np.int64)
     data = PortfolioData(
         applicant_ids=ids,
