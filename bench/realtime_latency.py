@@ -41,9 +41,9 @@ def setup() -> tuple[int, dict, str]:
 
     django.setup()
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
 
     from scoring.services.demo import SYNTHETIC, demo_users_ensure, synthetic_load
+    from scoring.services.tokens import api_token_create
     from scoring.services.training import model_version_create, model_version_train
 
     call_command("migrate", verbosity=0)
@@ -61,8 +61,8 @@ def setup() -> tuple[int, dict, str]:
             portfolio=portfolio, kind=kind, hyperparameters={"max_epochs": 5}, requested_by=users["developer"]
         )
         versions[kind] = model_version_train(model_version_id=queued.pk)
-    token, _ = Token.objects.get_or_create(user=users["analyst"])
-    return portfolio.pk, versions, token.key
+    _, key = api_token_create(user=users["analyst"], name="bench", portfolios=[portfolio])
+    return portfolio.pk, versions, key
 
 
 def promote(version) -> None:

@@ -155,6 +155,10 @@ IMPORT_MAX_COLUMNS = env_int("IMPORT_MAX_COLUMNS", 500, minimum=1)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 50_000, minimum=100)
 IMPORT_MAX_REPORTED_ERRORS = env_int("IMPORT_MAX_REPORTED_ERRORS", 1000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("UPLOAD_MAX_MEMORY_MB", 10, minimum=1) * 1024 * 1024
+# Uploads above this are streamed to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 1  # one file per import
 
 # --- REST framework ------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -163,6 +167,16 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per process (the default cache): a brake on runaway clients and credential stuffing,
+    # not a quota. Password logins have their own database-backed lockout (scoring/backends.py).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("API_THROTTLE_ANON", "60/minute"),
+        "user": env_str("API_THROTTLE_USER", "20000/minute"),
+    },
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -172,6 +186,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Credit risk scoring service API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "ImportStatusEnum": "scoring.models.ImportJob.STATUS_CHOICES",
         "ImportKindEnum": "scoring.models.ImportJob.KIND_CHOICES",
@@ -277,17 +295,56 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Security ------------------------------------------------------------------
+# `python manage.py check --deploy` is clean with DEBUG off, SECRET_KEY, ALLOWED_HOSTS and
+# HTTPS=true (tests/riskapp/test_hardening.py runs it).
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)  # a working day, not Django's two weeks
+CSRF_COOKIE_HTTPONLY = True  # no page script reads the token: forms carry it, the API uses tokens
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-_https = env_bool("HTTPS", False)  # cookies marked Secure once served over TLS
+# Served over TLS: cookies marked Secure, plain HTTP redirected, HSTS sent. Each can be
+# set apart; by default they all follow HTTPS.
+_https = env_bool("HTTPS", False)
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _https)
+# Probes reach the pod over plain HTTP from inside the cluster: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if _https else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _https)
+# Only allows submitting the domain to browsers' preload list; sending it commits to nothing.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _https)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+
+# Login throttle (scoring/backends.py): after LOGIN_FAILURE_LIMIT failed logins for one
+# username within the window, that username is locked for LOGIN_LOCKOUT_SECONDS, the
+# right password included; one client address gets LOGIN_IP_FAILURE_LIMIT (0: no limit).
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 50, minimum=0)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+
+# Content-Security-Policy (django-csp 4): our own origin only, and no inline script or
+# style anywhere: pages load their JavaScript and CSS from static files. The API docs
+# pages widen style-src for themselves (scoring/api/urls.py): their UI libraries inject styles.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # --- Audit log and personal data ----------------------------------------------
 # Checkpoints of the audit chain are signed with this key (HMAC-SHA256); old keys only verify.

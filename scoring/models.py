@@ -608,6 +608,9 @@ class ApiToken(models.Model):
     portfolios = models.ManyToManyField(
         Portfolio, blank=True, related_name="+", help_text="empty: every portfolio the user is granted"
     )
+    # Set when created with portfolios: a narrowed token whose portfolios were all
+    # deleted reaches nothing, instead of falling back to every portfolio of its user.
+    narrowed = models.BooleanField(default=False, help_text="limited to its portfolios")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)

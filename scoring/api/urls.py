@@ -1,8 +1,9 @@
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from scoring.api import views
+from scoring.api.docs import docs_urlpatterns
 
 router = DefaultRouter()
 router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
@@ -16,6 +17,5 @@ router.register("imports", views.ImportJobViewSet, basename="importjob")
 urlpatterns = [
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    *docs_urlpatterns("schema"),  # Swagger UI and ReDoc, served locally under the CSP
 ]

@@ -1,35 +1,92 @@
-"""Granting access to portfolios. The only place object permissions are assigned
-(STYLE.md point 4): every grant goes through ``portfolio_access_grant``."""
+"""Granting access to portfolios and giving roles. The only place object
+permissions are assigned (STYLE.md point 4): every grant goes through
+``portfolio_access_grant``, every removal through ``portfolio_access_revoke``.
+
+A role (``scoring/roles.py``) says what a user may do, a grant on a portfolio
+says where; ``scoring.permissions`` allows an action only where both agree.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from django.contrib.auth.models import Group
 from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
 from scoring.models import Portfolio
+from scoring.roles import PORTFOLIO_PERMS, VIEW, role_get
 
-# What each kind of grant allows on a portfolio; roles (groups) decide which
-# actions a user may take at all, grants decide where.
-PORTFOLIO_PERMS = (
-    "view_portfolio_data",
-    "score_portfolio",
-    "import_portfolio",
-    "export_portfolio",
-    "train_portfolio",
-    "validate_portfolio",
-)
+__all__ = [
+    "PORTFOLIO_PERMS",
+    "portfolio_access_grant",
+    "portfolio_access_revoke",
+    "user_role_add",
+    "user_role_remove",
+]
+
+
+def _checked(perms: Iterable[str]) -> tuple[str, ...]:
+    perms = tuple(dict.fromkeys(perms))
+    unknown = [p for p in perms if p not in PORTFOLIO_PERMS]
+    if unknown:
+        raise ValueError(f"Unknown portfolio permission(s) {unknown}; known: {PORTFOLIO_PERMS}")
+    return perms
+
+
+def _role_group(role: str) -> Group:
+    group, _ = Group.objects.get_or_create(name=role_get(role).name)
+    return group
 
 
 @transaction.atomic
-def portfolio_access_grant(*, portfolio: Portfolio, grantee, perms: tuple[str, ...] = ("view_portfolio_data",)) -> None:
-    """Grant ``perms`` on ``portfolio`` to a user or group."""
-    for perm in perms:
-        if perm not in PORTFOLIO_PERMS:
-            raise ValueError(f"Unknown portfolio permission {perm!r}; known: {PORTFOLIO_PERMS}")
+def user_role_add(*, user, role: str, actor=None) -> None:
+    """Give ``user`` the role (membership of its group); it acts only in granted portfolios."""
+    user.groups.add(_role_group(role))
+
+
+@transaction.atomic
+def user_role_remove(*, user, role: str, actor=None) -> None:
+    """Take the role away; the user's grants stay but no longer allow what only this role did."""
+    user.groups.remove(_role_group(role))
+
+
+@transaction.atomic
+def portfolio_access_grant(
+    *, portfolio: Portfolio, grantee, role: str | None = None, perms: Iterable[str] | None = None, actor=None
+) -> tuple[str, ...]:
+    """Grant ``grantee`` (a user or a group) access to ``portfolio``; returns the
+    permissions granted.
+
+    With ``role``: a user is given the role too, and the grant carries the role's
+    portfolio permissions (or only ``perms``, which must be among them). A group
+    (a team) gets the grant only: each member acts as far as their own role allows.
+    Without ``role``: exactly ``perms`` (default: view); they take effect for users
+    whose role carries them.
+    """
+    if role is not None:
+        allowed = role_get(role).portfolio_perms
+        granted = _checked(allowed if perms is None else perms)
+        beyond = [p for p in granted if p not in allowed]
+        if beyond:
+            raise ValueError(f"The {role} role does not carry {beyond}; it carries {allowed}")
+        if not isinstance(grantee, Group):
+            user_role_add(user=grantee, role=role, actor=actor)
+    else:
+        granted = _checked((VIEW,) if perms is None else perms)
+    for perm in granted:
         assign_perm(f"scoring.{perm}", grantee, portfolio)
+    return granted
 
 
 @transaction.atomic
-def portfolio_access_revoke(*, portfolio: Portfolio, grantee, perms: tuple[str, ...] = PORTFOLIO_PERMS) -> None:
-    for perm in perms:
+def portfolio_access_revoke(
+    *, portfolio: Portfolio, grantee, perms: Iterable[str] | None = None, actor=None
+) -> tuple[str, ...]:
+    """Take back ``perms`` (default: every permission) on ``portfolio`` from a user or
+    group. Effective from the grantee's next request. Roles are left as they are: the
+    user may hold grants elsewhere."""
+    revoked = _checked(PORTFOLIO_PERMS if perms is None else perms)
+    for perm in revoked:
         remove_perm(f"scoring.{perm}", grantee, portfolio)
+    return revoked

@@ -13,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from scoring.models import ImportJob, Portfolio
-from scoring.services.access import PORTFOLIO_PERMS, portfolio_access_grant
+from scoring import roles
+from scoring.services.access import portfolio_access_grant, user_role_add
 from scoring.services.ingestion import import_file_run
 from scoring.services.schemas import schema_register_file
 from scoring.services.synthetic import synthetic_files_write
@@ -22,18 +23,16 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 GERMAN = "German credit"
 SYNTHETIC = "Synthetic"
 
-# username -> (staff, superuser, portfolios granted, permissions on them)
-DEMO_USERS = {
-    "admin": (True, True, (), ()),
-    "analyst": (
-        False,
-        False,
-        (GERMAN, SYNTHETIC),
-        ("view_portfolio_data", "score_portfolio", "import_portfolio", "export_portfolio"),
-    ),
-    "analyst_other": (False, False, (SYNTHETIC,), ("view_portfolio_data", "score_portfolio")),
-    "developer": (False, False, (GERMAN, SYNTHETIC), ("view_portfolio_data", "train_portfolio")),
-    "validator": (False, False, (GERMAN, SYNTHETIC), ("view_portfolio_data", "validate_portfolio")),
+# username -> (staff, superuser, role, portfolios granted with that role). Each user
+# holds one role; the grant says where it applies (scoring/roles.py).
+DEMO_USERS: dict[str, tuple[bool, bool, str, tuple[str, ...]]] = {
+    "admin": (True, True, roles.ADMINISTRATOR, ()),
+    "analyst": (False, False, roles.ANALYST, (GERMAN, SYNTHETIC)),
+    "senior_analyst": (False, False, roles.SENIOR_ANALYST, (GERMAN, SYNTHETIC)),
+    "analyst_other": (False, False, roles.ANALYST, (SYNTHETIC,)),
+    "developer": (False, False, roles.MODEL_DEVELOPER, (GERMAN, SYNTHETIC)),
+    "validator": (False, False, roles.MODEL_VALIDATOR, (GERMAN, SYNTHETIC)),
+    "auditor": (False, False, roles.AUDITOR, (GERMAN, SYNTHETIC)),
 }
 
 
@@ -45,6 +44,7 @@ class DemoError(RuntimeError):
 class DemoUser:
     username: str
     password: str | None  # None: the user existed and keeps its password
+    role: str = ""
 
 
 def _checked(job: ImportJob) -> ImportJob:
@@ -94,10 +94,10 @@ def synthetic_load(
 @transaction.atomic
 def demo_users_ensure(*, reset_passwords: bool = False) -> list[DemoUser]:
     """Create the demo users (passwords generated here, returned once, never stored in
-    clear) and grant them the demo portfolios."""
+    clear), give each its role and grant it the demo portfolios."""
     User = get_user_model()
     out = []
-    for username, (staff, superuser, portfolios, perms) in DEMO_USERS.items():
+    for username, (staff, superuser, role, portfolios) in DEMO_USERS.items():
         user, created = User.objects.get_or_create(
             username=username,
             defaults={"is_staff": staff, "is_superuser": superuser, "email": f"{username}@example.com"},
@@ -107,10 +107,10 @@ def demo_users_ensure(*, reset_passwords: bool = False) -> list[DemoUser]:
             password = secrets.token_urlsafe(12)
             user.set_password(password)
             user.save()
+        user_role_add(user=user, role=role)
         for name in portfolios:
             portfolio = Portfolio.objects.filter(name=name).first()
             if portfolio is not None:
-                assert all(p in PORTFOLIO_PERMS for p in perms)
-                portfolio_access_grant(portfolio=portfolio, grantee=user, perms=perms)
-        out.append(DemoUser(username, password))
+                portfolio_access_grant(portfolio=portfolio, grantee=user, role=role)
+        out.append(DemoUser(username, password, role))
     return out

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from scoring.models import ModelVersion
+from scoring.permissions import has_portfolio_perm
 
 
 class RegistryError(ValueError):
@@ -17,11 +18,8 @@ class RegistryError(ValueError):
 
 
 def _may_validate(user, version: ModelVersion) -> bool:
-    return bool(
-        user
-        and user.is_active
-        and (user.is_superuser or user.has_perm("scoring.validate_portfolio", version.portfolio))
-    )
+    # The gate: the validator role and a grant on the version's portfolio.
+    return bool(user) and has_portfolio_perm(user, version.portfolio_id, "validate_portfolio")
 
 
 @transaction.atomic

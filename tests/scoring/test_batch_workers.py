@@ -26,7 +26,7 @@ def champion_portfolio(tmp_path, n: int):
     job = import_file_run(portfolio=portfolio, kind="applicants", path=files.applicants)
     assert job.status == "succeeded", job.message
     developer, validator = UserFactory(username="dev"), UserFactory(username="val")
-    portfolio_access_grant(portfolio=portfolio, grantee=validator, perms=("validate_portfolio",))
+    portfolio_access_grant(portfolio=portfolio, grantee=validator, role="model validator")
     version = model_version_create(
         portfolio=portfolio, kind="mlp", requested_by=developer, hyperparameters={"max_epochs": 2, "batch_size": 1024}
     )

@@ -25,7 +25,7 @@ def trained(portfolio, kind, developer, seed=1):
 def cast(db):
     portfolio = synthetic_portfolio(n=1200, seed=9)
     developer, validator = UserFactory(username="dev"), UserFactory(username="val")
-    portfolio_access_grant(portfolio=portfolio, grantee=validator, perms=("view_portfolio_data", "validate_portfolio"))
+    portfolio_access_grant(portfolio=portfolio, grantee=validator, role="model validator")
     return portfolio, developer, validator
 
 
@@ -47,7 +47,7 @@ def run_all_chunks(run, times=1):
 
 def test_four_eyes_the_trainer_cannot_approve_and_unapproved_models_cannot_score(cast):
     portfolio, developer, validator = cast
-    portfolio_access_grant(portfolio=portfolio, grantee=developer, perms=("validate_portfolio",))
+    portfolio_access_grant(portfolio=portfolio, grantee=developer, role="model validator")
     version = trained(portfolio, "mlp", developer)
     with pytest.raises(ScoringError):
         scorable_version(portfolio=portfolio, model_version=version)

@@ -42,7 +42,7 @@ class Command(BaseCommand):
         self.stdout.write("Demo logins (passwords are shown once; --reset-passwords issues new ones):")
         for user in users:
             shown = user.password or "(unchanged since it was first printed)"
-            self.stdout.write(f"  {user.username:<15} {shown}")
+            self.stdout.write(f"  {user.username:<15} {shown:<40} {user.role}")
 
     def _load(self, options):
         german = Portfolio.objects.filter(name=GERMAN).first()

@@ -21,12 +21,10 @@ def world(db):
     portfolio = synthetic_portfolio(n=1000, seed=21)
     other = PortfolioFactory(name="Other book")
     users = {name: UserFactory(username=name) for name in ("owner", "viewer", "stranger", "validator", "developer")}
-    portfolio_access_grant(portfolio=portfolio, grantee=users["owner"], perms=ANALYST_PERMS)
-    portfolio_access_grant(portfolio=portfolio, grantee=users["viewer"], perms=("view_portfolio_data",))
-    portfolio_access_grant(portfolio=other, grantee=users["stranger"], perms=ANALYST_PERMS)
-    portfolio_access_grant(
-        portfolio=portfolio, grantee=users["validator"], perms=("view_portfolio_data", "validate_portfolio")
-    )
+    portfolio_access_grant(portfolio=portfolio, grantee=users["owner"], role="senior analyst", perms=ANALYST_PERMS)
+    portfolio_access_grant(portfolio=portfolio, grantee=users["viewer"], role="analyst", perms=("view_portfolio_data",))
+    portfolio_access_grant(portfolio=other, grantee=users["stranger"], role="senior analyst", perms=ANALYST_PERMS)
+    portfolio_access_grant(portfolio=portfolio, grantee=users["validator"], role="model validator")
     version = model_version_create(
         portfolio=portfolio, kind="cnn", seed=2, hyperparameters=FAST, requested_by=users["developer"]
     )
