@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ScoringConfig(AppConfig):
@@ -7,6 +8,12 @@ class ScoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from scoring.roles import roles_ensure
+
+        # After every migrate (and every test-database flush): the role groups exist with
+        # exactly the permissions scoring/roles.py declares.
+        post_migrate.connect(roles_ensure, sender=self, dispatch_uid="scoring.roles_ensure")
+
         from scoring.audit import audit_signals_connect
 
         audit_signals_connect()
