@@ -9,6 +9,8 @@ every request, so a revocation takes effect on the next one.
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions
 
 from scoring.permissions import scope_to_portfolios
@@ -38,3 +40,13 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return self.keyword  # a 401 (not 403) with WWW-Authenticate: Token
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """Documents the scheme in the OpenAPI schema (``tokenAuth``: ``Authorization: Token <key>``)."""
+
+    target_class = ApiTokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Token")
