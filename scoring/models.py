@@ -60,6 +60,7 @@ class Portfolio(models.Model):
             ("export_portfolio", "Export data of the portfolio"),
             ("train_portfolio", "Train and tune models of the portfolio"),
             ("validate_portfolio", "Approve and promote models of the portfolio"),
+            ("view_portfolio_pii", "See the unmasked personal data of the portfolio's applicants"),
         ]
 
     def __str__(self) -> str:
@@ -138,11 +139,18 @@ class ApplicantPII(models.Model):
     """ApplicantPII: the personal data of an applicant (name, national id, contact,
     date of birth), kept apart from model features so it can be protected, masked
     and erased on its own. Never read by a model.
+
+    Stored encrypted only: ``ciphertext`` is the Fernet token (AES-128-CBC +
+    HMAC-SHA256) of the JSON of the PII columns, under the newest key of
+    ``PII_ENCRYPTION_KEYS``; ``fingerprint`` is a keyed hash of the same JSON, so
+    an import can tell changed PII from unchanged without decrypting. Read it
+    through ``scoring.services.pii`` (``pii_read``/``pii_view``), never directly.
     """
 
     applicant = models.OneToOneField(Applicant, on_delete=models.CASCADE, related_name="pii", primary_key=True)
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
-    data = models.JSONField(default=dict)
+    ciphertext = models.TextField()
+    fingerprint = models.CharField(max_length=64)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 
 from models.synthetic import generate_all
 from scoring.models import Applicant, ApplicantPII, DatasetSchema, Outcome, Portfolio, RepaymentMonth
+from scoring.services.pii import pii_encrypt_many, pii_text
 from scoring.services.schemas import schema_register
 
 DEMO = Path(__file__).resolve().parent.parent / "scoring" / "demo"
@@ -66,10 +67,11 @@ def synthetic_portfolio(
         ],
         batch_size=2000,
     )
+    tokens, fingerprints = pii_encrypt_many([pii_text({c: r[c] for c in pii}) for r in records])
     ApplicantPII.objects.bulk_create(
         [
-            ApplicantPII(applicant=a, portfolio=portfolio, data={c: r[c] for c in pii})
-            for a, r in zip(applicants, records, strict=True)
+            ApplicantPII(applicant=a, portfolio=portfolio, ciphertext=t, fingerprint=f)
+            for a, t, f in zip(applicants, tokens, fingerprints, strict=True)
         ],
         batch_size=2000,
     )

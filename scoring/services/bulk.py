@@ -10,8 +10,7 @@ transaction (:func:`staging_open` must be used inside it).
 Every row gets ``portfolio_id``: it is denormalised on applicant-level tables so
 that reads can be restricted by portfolio without a join.
 
-PII goes through :func:`upsert_pii` only, so that protecting it (encryption) is a
-change to one function.
+PII goes through :func:`upsert_pii` only, which encrypts it before it is sent.
 
 The SQL is assembled from this module's constant table and column names and
 Django's quoted table names; values are parameters or ``int()``.
@@ -90,7 +89,8 @@ _STAGING = {
     ],
     "_import_pii": [
         ("applicant_id", "bigint", "INTEGER"),
-        ("data", "jsonb", "TEXT"),
+        ("ciphertext", "text", "TEXT"),
+        ("fingerprint", "text", "TEXT"),
     ],
     "_import_outcome": [
         ("applicant_id", "bigint", "INTEGER"),
@@ -311,19 +311,34 @@ def applicants_upsert(
 def upsert_pii(*, staging: Staging, portfolio_id: int, applicant_ids: np.ndarray, data: pa.Array) -> set[int]:
     """Write applicants' personal data: ``data[i]`` (the JSON text of a dict of PII
     columns) belongs to applicant ``applicant_ids[i]``. This is the only function
-    that writes ``ApplicantPII.data``: protecting PII (encryption) changes it here.
-    Rows whose data did not change are not rewritten. Returns the ids of the
-    applicants whose PII was created or changed."""
+    that writes ``ApplicantPII``: the text is encrypted here, in Python, before it
+    reaches the database (a Fernet token and a keyed fingerprint per row,
+    ``scoring.services.pii``), so no plain PII is ever sent to the server, not even
+    to a temporary table. Rows whose fingerprint did not change are not rewritten.
+    Returns the ids of the applicants whose PII was created or changed."""
+    from scoring.services.pii import pii_encrypt_many
+
     if not len(applicant_ids):
         return set()
-    staging.fill("_import_pii", pa.table({"applicant_id": pa.array(applicant_ids), "data": data}))
+    tokens, fingerprints = pii_encrypt_many(data.to_pylist())
+    staging.fill(
+        "_import_pii",
+        pa.table(
+            {
+                "applicant_id": pa.array(applicant_ids),
+                "ciphertext": pa.array(tokens, type=pa.large_string()),
+                "fingerprint": pa.array(fingerprints, type=pa.large_string()),
+            }
+        ),
+    )
     table = staging.table(ApplicantPII)
     now = staging.now()
     staging.cursor.execute(
-        f"INSERT INTO {table} (applicant_id, portfolio_id, data, updated_at) "
-        f"SELECT applicant_id, {int(portfolio_id)}, data, %s FROM _import_pii WHERE true "
-        "ON CONFLICT (applicant_id) DO UPDATE SET data = excluded.data, portfolio_id = excluded.portfolio_id, "
-        f"updated_at = excluded.updated_at WHERE {staging.distinct(f'{table}.data', 'excluded.data')} "
+        f"INSERT INTO {table} (applicant_id, portfolio_id, ciphertext, fingerprint, updated_at) "
+        f"SELECT applicant_id, {int(portfolio_id)}, ciphertext, fingerprint, %s FROM _import_pii WHERE true "
+        "ON CONFLICT (applicant_id) DO UPDATE SET ciphertext = excluded.ciphertext, "
+        "fingerprint = excluded.fingerprint, portfolio_id = excluded.portfolio_id, updated_at = excluded.updated_at "
+        f"WHERE {staging.distinct(f'{table}.fingerprint', 'excluded.fingerprint')} "
         "RETURNING applicant_id",
         [now],
     )

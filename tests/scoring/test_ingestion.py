@@ -12,6 +12,7 @@ from models.synthetic import generate_all
 from scoring.models import Applicant, ApplicantPII, ImportJob, Outcome, RepaymentMonth
 from scoring.services import bulk
 from scoring.services.ingestion import REDACTED, IngestionError, import_file_run
+from scoring.services.pii import pii_read
 from scoring.services.schemas import schema_register
 
 from .conftest import GERMAN_CSV
@@ -203,10 +204,9 @@ def test_parquet_applicants_import_with_features_protected_pii_and_outcomes(synt
     assert Applicant.objects.get(external_id=frame.loc[3, "applicant_id"]).features["employment_years"] is None
     pii = ApplicantPII.objects.get(applicant=first)
     assert pii.portfolio_id == synthetic_portfolio.pk
-    assert (
-        pii.data["full_name"] == frame.loc[0, "full_name"]
-        and pii.data["date_of_birth"] == frame.loc[0, "date_of_birth"]
-    )
+    assert frame.loc[0, "full_name"] not in pii.ciphertext  # stored encrypted
+    data = pii_read(first)
+    assert data["full_name"] == frame.loc[0, "full_name"] and data["date_of_birth"] == frame.loc[0, "date_of_birth"]
     assert ApplicantPII.objects.count() == 30
     assert Outcome.objects.filter(defaulted=True).count() == int((frame["defaulted"] == "yes").sum())
     assert Outcome.objects.get(applicant=first).observed_on == date(2026, 10, 1)
@@ -246,7 +246,7 @@ def test_latin1_bytes_in_a_utf8_import_are_reported_by_row_and_latin1_encoding_a
     accepted = import_file_run(portfolio=synthetic_portfolio, kind="applicants", path=path, encoding="latin-1")
 
     assert accepted.status == ImportJob.STATUS_SUCCEEDED
-    assert ApplicantPII.objects.get(applicant__external_id=rows[1][0]).data["full_name"] == "José Núñez"
+    assert pii_read(Applicant.objects.get(external_id=rows[1][0]))["full_name"] == "José Núñez"
 
 
 def test_an_unknown_encoding_is_refused_before_a_job_is_recorded(german_portfolio):
