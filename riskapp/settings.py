@@ -167,6 +167,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Body size checked before reading (DRF reads past Django's DATA_UPLOAD_MAX_MEMORY_SIZE check).
+    "DEFAULT_PARSER_CLASSES": [
+        "scoring.api.parsers.LimitedJSONParser",
+        "scoring.api.parsers.LimitedFormParser",
+        "scoring.api.parsers.LimitedMultiPartParser",
+    ],
     # Per process (the default cache): a brake on runaway clients and credential stuffing,
     # not a quota. Password logins have their own database-backed lockout (scoring/backends.py).
     "DEFAULT_THROTTLE_CLASSES": [
@@ -178,13 +184,36 @@ REST_FRAMEWORK = {
         "user": env_str("API_THROTTLE_USER", "20000/minute"),
     },
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "scoring.api.pagination.ApiPagination",  # ?page_size=, at most 500
+    "DEFAULT_SCHEMA_CLASS": "scoring.api.schema.ApiAutoSchema",  # documents every operation's errors
+    # Every error answers {"error": {"code", "message", "details"}} (scoring/api/errors.py).
+    "EXCEPTION_HANDLER": "scoring.api.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Credit risk scoring service API",
     "VERSION": "1",
+    "DESCRIPTION": (
+        "Portfolios, applicants, real-time and batch scoring with explanations, model training, tuning and "
+        "validation, imports and exports of a credit risk scoring service.\n\n"
+        "**Authentication**: `Authorization: Token <key>` (API clients), or the portal's session cookie with "
+        "its CSRF token.\n\n"
+        "**Access**: granted per portfolio; an object of a portfolio you are not granted answers exactly like a "
+        "missing one (404); an action your grant does not cover answers 403.\n\n"
+        "**Errors**: every error has the body `{\"error\": {\"code\", \"message\", \"details\"}}` "
+        "(component `ErrorResponse`): `code` is stable for programs, `message` is for people, `details` holds "
+        "the field errors of a 400 or the wait of a 429.\n\n"
+        "**Lists**: `?page=N&page_size=M` (default 50, at most 500); the filters of each list are its query "
+        "parameters."
+    ),
+    "TAGS": [
+        {"name": "Portfolios", "description": "Books of applicants; the unit of access. Real-time scoring."},
+        {"name": "Schemas", "description": "Declared, versioned descriptions of applicant files."},
+        {"name": "Applicants", "description": "Applicants of your portfolios and their scores."},
+        {"name": "Scores", "description": "Stored decisions and their explanations."},
+        {"name": "Models", "description": "Training, tuning, metrics and the four-eyes registry."},
+        {"name": "Batch scoring", "description": "Scoring whole portfolios in chunks; exports."},
+        {"name": "Imports", "description": "Uploading applicant, history and outcome files; reports."},
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score
+from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score, TuningStudy
 
 
 class PortfolioSerializer(serializers.ModelSerializer):
@@ -23,18 +23,20 @@ class DatasetSchemaSerializer(serializers.ModelSerializer):
 
 
 class ApplicantSerializer(serializers.ModelSerializer):
+    """Model inputs only: protected attributes and personal data (PII) are never in the API's applicant."""
+
     class Meta:
         model = Applicant
         fields = ["id", "portfolio", "external_id", "schema", "features", "created_at", "updated_at"]
 
 
 class ReasonSerializer(serializers.Serializer):
-    feature = serializers.CharField()
-    code = serializers.CharField()
-    text = serializers.CharField()
-    value = serializers.JSONField(allow_null=True)
-    log_odds = serializers.FloatField()
-    points = serializers.FloatField()
+    feature = serializers.CharField(help_text="schema column, or history.<channel>:<window> for temporal reasons")
+    code = serializers.CharField(help_text="reason code from the catalogue, e.g. R004")
+    text = serializers.CharField(help_text="the sentence an applicant reads")
+    value = serializers.JSONField(allow_null=True, help_text="the applicant's own value behind the reason")
+    log_odds = serializers.FloatField(help_text="contribution to the log-odds of default (positive raises risk)")
+    points = serializers.FloatField(help_text="the same contribution in score points (negative lowers the score)")
 
 
 class ScoreSerializer(serializers.ModelSerializer):
@@ -50,6 +52,39 @@ class ScoreSerializer(serializers.ModelSerializer):
 class ScoreDetailSerializer(ScoreSerializer):
     class Meta(ScoreSerializer.Meta):
         fields = [*ScoreSerializer.Meta.fields, "contributions", "input_features"]
+
+
+class ContributionSerializer(serializers.Serializer):
+    group = serializers.CharField(help_text="input group: a schema column, or history.<channel>:<window>")
+    value = serializers.JSONField(
+        allow_null=True, help_text="the applicant's value (a history fact for history groups)"
+    )
+    log_odds = serializers.FloatField(help_text="contribution to the calibrated log-odds of default")
+    points = serializers.FloatField(help_text="the contribution in points on the portfolio's current scale")
+
+
+class ScaleSerializer(serializers.Serializer):
+    base_score = serializers.FloatField()
+    base_odds = serializers.FloatField()
+    pdo = serializers.FloatField()
+
+
+class ScoreExplanationSerializer(serializers.Serializer):
+    """The stored explanation of one decision (``scoring.services.explanations``)."""
+
+    score_id = serializers.IntegerField()
+    applicant = serializers.IntegerField(allow_null=True, help_text="null for a new applicant scored unsaved")
+    model_version = serializers.IntegerField()
+    pd = serializers.FloatField()
+    score = serializers.FloatField()
+    decision = serializers.CharField()
+    base_log_odds = serializers.FloatField(help_text="the explainer's base value: expected calibrated log-odds")
+    base_points = serializers.FloatField(help_text="the base value in points")
+    log_odds = serializers.FloatField(help_text="base_log_odds + the sum of contributions: log(pd / (1 - pd))")
+    scale = ScaleSerializer(help_text="the points scale the points were computed on")
+    contributions = ContributionSerializer(many=True, help_text="every input group, largest risk first")
+    reasons = ReasonSerializer(many=True, help_text="the top reasons given with the decision")
+    created_at = serializers.DateTimeField()
 
 
 class ScoreRequestSerializer(serializers.Serializer):
@@ -73,8 +108,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         model = ModelVersion
         fields = ["id", "portfolio", "version", "kind", "status", "schema", "hyperparameters", "seed",
                   "training_data_fingerprint", "training_rows", "code_version", "device", "artifact_sha256",
-                  "trained_by", "created_at", "trained_at", "approved_by", "approved_at", "promoted_by",
-                  "promoted_at", "progress", "error"]  # fmt: skip
+                  "tuning_study", "trained_by", "created_at", "trained_at", "approved_by", "approved_at",
+                  "promoted_by", "promoted_at", "progress", "error"]  # fmt: skip
 
 
 class ModelVersionDetailSerializer(ModelVersionSerializer):
@@ -82,11 +117,53 @@ class ModelVersionDetailSerializer(ModelVersionSerializer):
         fields = [*ModelVersionSerializer.Meta.fields, "metrics", "baseline_metrics"]
 
 
+class ModelStatusSerializer(serializers.ModelSerializer):
+    """Where a model version is in its life cycle, and its training progress."""
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "version", "kind", "status", "progress", "error", "created_at", "started_at", "trained_at",
+                  "approved_at", "promoted_at"]  # fmt: skip
+        read_only_fields = fields
+
+
+class ModelMetricsSerializer(serializers.ModelSerializer):
+    """Discrimination and calibration on each split, beside the logistic-regression baseline."""
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "version", "kind", "status", "training_rows", "training_data_fingerprint", "metrics",
+                  "baseline_metrics"]  # fmt: skip
+        read_only_fields = fields
+
+
+class PromoteRequestSerializer(serializers.Serializer):
+    override_reason = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=2000,
+        help_text="why to promote despite a failed stability or fairness report (recorded and audited)",
+    )  # fmt: skip
+
+
 class TrainRequestSerializer(serializers.Serializer):
     portfolio = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=[k for k, _ in ModelVersion.KIND_CHOICES])
+    kind = serializers.ChoiceField(choices=ModelVersion.KIND_CHOICES)
     seed = serializers.IntegerField(default=0)
     hyperparameters = serializers.DictField(required=False, default=dict)
+
+
+class TuneRequestSerializer(serializers.Serializer):
+    portfolio = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=ModelVersion.KIND_CHOICES)
+    n_trials = serializers.IntegerField(min_value=1, max_value=200, default=20, help_text="trials, one task each")
+    seed = serializers.IntegerField(default=0)
+
+
+class TuningStudySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TuningStudy
+        fields = ["id", "portfolio", "kind", "study_name", "n_trials", "trials_done", "seed", "status", "best_value",
+                  "best_params", "best_model_version", "error", "requested_by", "created_at", "finished_at"]  # fmt: skip
+        read_only_fields = fields
 
 
 class BatchRunSerializer(serializers.ModelSerializer):
@@ -108,11 +185,13 @@ class BatchRunSerializer(serializers.ModelSerializer):
 class BatchRunRequestSerializer(serializers.Serializer):
     portfolio = serializers.IntegerField()
     model_version = serializers.IntegerField(required=False, help_text="approved version; default the champion")
-    challenger = serializers.IntegerField(required=False)
+    challenger = serializers.IntegerField(required=False, help_text="an approved version to shadow-score beside it")
     chunk_size = serializers.IntegerField(required=False, min_value=100, max_value=100_000, default=5000)
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
+    """An import job with its validation report (``errors``: the first problems, ``error_count``: all)."""
+
     class Meta:
         model = ImportJob
         fields = ["id", "portfolio", "kind", "schema", "file_name", "file_sha256", "file_size", "status", "valid_only",
@@ -121,9 +200,19 @@ class ImportJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ImportJobSummarySerializer(ImportJobSerializer):
+    """In lists: the counts without the report's rows."""
+
+    class Meta(ImportJobSerializer.Meta):
+        fields = [f for f in ImportJobSerializer.Meta.fields if f != "errors"]
+        read_only_fields = fields
+
+
 class ImportRequestSerializer(serializers.Serializer):
     portfolio = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=[k for k, _ in ImportJob.KIND_CHOICES])
-    file = serializers.FileField()
-    valid_only = serializers.BooleanField(default=False)
+    kind = serializers.ChoiceField(choices=ImportJob.KIND_CHOICES)
+    file = serializers.FileField(help_text="CSV (any delimiter, the given encoding) or Parquet")
+    valid_only = serializers.BooleanField(
+        default=False, help_text="write the valid rows and report the others, instead of rejecting the file"
+    )
     encoding = serializers.CharField(default="utf-8")

@@ -1,9 +1,10 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from scoring.api import views
 from scoring.api.docs import docs_urlpatterns
+from scoring.api.errors import not_found_view
 
 router = DefaultRouter()
 router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
@@ -11,6 +12,7 @@ router.register("schemas", views.DatasetSchemaViewSet, basename="schema")
 router.register("applicants", views.ApplicantViewSet, basename="applicant")
 router.register("scores", views.ScoreViewSet, basename="score")
 router.register("models", views.ModelVersionViewSet, basename="modelversion")
+router.register("tuning-studies", views.TuningStudyViewSet, basename="tuningstudy")
 router.register("batch-runs", views.BatchRunViewSet, basename="batchrun")
 router.register("imports", views.ImportJobViewSet, basename="importjob")
 
@@ -18,4 +20,6 @@ urlpatterns = [
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     *docs_urlpatterns("schema"),  # Swagger UI and ReDoc, served locally under the CSP
+    # Last: any other path under /api/v1/ is a 404 in the API's error format.
+    re_path(r"^.*$", not_found_view),
 ]

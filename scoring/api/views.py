@@ -12,21 +12,35 @@ from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
+from scoring.api import examples as ex
 from scoring.api import serializers as s
-from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score
+from scoring.api.errors import Conflict, ErrorResponseSerializer, error_body
+from scoring.filters import (
+    ApplicantFilter,
+    BatchRunFilter,
+    ImportJobFilter,
+    ModelVersionFilter,
+    ScoreFilter,
+    TuningStudyFilter,
+)
+from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score, TuningStudy
 from scoring.permissions import PortfolioActionPermission, has_portfolio_perm, restrict
 from scoring.services.batch import BatchError, batch_run_cancel, batch_run_resume, batch_run_start
+from scoring.services.explanations import ExplanationError, score_explanation
 from scoring.services.exports import export_csv_lines, export_parquet
+from scoring.services.import_reports import import_report_csv_lines
 from scoring.services.ingestion import IngestionError, import_job_create
 from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
 from scoring.services.scoring import ApplicantDataError, ScoringError, score_realtime
 from scoring.services.training import model_training_start
+from scoring.services.tuning import tuning_study_start
 
 
 def _visible_portfolio(request, portfolio_id: int, perm: str | None = None) -> Portfolio:
@@ -52,34 +66,35 @@ class ScopedViewSet(viewsets.GenericViewSet):
         return restrict(super().get_queryset(), self.request.user, field=self.portfolio_field)
 
 
-SCORE_EXAMPLE = OpenApiExample(
-    "Existing applicant",
-    value={"external_id": "GC-0002"},
-    request_only=True,
-)
-NEW_APPLICANT_EXAMPLE = OpenApiExample(
-    "New applicant",
-    value={
-        "applicant": {
-            "income": 42000,
-            "loan_amount": 9000,
-            "duration_months": 36,
-            "debt_to_income": 0.31,
-            "employment_years": 4.5,
-            "num_credit_lines": 3,
-            "home_ownership": "rent",
-            "purpose": "car",
-            "region": "north",
-        },
-        "history": [{"balance": 9000, "amount_paid": 270, "days_past_due": 0}],
-    },
-    request_only=True,
+def conflict(description: str, message: str) -> OpenApiResponse:
+    """A documented 409 with an example in the error format."""
+    return OpenApiResponse(
+        ErrorResponseSerializer,
+        description=description,
+        examples=[ex.response("Conflict", error_body("conflict", message), status=409)],
+    )
+
+
+CONFLICT_MODEL = conflict(
+    "The model version's status does not allow this step now, or four eyes forbid it.",
+    "Four eyes: the person who trained a model cannot approve it.",
 )
 
 
+def _example_list(*pairs) -> list[OpenApiExample]:
+    return [ex.response(name, value) for name, value in pairs]
+
+
+@extend_schema(tags=["Portfolios"])
 @extend_schema_view(
-    list=extend_schema(summary="Portfolios you are granted"),
-    retrieve=extend_schema(summary="One portfolio"),
+    list=extend_schema(
+        summary="List the portfolios you are granted",
+        examples=_example_list(("Portfolio", ex.PORTFOLIO)),
+    ),
+    retrieve=extend_schema(
+        summary="Get one portfolio: its schema, points scale and decision cut-offs",
+        examples=_example_list(("Portfolio", ex.PORTFOLIO)),
+    ),
 )
 class PortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = Portfolio.objects.select_related("schema").order_by("name")
@@ -89,9 +104,31 @@ class PortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
 
     @extend_schema(
         summary="Score one applicant in real time with the champion model",
+        description="An existing applicant (by `applicant_id` or `external_id`), or a new applicant's data, "
+        "validated with the import rules of the portfolio's schema (a 400 lists every problem) and scored "
+        "without being saved. The score row (PD, points, decision, reasons, contributions, input) is stored. "
+        "Needs the score grant; 409 when the portfolio has no champion.",
         request=s.ScoreRequestSerializer,
-        responses={201: s.ScoreSerializer},
-        examples=[SCORE_EXAMPLE, NEW_APPLICANT_EXAMPLE],
+        responses={
+            201: s.ScoreSerializer,
+            409: conflict(
+                "The portfolio has no champion model.",
+                "Synthetic has no champion model: approve and promote one first.",
+            ),
+        },
+        examples=[
+            ex.request("Existing applicant", {"external_id": "SYN00004711"}),
+            ex.request(
+                "New applicant",
+                {
+                    "applicant": ex.FEATURES,
+                    "history": [{"balance": 9000, "amount_paid": 270, "days_past_due": 0}],
+                    "top_reasons": 4,
+                },
+                description="History months oldest first; only CNN models read them.",
+            ),
+            ex.response("Refer", ex.SCORE, status=201),
+        ],
     )
     @action(detail=True, methods=["post"])
     def score(self, request, pk=None):
@@ -113,65 +150,113 @@ class PortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
         except ApplicantDataError as exc:
             raise ValidationError({"applicant": exc.problems}) from None
         except ScoringError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            raise Conflict(str(exc)) from None
         return Response(s.ScoreSerializer(score).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(tags=["Schemas"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the dataset schemas (columns, roles, types, ranges)",
+        examples=_example_list(("Schema", ex.SCHEMA)),
+    ),
+    retrieve=extend_schema(summary="Get one dataset schema version", examples=_example_list(("Schema", ex.SCHEMA))),
+)
 class DatasetSchemaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Schemas are declarations, not applicant data: any authenticated user may read them."""
 
-    queryset = DatasetSchema.objects.all()
+    queryset = DatasetSchema.objects.order_by("name", "-version")
     serializer_class = s.DatasetSchemaSerializer
 
 
+@extend_schema(tags=["Applicants"])
 @extend_schema_view(
     list=extend_schema(
-        summary="Applicants of your portfolios",
-        parameters=[
-            OpenApiParameter("portfolio", int),
-            OpenApiParameter("search", str, description="external id prefix"),
-        ],
+        summary="List the applicants of your portfolios",
+        description="Filter by portfolio, external id (exact or prefix), creation time, and the decision or "
+        "points of the applicant's latest score (challenger shadow scores are not decisions).",
+        examples=_example_list(("Applicant", ex.APPLICANT)),
     ),
-    retrieve=extend_schema(summary="One applicant"),
+    retrieve=extend_schema(
+        summary="Get one applicant (model inputs; never PII or protected attributes)",
+        examples=_example_list(("Applicant", ex.APPLICANT)),
+    ),
 )
 class ApplicantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = Applicant.objects.order_by("portfolio_id", "external_id")
     serializer_class = s.ApplicantSerializer
-    filterset_fields = ["portfolio", "external_id"]
+    filterset_class = ApplicantFilter
 
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        search = self.request.query_params.get("search")
-        if search:
-            queryset = queryset.filter(external_id__startswith=search)
-        return queryset
-
-    @extend_schema(summary="Scores of one applicant, newest first", responses={200: s.ScoreSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        summary="List the scores of one applicant, newest first",
+        responses={200: s.ScoreSerializer(many=True)},
+        examples=_example_list(("Score", ex.SCORE)),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
     def scores(self, request, pk=None):
         applicant = self.get_object()
-        page = self.paginate_queryset(Score.objects.filter(applicant=applicant).order_by("-created_at"))
+        page = self.paginate_queryset(Score.objects.filter(applicant=applicant).order_by("-created_at", "-id"))
         return self.get_paginated_response(s.ScoreSerializer(page, many=True).data)
 
 
+@extend_schema(tags=["Scores"])
 @extend_schema_view(
-    list=extend_schema(summary="Scores of your portfolios"),
-    retrieve=extend_schema(summary="One score with its full explanation"),
+    list=extend_schema(
+        summary="List the scores of your portfolios, newest first",
+        description="Filter by portfolio, applicant, batch run, model version, decision, shadow or not, points "
+        "and creation time.",
+        examples=_example_list(("Score", ex.SCORE)),
+    ),
+    retrieve=extend_schema(
+        summary="Get one score with its contributions and exact input",
+        examples=_example_list(("Score", ex.SCORE_DETAIL)),
+    ),
 )
 class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
-    queryset = Score.objects.order_by("-created_at")
-    filterset_fields = ["portfolio", "applicant", "run", "decision", "model_version"]
+    queryset = Score.objects.order_by("-created_at", "-id")
+    filterset_class = ScoreFilter
 
     def get_serializer_class(self):
         return s.ScoreDetailSerializer if self.action == "retrieve" else s.ScoreSerializer
 
+    @extend_schema(
+        summary="Explain one decision: base value, every input group's contribution, the reasons",
+        description="Read from the stored score, so it is the explanation given at the time, whatever model is "
+        "champion now. `base_log_odds` plus the contributions' `log_odds` is the log-odds of `pd`; points are "
+        "on the portfolio's current `scale`. 409 when the model version's artifact cannot be loaded.",
+        responses={
+            200: s.ScoreExplanationSerializer,
+            409: conflict(
+                "The model version's artifact is missing or altered.",
+                "The artifact of model version 7 cannot be loaded: SHA-256 ... does not match the recorded ...",
+            ),
+        },
+        examples=_example_list(("Explanation", ex.EXPLANATION)),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def explanation(self, request, pk=None):
+        score = self.get_object()
+        try:
+            explanation = score_explanation(score=score)
+        except ExplanationError as exc:
+            raise Conflict(str(exc)) from None
+        return Response(s.ScoreExplanationSerializer(explanation).data)
 
+
+@extend_schema(tags=["Models"])
 @extend_schema_view(
-    list=extend_schema(summary="Model versions"), retrieve=extend_schema(summary="One model version with its metrics")
+    list=extend_schema(
+        summary="List the model versions of your portfolios",
+        examples=_example_list(("Model version", ex.MODEL)),
+    ),
+    retrieve=extend_schema(
+        summary="Get one model version with its metrics",
+        examples=_example_list(("Model version", ex.MODEL_DETAIL)),
+    ),
 )
 class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = ModelVersion.objects.order_by("portfolio_id", "-version")
-    filterset_fields = ["portfolio", "kind", "status"]
+    filterset_class = ModelVersionFilter
     required_portfolio_perms = {"approve": "validate_portfolio", "promote": "validate_portfolio"}
 
     def get_serializer_class(self):
@@ -179,11 +264,17 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
 
     @extend_schema(
         summary="Train a model (queued on the train queue)",
+        description="Records a queued model version and enqueues its training; follow it with "
+        "`GET /models/{id}/status/`. Needs the train grant on the portfolio.",
         request=s.TrainRequestSerializer,
         responses={202: s.ModelVersionSerializer},
-        examples=[OpenApiExample("MLP", value={"portfolio": 1, "kind": "mlp", "seed": 0}, request_only=True)],
+        examples=[
+            ex.request("CNN", {"portfolio": 1, "kind": "cnn", "seed": 0, "hyperparameters": {"max_epochs": 40}}),
+            ex.request("MLP with defaults", {"portfolio": 1, "kind": "mlp"}),
+            ex.response("Queued", ex.MODEL_QUEUED, status=202),
+        ],
     )
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], filterset_class=None, pagination_class=None)
     def train(self, request):
         body = s.TrainRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -194,48 +285,146 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
                 hyperparameters=body.validated_data["hyperparameters"], requested_by=request.user,
             )  # fmt: skip
         except (TypeError, ValueError) as exc:
-            raise ValidationError({"hyperparameters": str(exc)}) from None
+            raise ValidationError({"hyperparameters": [str(exc)]}) from None
         return Response(s.ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
-    def _transition(self, request, service):
+    @extend_schema(
+        summary="Tune hyper-parameters (Optuna; one task per trial on the train queue)",
+        description="Creates a tuning study and enqueues its trials; the worker finishing the last trial trains "
+        "the best configuration as a new model version (`best_model_version`). Follow it with "
+        "`GET /tuning-studies/{id}/`. Needs the train grant on the portfolio.",
+        request=s.TuneRequestSerializer,
+        responses={202: s.TuningStudySerializer},
+        examples=[
+            ex.request("MLP, 20 trials", {"portfolio": 1, "kind": "mlp", "n_trials": 20, "seed": 0}),
+            ex.response("Queued", ex.TUNING_STUDY, status=202),
+        ],
+    )
+    @action(detail=False, methods=["post"], filterset_class=None, pagination_class=None)
+    def tune(self, request):
+        body = s.TuneRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        portfolio = _visible_portfolio(request, data["portfolio"], "train_portfolio")
+        try:
+            study = tuning_study_start(
+                portfolio=portfolio, kind=data["kind"], n_trials=data["n_trials"], seed=data["seed"],
+                requested_by=request.user,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ValidationError({"n_trials": [str(exc)]}) from None
+        return Response(s.TuningStudySerializer(study).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Get a model version's status and training progress",
+        responses={200: s.ModelStatusSerializer},
+        examples=_example_list(("Training", ex.MODEL_STATUS)),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def status(self, request, pk=None):
+        return Response(s.ModelStatusSerializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Get a model version's metrics beside the logistic-regression baseline",
+        description="AUC, Gini, KS, Brier, log loss, deciles, cut-off table, ROC and KS curves on each split; "
+        "`baseline_metrics` are a logistic regression's on the same split.",
+        responses={200: s.ModelMetricsSerializer},
+        examples=_example_list(("Metrics", ex.MODEL_METRICS)),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def metrics(self, request, pk=None):
+        return Response(s.ModelMetricsSerializer(self.get_object()).data)
+
+    def _transition(self, request, service, **kwargs):
         version = self.get_object()
         try:
-            version = service(version=version, user=request.user)
+            version = service(version=version, user=request.user, **kwargs)
         except RegistryError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            raise Conflict(str(exc)) from None
         return Response(s.ModelVersionSerializer(version).data)
 
     @extend_schema(
         summary="Approve a trained model (four eyes: not by its trainer)",
+        description="Needs the validate grant on the portfolio; 409 when the version is not `trained` or the "
+        "caller trained it.",
         request=None,
-        responses={200: s.ModelVersionSerializer},
+        responses={200: s.ModelVersionSerializer, 409: CONFLICT_MODEL},
+        examples=_example_list(("Approved", ex.MODEL_APPROVED)),
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], filterset_class=None)
     def approve(self, request, pk=None):
         return self._transition(request, model_version_approve)
 
     @extend_schema(
-        summary="Make an approved model the champion", request=None, responses={200: s.ModelVersionSerializer}
+        summary="Make an approved model the champion (the previous one retires)",
+        description="Needs the validate grant on the portfolio; 409 when the version is not `approved`, or while "
+        "its latest stability or fairness report failed and no `override_reason` says why to promote anyway "
+        "(the reason is kept on the version and audited).",
+        request=s.PromoteRequestSerializer,
+        responses={200: s.ModelVersionSerializer, 409: CONFLICT_MODEL},
+        examples=_example_list(("Champion", ex.MODEL_CHAMPION)),
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], filterset_class=None)
     def promote(self, request, pk=None):
-        return self._transition(request, model_version_promote)
+        body = s.PromoteRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        reason = body.validated_data["override_reason"]
+
+        def promote(*, version, user):
+            return model_version_promote(version=version, user=user, override_reason=reason, request=request)
+
+        return self._transition(request, promote)
 
 
+@extend_schema(tags=["Models"])
 @extend_schema_view(
-    list=extend_schema(summary="Batch scoring runs"), retrieve=extend_schema(summary="One run with its progress")
+    list=extend_schema(
+        summary="List the hyper-parameter tuning studies of your portfolios",
+        examples=_example_list(("Study", ex.TUNING_STUDY)),
+    ),
+    retrieve=extend_schema(
+        summary="Get one tuning study: trials done, best value and parameters, the model it trained",
+        examples=_example_list(("Done", ex.TUNING_STUDY_DONE)),
+    ),
+)
+class TuningStudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    queryset = TuningStudy.objects.order_by("-created_at", "-id")
+    serializer_class = s.TuningStudySerializer
+    filterset_class = TuningStudyFilter
+
+
+@extend_schema(tags=["Batch scoring"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the batch scoring runs of your portfolios", examples=_example_list(("Run", ex.BATCH_RUN))
+    ),
+    retrieve=extend_schema(
+        summary="Get one batch run with its progress (rows/s, ETA)", examples=_example_list(("Run", ex.BATCH_RUN))
+    ),
 )
 class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
-    queryset = BatchRun.objects.order_by("-created_at")
+    queryset = BatchRun.objects.order_by("-created_at", "-id")
     serializer_class = s.BatchRunSerializer
-    filterset_fields = ["portfolio", "status"]
+    filterset_class = BatchRunFilter
     required_portfolio_perms = {"cancel": "score_portfolio", "resume": "score_portfolio", "export": "export_portfolio"}
 
     @extend_schema(
-        summary="Start a batch scoring run",
+        summary="Start a batch scoring run of a whole portfolio",
+        description="Scores every applicant with the champion (or an approved `model_version`), in chunks on the "
+        "score queue; an approved `challenger` shadow-scores the same rows. Needs the score grant.",
         request=s.BatchRunRequestSerializer,
-        responses={202: s.BatchRunSerializer},
-        examples=[OpenApiExample("Champion", value={"portfolio": 1}, request_only=True)],
+        responses={
+            202: s.BatchRunSerializer,
+            409: conflict(
+                "No champion, a version that may not score (not approved), or an unusable challenger.",
+                "Model version 2 is trained: only approved models score.",
+            ),
+        },
+        examples=[
+            ex.request("Champion", {"portfolio": 1}),
+            ex.request("Champion and challenger", {"portfolio": 1, "challenger": 8, "chunk_size": 5000}),
+            ex.response("Started", ex.BATCH_RUN_STARTED, status=202),
+        ],
     )
     def create(self, request):
         body = s.BatchRunRequestSerializer(data=request.data)
@@ -253,25 +442,54 @@ class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         except ModelVersion.DoesNotExist:
             raise NotFound("No such model version in this portfolio.") from None
         except (ScoringError, BatchError) as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            raise Conflict(str(exc)) from None
         return Response(s.BatchRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(summary="Cancel a run", request=None, responses={200: s.BatchRunSerializer})
-    @action(detail=True, methods=["post"])
+    @extend_schema(
+        summary="Cancel a run (chunks already scored are kept)",
+        request=None,
+        responses={200: s.BatchRunSerializer},
+        examples=_example_list(("Cancelled", {**ex.BATCH_RUN, "status": "cancelled"})),
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
     def cancel(self, request, pk=None):
         return Response(s.BatchRunSerializer(batch_run_cancel(run=self.get_object())).data)
 
-    @extend_schema(summary="Resume a cancelled or interrupted run", request=None, responses={200: s.BatchRunSerializer})
-    @action(detail=True, methods=["post"])
+    @extend_schema(
+        summary="Resume a cancelled or interrupted run (only unfinished chunks are enqueued)",
+        request=None,
+        responses={200: s.BatchRunSerializer},
+        examples=_example_list(("Running again", ex.BATCH_RUN)),
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
     def resume(self, request, pk=None):
         return Response(s.BatchRunSerializer(batch_run_resume(run=self.get_object())).data)
 
     @extend_schema(
-        summary="Export a run's scores (CSV or Parquet; formula-like text cells escaped)",
+        summary="Export a run's scores as CSV or Parquet",
+        description="Text cells that a spreadsheet would read as a formula (starting with =, +, -, @, tab or "
+        "carriage return) are escaped with a leading apostrophe; numbers stay numbers. Needs the export grant.",
         parameters=[OpenApiParameter("file_format", str, enum=["csv", "parquet"], default="csv")],
-        responses={(200, "text/csv"): bytes, (200, "application/vnd.apache.parquet"): bytes},
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
+        },
+        examples=[
+            OpenApiExample(
+                "CSV",
+                value="score_id,applicant_external_id,model_version,pd,score,decision,reason_1,reason_2,reason_3,"
+                "reason_4,input_hash,created_at\r\n"
+                "90211,SYN00004711,cnn v3,0.0790736768698401,557.9592,refer,R004 Debt to income ratio too high: 0.61,"
+                "R016 Payments 30+ days late in 2 of the last 6 months,R005 Employment years: 0.5,"
+                "R002 Loan amount: 9000.0,9b2f4c1e0d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c,"
+                "2026-11-03T09:41:27.512000+00:00\r\n",
+                media_type="text/csv",
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filterset_class=None)
     def export(self, request, pk=None):
         run = self.get_object()
         file_format = request.query_params.get("file_format", "csv")
@@ -284,22 +502,42 @@ class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             export_parquet(run, Path(handle.name))
             handle.seek(0)
             return FileResponse(handle, as_attachment=True, filename=f"run-{run.pk}.parquet")
-        raise ValidationError({"file_format": "csv or parquet"})
+        raise ValidationError({"file_format": ["csv or parquet"]})
 
 
+@extend_schema(tags=["Imports"])
 @extend_schema_view(
-    list=extend_schema(summary="Import jobs and their reports"),
-    retrieve=extend_schema(summary="One import job with its report"),
+    list=extend_schema(
+        summary="List the import jobs of your portfolios (counts; the report rows are in each job)",
+        examples=_example_list(("Rejected", ex.IMPORT_JOB_SUMMARY)),
+    ),
+    retrieve=extend_schema(
+        summary="Get one import job with its validation report",
+        examples=_example_list(("Rejected", ex.IMPORT_JOB)),
+    ),
 )
 class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
-    queryset = ImportJob.objects.order_by("-created_at")
-    serializer_class = s.ImportJobSerializer
-    filterset_fields = ["portfolio", "status", "kind"]
+    queryset = ImportJob.objects.order_by("-created_at", "-id")
+    filterset_class = ImportJobFilter
+
+    def get_serializer_class(self):
+        return s.ImportJobSummarySerializer if self.action == "list" else s.ImportJobSerializer
 
     @extend_schema(
         summary="Upload a file to import (validated completely before anything is written)",
+        description="Applicants, repayment history or outcomes, as CSV or Parquet, checked against the "
+        "portfolio's schema by a worker; the job's report lists every problem (row, column, value, message). "
+        "A file with invalid rows writes nothing unless `valid_only`. Needs the import grant.",
         request={"multipart/form-data": s.ImportRequestSerializer},
         responses={202: s.ImportJobSerializer},
+        examples=[
+            ex.request(
+                "Applicants CSV",
+                ex.IMPORT_REQUEST,
+                media_type="multipart/form-data",
+            ),
+            ex.response("Queued", ex.IMPORT_JOB_PENDING, status=202),
+        ],
     )
     def create(self, request):
         from scoring.tasks import import_file
@@ -310,7 +548,7 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
         portfolio = _visible_portfolio(request, data["portfolio"], "import_portfolio")
         upload = data["file"]
         if upload.size > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
-            raise ValidationError({"file": f"larger than {settings.IMPORT_MAX_FILE_MB} MB"})
+            raise ValidationError({"file": [f"larger than {settings.IMPORT_MAX_FILE_MB} MB"]})
         folder = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
         folder.mkdir(parents=True)
         path = folder / Path(upload.name).name
@@ -323,6 +561,29 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
                 encoding=data["encoding"], created_by=request.user, file_name=upload.name,
             )  # fmt: skip
         except IngestionError as exc:
-            raise ValidationError({"file": str(exc)}) from None
+            raise ValidationError({"file": [str(exc)]}) from None
         transaction.on_commit(lambda: import_file.delay(job.pk, str(path), data["encoding"]))
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Download an import job's validation report as CSV (row, column, value, message)",
+        description="The problems the report kept (the first `IMPORT_MAX_REPORTED_ERRORS`; `error_count` "
+        "counts all). Values of personal-data columns are redacted. Cells are escaped like exports.",
+        responses={(200, "text/csv"): OpenApiTypes.BINARY},
+        examples=[
+            OpenApiExample(
+                "Report",
+                value="row,column,value,message\r\n17,debt_to_income,lots,not a number\r\n"
+                '902,purpose,yacht,"not one of car, home, education, other"\r\n',
+                media_type="text/csv",
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def report(self, request, pk=None):
+        job = self.get_object()
+        response = StreamingHttpResponse(import_report_csv_lines(job), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-report.csv"'
+        return response

@@ -1,5 +1,6 @@
 import csv
 import io
+import math
 
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ def test_a_new_applicant_is_validated_like_an_import_and_scored_without_being_sa
     bad = {**good, "debt_to_income": "lots", "purpose": "yacht", "income": -5}
     response = owner.post(url, {"applicant": bad}, format="json")
     assert response.status_code == 400
-    columns = {problem["column"] for problem in response.json()["applicant"]}
+    columns = {problem["column"] for problem in response.json()["error"]["details"]["applicant"]}
     assert {"debt_to_income", "purpose", "income"} <= columns
 
 
@@ -125,6 +126,40 @@ def test_approval_through_the_api_keeps_four_eyes(world):
     assert client_for(world["owner"]).post(f"/api/v1/models/{version.pk}/promote/").status_code == 403
 
 
-def test_the_openapi_schema_is_served(world):
-    response = client_for(world["owner"]).get("/api/v1/schema/")
-    assert response.status_code == 200 and b"/api/v1/portfolios/{id}/score/" in response.content
+def test_an_explanation_names_every_input_group_and_adds_up_to_the_stored_decision(world):
+    champion(world)
+    owner = client_for(world["owner"])
+    scored = owner.post(f"/api/v1/portfolios/{world['portfolio'].pk}/score/", {"external_id": "SYN00000007"},
+                        format="json").json()  # fmt: skip
+    response = client_for(world["viewer"]).get(f"/api/v1/scores/{scored['id']}/explanation/")
+    assert response.status_code == 200, response.content
+    explanation = response.json()
+    stored = Score.objects.get(pk=scored["id"])
+    assert explanation["pd"] == stored.pd and explanation["decision"] == stored.decision
+    log_odds = math.log(stored.pd / (1 - stored.pd))
+    total = explanation["base_log_odds"] + sum(c["log_odds"] for c in explanation["contributions"])
+    assert total == pytest.approx(log_odds, abs=1e-4) and explanation["log_odds"] == pytest.approx(log_odds, abs=1e-4)
+    points = explanation["base_points"] + sum(c["points"] for c in explanation["contributions"])
+    assert points == pytest.approx(stored.score, abs=1e-2)
+    groups = {c["group"]: c for c in explanation["contributions"]}
+    applicant = Applicant.objects.get(portfolio=world["portfolio"], external_id="SYN00000007")
+    assert set(applicant.features) <= set(groups)  # every model input of the schema, by name
+    assert {g for g in groups if g.startswith("history.")}  # and the CNN's temporal groups
+    assert groups["purpose"]["value"] == applicant.features["purpose"]
+    assert groups["income"]["value"] == pytest.approx(applicant.features["income"])
+    ranked = [c["log_odds"] for c in explanation["contributions"]]
+    assert ranked == sorted(ranked, reverse=True)  # largest risk first
+    assert explanation["reasons"] == stored.reasons and all(r["text"] for r in explanation["reasons"])
+    stranger = client_for(world["stranger"]).get(f"/api/v1/scores/{scored['id']}/explanation/")
+    assert stranger.status_code == 404
+
+
+def test_model_status_and_metrics_answer_for_a_trained_version(world):
+    version = world["version"]
+    viewer = client_for(world["viewer"])
+    status = viewer.get(f"/api/v1/models/{version.pk}/status/").json()
+    assert status["status"] == "trained" and status["progress"]["epoch"] >= 1 and status["trained_at"]
+    metrics = viewer.get(f"/api/v1/models/{version.pk}/metrics/").json()
+    assert 0.5 < metrics["metrics"]["test"]["auc"] <= 1 and "auc" in metrics["baseline_metrics"]["test"]
+    assert metrics["training_rows"] > 0 and len(metrics["training_data_fingerprint"]) == 64
+    assert client_for(world["stranger"]).get(f"/api/v1/models/{version.pk}/metrics/").status_code == 404

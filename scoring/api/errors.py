@@ -1,0 +1,133 @@
+"""One error format for every error the API answers with.
+
+Every 4xx and 5xx body is ``{"error": {"code": ..., "message": ..., "details": ...}}``:
+``code`` is stable and meant for programs (``not_found``, ``invalid``, ``conflict``, ...),
+``message`` is a sentence for people, ``details`` is ``null`` or an object (the field
+errors of a 400, the wait of a 429). Clients then parse one shape, whatever failed:
+validation, authentication, the permission gate, throttling, a rule of a service
+or a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.signals import got_request_exception
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class Conflict(exceptions.APIException):
+    """The request is well formed but the object's state forbids it (a model that is
+    not trained yet cannot be approved; a portfolio without a champion cannot score)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the object."
+    default_code = "conflict"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _first_problem(detail: Any, path: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str] | None:
+    """The field path and text of the first problem in a (nested) validation error.
+    A problem of the data-validation report (``{column, message, ...}``) counts as one."""
+    if isinstance(detail, dict):
+        if isinstance(detail.get("message"), str):
+            column = detail.get("column")
+            return ((*path, str(column)) if column else path), detail["message"]
+        for key, value in detail.items():
+            found = _first_problem(value, path if key == "non_field_errors" else (*path, str(key)))
+            if found:
+                return found
+        return None
+    if isinstance(detail, list):
+        for item in detail:
+            found = _first_problem(item, path)
+            if found:
+                return found
+        return None
+    return path, str(detail)
+
+
+def _validation_error(exc: exceptions.ValidationError) -> tuple[str, str, dict]:
+    detail = exc.detail
+    details = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+    found = _first_problem(details)
+    if found is None:
+        return "invalid", "Invalid input.", details
+    path, text = found
+    return "invalid", f"Invalid input: {'.'.join(path)}: {text}" if path else f"Invalid input: {text}", details
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: the default handling (status, WWW-Authenticate and
+    Retry-After headers, rollback), then the body rewritten to the one format."""
+    if isinstance(exc, Http404):
+        # One message whether the id is missing or belongs to another portfolio.
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        if settings.DEBUG:
+            return None  # the developer sees Django's technical 500 page
+        request = context.get("request")
+        logger.error("Unhandled error in %s", getattr(request, "path", "?"), exc_info=exc)
+        # Lets Django's test client re-raise it and error reporters see it.
+        got_request_exception.send(sender=None, request=getattr(request, "_request", request))
+        return Response(
+            error_body("server_error", "An internal error occurred; it has been logged."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    assert isinstance(exc, exceptions.APIException)
+    if isinstance(exc, exceptions.ValidationError):
+        code, message, details = _validation_error(exc)
+    else:
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        message = str(exc.detail) if not isinstance(exc.detail, list | dict) else str(exc.default_detail)
+        details = None
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            details = {"retry_after_seconds": int(exc.wait + 0.999)}
+    response.data = error_body(str(code), message, details)
+    return response
+
+
+def not_found_view(request, *args, **kwargs) -> JsonResponse:
+    """Any path under /api/v1/ that names no endpoint: a 404 in the API's format
+    rather than Django's HTML page."""
+    return JsonResponse(
+        error_body("not_found", f"No endpoint at {request.path}; see /api/v1/docs/."),
+        status=status.HTTP_404_NOT_FOUND,
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The contents of every error body."""
+
+    code = serializers.CharField(
+        help_text="Stable, for programs: invalid, parse_error, not_authenticated, authentication_failed, "
+        "permission_denied, not_found, method_not_allowed, unsupported_media_type, conflict, throttled, "
+        "server_error."
+    )
+    message = serializers.CharField(help_text="A sentence for people; may change between releases.")
+    details = serializers.JSONField(
+        allow_null=True,
+        help_text="null, or an object: for `invalid`, each field's list of problems (nested for nested input; "
+        "`non_field_errors` for problems of the whole body); for `throttled`, `retry_after_seconds`.",
+    )
+
+
+class ErrorResponseSerializer(serializers.Serializer):
+    """Every 4xx/5xx answer of the API has this body."""
+
+    error = ErrorSerializer()

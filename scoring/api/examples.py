@@ -1,0 +1,350 @@
+"""Examples of request and response bodies for the OpenAPI documentation.
+
+Values are those of the synthetic demo portfolio; numbers add up the way real ones
+do (``base_log_odds`` plus the contributions is the log-odds of ``pd``; the points
+follow the portfolio's scale, 600 points at 50:1 and 20 points to double the odds).
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample
+
+CREATED = "2026-11-03T09:41:27.512Z"
+
+PORTFOLIO = {
+    "id": 1,
+    "name": "Synthetic",
+    "description": "Seeded synthetic applicants with 24 months of repayment history.",
+    "schema": "synthetic v1",
+    "is_active": True,
+    "base_score": 600.0,
+    "base_odds": 50.0,
+    "pdo": 20.0,
+    "approve_min_score": 560.0,
+    "decline_below_score": 530.0,
+    "created_at": "2026-10-02T08:00:00Z",
+}
+
+SCHEMA = {
+    "id": 2,
+    "name": "synthetic",
+    "version": 1,
+    "description": "Seeded synthetic applicants.",
+    "definition": {
+        "name": "synthetic",
+        "version": 1,
+        "columns": [
+            {"name": "applicant_id", "role": "id", "type": "string"},
+            {"name": "income", "role": "numeric", "type": "float", "min": 0, "max": 100000000},
+            {"name": "home_ownership", "role": "categorical", "type": "string", "categories": ["rent", "own"]},
+            {"name": "full_name", "role": "pii", "type": "string"},
+            {"name": "defaulted", "role": "target", "type": "string"},
+        ],
+    },
+    "sha256": "5f0c6b3b1d0e4c53a0f2a7d4c1e9b8a6d3f2e1c0b9a8f7e6d5c4b3a2f1e0d9c8",
+    "created_at": "2026-10-02T08:00:00Z",
+}
+
+FEATURES = {
+    "income": 42000.0,
+    "loan_amount": 9000.0,
+    "duration_months": 36,
+    "debt_to_income": 0.61,
+    "employment_years": 0.5,
+    "num_credit_lines": 3,
+    "home_ownership": "rent",
+    "purpose": "car",
+    "region": "north",
+}
+
+APPLICANT = {
+    "id": 4711,
+    "portfolio": 1,
+    "external_id": "SYN00004711",
+    "schema": 2,
+    "features": FEATURES,
+    "created_at": "2026-10-02T08:03:11Z",
+    "updated_at": "2026-10-02T08:03:11Z",
+}
+
+REASONS = [
+    {
+        "feature": "debt_to_income",
+        "code": "R004",
+        "text": "Debt to income ratio too high: 0.61",
+        "value": 0.61,
+        "log_odds": 0.412,
+        "points": -11.8878,
+    },
+    {
+        "feature": "history.days_past_due:last_6m",
+        "code": "R016",
+        "text": "Payments 30+ days late in 2 of the last 6 months",
+        "value": 2,
+        "log_odds": 0.231,
+        "points": -6.6653,
+    },
+    {
+        "feature": "employment_years",
+        "code": "R005",
+        "text": "Employment years: 0.5",
+        "value": 0.5,
+        "log_odds": 0.118,
+        "points": -3.4048,
+    },
+    {
+        "feature": "loan_amount",
+        "code": "R002",
+        "text": "Loan amount: 9000.0",
+        "value": 9000.0,
+        "log_odds": 0.06,
+        "points": -1.7312,
+    },
+]
+
+SCORE = {
+    "id": 90211,
+    "portfolio": 1,
+    "applicant": 4711,
+    "run": None,
+    "model_version": 7,
+    "is_shadow": False,
+    "pd": 0.0790736768698401,
+    "score": 557.9592,
+    "decision": "refer",
+    "base_log_odds": -2.9,
+    "reasons": REASONS,
+    "input_hash": "9b2f4c1e0d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c",
+    "created_at": CREATED,
+}
+
+SCORE_DETAIL = {
+    **SCORE,
+    "contributions": [0.412, 0.06, 0.052, 0.118, -0.083, 0.01, -0.145, -0.21, 0.231],
+    "input_features": FEATURES,
+}
+
+EXPLANATION = {
+    "score_id": 90211,
+    "applicant": 4711,
+    "model_version": 7,
+    "pd": 0.0790736768698401,
+    "score": 557.9592,
+    "decision": "refer",
+    "base_log_odds": -2.9,
+    "base_points": 570.7992,
+    "log_odds": -2.455,
+    "scale": {"base_score": 600.0, "base_odds": 50.0, "pdo": 20.0},
+    "contributions": [
+        {"group": "debt_to_income", "value": 0.61, "log_odds": 0.412, "points": -11.8878},
+        {"group": "history.days_past_due:last_6m", "value": 2, "log_odds": 0.231, "points": -6.6653},
+        {"group": "employment_years", "value": 0.5, "log_odds": 0.118, "points": -3.4048},
+        {"group": "loan_amount", "value": 9000.0, "log_odds": 0.06, "points": -1.7312},
+        {"group": "duration_months", "value": 36, "log_odds": 0.052, "points": -1.5004},
+        {"group": "region", "value": "north", "log_odds": 0.01, "points": -0.2885},
+        {"group": "income", "value": 42000.0, "log_odds": -0.083, "points": 2.3949},
+        {"group": "home_ownership", "value": "rent", "log_odds": -0.145, "points": 4.1838},
+        {"group": "history.observed:last_6m", "value": 24, "log_odds": -0.21, "points": 6.0593},
+    ],
+    "reasons": REASONS,
+    "created_at": CREATED,
+}
+
+# The headline figures of models.metrics.evaluate (the stored report also has deciles, cut-offs, ROC and KS curves).
+METRICS = {"n": 1500, "bad_rate": 0.102, "mean_pd": 0.0998, "auc": 0.781, "gini": 0.562, "ks": 0.431,
+           "brier": 0.0812, "log_loss": 0.2817}  # fmt: skip
+
+MODEL = {
+    "id": 7,
+    "portfolio": 1,
+    "version": 3,
+    "kind": "cnn",
+    "status": "trained",
+    "schema": 2,
+    "hyperparameters": {"max_epochs": 40, "patience": 5, "batch_size": 512, "lr": 0.003},
+    "seed": 0,
+    "training_data_fingerprint": "c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2",
+    "training_rows": 10000,
+    "code_version": "1.4.0+g3f2a1b0",
+    "device": "cpu",
+    "artifact_sha256": "a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8",
+    "tuning_study": None,
+    "trained_by": 3,
+    "created_at": "2026-11-01T10:00:00Z",
+    "trained_at": "2026-11-01T10:04:12Z",
+    "approved_by": None,
+    "approved_at": None,
+    "promoted_by": None,
+    "promoted_at": None,
+    "progress": {"epoch": 17, "max_epochs": 40, "train_loss": 0.2961, "val_auc": 0.7794},
+    "error": "",
+}
+
+MODEL_DETAIL = {
+    **MODEL,
+    "metrics": {"train": {**METRICS, "auc": 0.802, "n": 6000}, "validation": METRICS, "test": METRICS},
+    "baseline_metrics": {"test": {**METRICS, "auc": 0.744, "gini": 0.488}},
+}
+
+MODEL_QUEUED = {
+    **MODEL,
+    "status": "queued",
+    "training_data_fingerprint": "",
+    "training_rows": 0,
+    "code_version": "",
+    "device": "",
+    "artifact_sha256": "",
+    "trained_at": None,
+    "progress": {},
+}
+
+MODEL_APPROVED = {**MODEL, "status": "approved", "approved_by": 5, "approved_at": CREATED}
+MODEL_CHAMPION = {**MODEL_APPROVED, "status": "champion", "promoted_by": 5, "promoted_at": CREATED}
+
+MODEL_STATUS = {
+    "id": 7,
+    "version": 3,
+    "kind": "cnn",
+    "status": "training",
+    "progress": {"epoch": 17, "max_epochs": 40, "train_loss": 0.2961, "val_auc": 0.7794},
+    "error": "",
+    "created_at": "2026-11-01T10:00:00Z",
+    "started_at": "2026-11-01T10:00:02Z",
+    "trained_at": None,
+    "approved_at": None,
+    "promoted_at": None,
+}
+
+MODEL_METRICS = {
+    "id": 7,
+    "version": 3,
+    "kind": "cnn",
+    "status": "trained",
+    "training_rows": 10000,
+    "training_data_fingerprint": MODEL["training_data_fingerprint"],
+    "metrics": MODEL_DETAIL["metrics"],
+    "baseline_metrics": MODEL_DETAIL["baseline_metrics"],
+}
+
+TUNING_STUDY = {
+    "id": 4,
+    "portfolio": 1,
+    "kind": "mlp",
+    "study_name": "portfolio-1-mlp-8c1f0e2d3b4a",
+    "n_trials": 20,
+    "trials_done": 0,
+    "seed": 0,
+    "status": "queued",
+    "best_value": None,
+    "best_params": {},
+    "best_model_version": None,
+    "error": "",
+    "requested_by": 3,
+    "created_at": CREATED,
+    "finished_at": None,
+}
+
+TUNING_STUDY_DONE = {
+    **TUNING_STUDY,
+    "status": "done",
+    "trials_done": 20,
+    "best_value": 0.7843,
+    "best_params": {"lr": 0.0031, "dropout": 0.12, "weight_decay": 0.0004, "batch_size": 512, "width": 64, "depth": 2},
+    "best_model_version": 8,
+    "finished_at": CREATED,
+}
+
+BATCH_RUN = {
+    "id": 12,
+    "portfolio": 1,
+    "model_version": 7,
+    "challenger_version": None,
+    "status": "running",
+    "trigger": "api",
+    "chunk_size": 5000,
+    "rows_total": 1000000,
+    "rows_done": 415000,
+    "chunks_total": 200,
+    "chunks_done": 83,
+    "decisions_differ": None,
+    "progress": {"status": "running", "rows_done": 415000, "rows_total": 1000000, "chunks_done": 83,
+                 "chunks_total": 200, "fraction": 0.415, "rows_per_second": 5210.4, "eta_seconds": 112.3,
+                 "elapsed_seconds": 79.6, "decisions_differ": None},
+    "created_at": CREATED,
+    "started_at": "2026-11-03T09:41:28Z",
+    "finished_at": None,
+}  # fmt: skip
+
+BATCH_RUN_STARTED = {
+    **BATCH_RUN,
+    "status": "pending",
+    "rows_done": 0,
+    "chunks_done": 0,
+    "started_at": None,
+    "progress": {
+        **BATCH_RUN["progress"],
+        "status": "pending",
+        "rows_done": 0,
+        "chunks_done": 0,
+        "fraction": 0.0,
+        "rows_per_second": 0.0,
+        "eta_seconds": 0.0,
+        "elapsed_seconds": 0.0,
+    },
+}
+
+IMPORT_REQUEST = {
+    "portfolio": 1,
+    "kind": "applicants",
+    "file": "applicants-2026-11.csv",
+    "valid_only": False,
+    "encoding": "utf-8",
+}
+IMPORT_JOB = {
+    "id": 31,
+    "portfolio": 1,
+    "kind": "applicants",
+    "schema": 2,
+    "file_name": "applicants-2026-11.csv",
+    "file_sha256": "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    "file_size": 734003,
+    "status": "rejected",
+    "valid_only": False,
+    "rows_total": 10000,
+    "rows_valid": 9998,
+    "rows_invalid": 2,
+    "rows_created": 0,
+    "rows_updated": 0,
+    "rows_unchanged": 0,
+    "error_count": 2,
+    "errors": [
+        {"row": 17, "column": "debt_to_income", "value": "lots", "message": "not a number"},
+        {"row": 902, "column": "purpose", "value": "yacht", "message": "not one of car, home, education, other"},
+    ],
+    "message": "2 invalid rows; nothing was written.",
+    "created_by": 3,
+    "created_at": CREATED,
+    "started_at": "2026-11-03T09:41:28Z",
+    "finished_at": "2026-11-03T09:41:31Z",
+}
+IMPORT_JOB_SUMMARY = {k: v for k, v in IMPORT_JOB.items() if k != "errors"}
+IMPORT_JOB_PENDING = {
+    **IMPORT_JOB_SUMMARY,
+    "status": "pending",
+    "rows_total": 0,
+    "rows_valid": 0,
+    "rows_invalid": 0,
+    "error_count": 0,
+    "errors": [],
+    "message": "",
+    "started_at": None,
+    "finished_at": None,
+}
+
+
+def response(name: str, value, *, status: int = 200, description: str = "") -> OpenApiExample:
+    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(status)], description=description)
+
+
+def request(name: str, value, *, description: str = "", media_type: str | None = None) -> OpenApiExample:
+    return OpenApiExample(name, value=value, request_only=True, description=description, media_type=media_type)

@@ -1,0 +1,69 @@
+"""The full explanation of a stored decision, read from the ``Score`` row: nothing is
+recomputed, so it is the explanation given at the time, whatever model is champion
+now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.reasons import describe_value, history_facts
+from scoring.inference import decider_load
+from scoring.models import ModelVersion, Score
+from scoring.services.datasets import static_frame
+from scoring.services.scoring import history_from_bytes
+
+
+class ExplanationError(ValueError):
+    """The stored score cannot be explained (its model version's artifact is gone or altered)."""
+
+
+def score_explanation(*, score: Score) -> dict[str, Any]:
+    """Base value, the contribution of every input group (name, the applicant's value,
+    log-odds, points; largest risk first) and the reasons with their texts.
+
+    ``base_log_odds + sum(log_odds)`` is the calibrated log-odds of default of the
+    stored PD. Points use the portfolio's current scale (``scale``), so
+    ``base_points + sum(points)`` equals the stored score unless the scale changed since.
+    """
+    version: ModelVersion = score.model_version
+    try:
+        decider = decider_load(version)
+    except (OSError, ValueError) as exc:  # a missing file, or ArtifactIntegrityError (a ValueError)
+        raise ExplanationError(f"The artifact of model version {version.pk} cannot be loaded: {exc}") from exc
+    groups: list[str] = list(decider.groups_)
+    if len(groups) != len(score.contributions):
+        raise ExplanationError(
+            f"Score {score.pk} has {len(score.contributions)} contributions; its model version has {len(groups)} groups."
+        )
+    static = static_frame(version.schema, [score.input_features])
+    facts: dict = {}
+    if version.kind == ModelVersion.KIND_CNN and score.input_history is not None:
+        months = len(bytes(score.input_history)) // (3 * 4)  # float32 (months, 3)
+        history, mask = history_from_bytes(score.input_history, months)
+        facts = history_facts(history, mask)
+    scale = decider.scale
+    contributions = [
+        {
+            "group": group,
+            "value": describe_value(group, 0, static, facts),
+            "log_odds": float(log_odds),
+            "points": round(float(scale.points(log_odds)), 4),
+        }
+        for group, log_odds in zip(groups, score.contributions, strict=True)
+    ]
+    contributions.sort(key=lambda c: -c["log_odds"])
+    return {
+        "score_id": score.pk,
+        "applicant": score.applicant_id,
+        "model_version": version.pk,
+        "pd": score.pd,
+        "score": score.score,
+        "decision": score.decision,
+        "base_log_odds": score.base_log_odds,
+        "base_points": round(scale.base_points(score.base_log_odds), 4),
+        "log_odds": score.base_log_odds + float(sum(score.contributions)),
+        "scale": scale.to_dict(),
+        "contributions": contributions,
+        "reasons": score.reasons,
+        "created_at": score.created_at,
+    }
