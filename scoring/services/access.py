@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
+from scoring.audit import audit_record
 from scoring.models import Portfolio
 from scoring.roles import PORTFOLIO_PERMS, VIEW, role_get
 
@@ -34,6 +35,14 @@ def _checked(perms: Iterable[str]) -> tuple[str, ...]:
     return perms
 
 
+def _audit(action: str, *, actor, grantee, portfolio: Portfolio | None = None, **details) -> None:
+    kind = "group" if isinstance(grantee, Group) else "user"
+    audit_record(
+        action=action, actor=actor, portfolio_id=portfolio.pk if portfolio is not None else None,
+        object_type=kind, object_ids=[grantee.pk], details=details,
+    )  # fmt: skip
+
+
 def _role_group(role: str) -> Group:
     group, _ = Group.objects.get_or_create(name=role_get(role).name)
     return group
@@ -43,12 +52,14 @@ def _role_group(role: str) -> Group:
 def user_role_add(*, user, role: str, actor=None) -> None:
     """Give ``user`` the role (membership of its group); it acts only in granted portfolios."""
     user.groups.add(_role_group(role))
+    _audit("permission.grant", actor=actor, grantee=user, role=role)
 
 
 @transaction.atomic
 def user_role_remove(*, user, role: str, actor=None) -> None:
     """Take the role away; the user's grants stay but no longer allow what only this role did."""
     user.groups.remove(_role_group(role))
+    _audit("permission.revoke", actor=actor, grantee=user, role=role)
 
 
 @transaction.atomic
@@ -76,6 +87,7 @@ def portfolio_access_grant(
         granted = _checked((VIEW,) if perms is None else perms)
     for perm in granted:
         assign_perm(f"scoring.{perm}", grantee, portfolio)
+    _audit("permission.grant", actor=actor, grantee=grantee, portfolio=portfolio, perms=list(granted))
     return granted
 
 
@@ -89,4 +101,5 @@ def portfolio_access_revoke(
     revoked = _checked(PORTFOLIO_PERMS if perms is None else perms)
     for perm in revoked:
         remove_perm(f"scoring.{perm}", grantee, portfolio)
+    _audit("permission.revoke", actor=actor, grantee=grantee, portfolio=portfolio, perms=list(revoked))
     return revoked

@@ -74,7 +74,18 @@ def batch_run_create(
     if not bounds:
         BatchRun.objects.filter(pk=run.pk).update(status=BatchRun.STATUS_DONE, finished_at=timezone.now())
         run.refresh_from_db()
+    _audit("batch.create", run, requested_by, model_version=version.pk, challenger=challenger and challenger.pk,
+           trigger=trigger, rows=len(ids))  # fmt: skip
     return run
+
+
+def _audit(action: str, run: BatchRun, actor, **details) -> None:
+    from scoring.audit import audit_record
+
+    audit_record(
+        action=action, actor=actor, portfolio_id=run.portfolio_id, object_type="batchrun", object_ids=[run.pk],
+        details=details,
+    )  # fmt: skip
 
 
 def _enqueue(run: BatchRun, *, only_pending: bool = False) -> int:
@@ -98,21 +109,23 @@ def batch_run_start(**kwargs) -> BatchRun:
     return run
 
 
-def batch_run_cancel(*, run: BatchRun) -> BatchRun:
+def batch_run_cancel(*, run: BatchRun, actor=None) -> BatchRun:
     BatchRun.objects.filter(pk=run.pk, status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING]).update(
         status=BatchRun.STATUS_CANCELLED
     )
     run.refresh_from_db()
+    _audit("batch.cancel", run, actor, status=run.status)
     return run
 
 
-def batch_run_resume(*, run: BatchRun) -> BatchRun:
+def batch_run_resume(*, run: BatchRun, actor=None) -> BatchRun:
     """Re-enqueue every chunk not done (after a cancel, or chunks lost with their worker)."""
     with transaction.atomic():
         BatchRun.objects.filter(pk=run.pk).exclude(status=BatchRun.STATUS_DONE).update(status=BatchRun.STATUS_RUNNING)
         ScoreChunk.objects.filter(run=run, status="running").update(status="pending")
         transaction.on_commit(lambda: _enqueue(run))
     run.refresh_from_db()
+    _audit("batch.resume", run, actor, status=run.status)
     return run
 
 

@@ -54,21 +54,37 @@ def _rows(run: BatchRun) -> Iterator[list]:
         yield [escape_cell(v) for v in row]
 
 
-def export_csv_lines(run: BatchRun) -> Iterator[str]:
-    """The run's scores as CSV text, streamed line by line."""
+def _audit(run: BatchRun, *, actor, request, rows: int, file_format: str, complete: bool) -> None:
+    from scoring.audit import audit_record
+
+    audit_record(
+        action="export.create", actor=actor, request=request, portfolio_id=run.portfolio_id, object_type="batchrun",
+        object_ids=[run.pk], details={"rows": rows, "format": file_format}, outcome="success" if complete else "failure",
+    )  # fmt: skip
+
+
+def export_csv_lines(run: BatchRun, *, actor=None, request=None) -> Iterator[str]:
+    """The run's scores as CSV text, streamed line by line. Audited once the stream
+    ends, with the rows actually sent (a client that disconnects early: ``failure``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
-    for row in _rows(run):
-        writer.writerow(row)
-        if buffer.tell() > 64_000:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    rows, complete = 0, False
+    try:
+        for row in _rows(run):
+            writer.writerow(row)
+            rows += 1
+            if buffer.tell() > 64_000:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+        complete = True
+    finally:
+        _audit(run, actor=actor, request=request, rows=rows, file_format="csv", complete=complete)
 
 
-def export_parquet(run: BatchRun, path: Path) -> int:
+def export_parquet(run: BatchRun, path: Path, *, actor=None, request=None) -> int:
     """Write the run's scores to a Parquet file; returns the row count."""
     schema = pa.schema(
         [
@@ -100,4 +116,5 @@ def export_parquet(run: BatchRun, path: Path) -> int:
         if batch or count == 0:
             writer.write_table(pa.Table.from_pylist([dict(zip(COLUMNS, r, strict=True)) for r in batch], schema=schema))
             count += len(batch)
+    _audit(run, actor=actor, request=request, rows=count, file_format="parquet", complete=True)
     return count

@@ -6,6 +6,8 @@ train it, and only an approved version can become champion (the one that scores)
 
 from __future__ import annotations
 
+import functools
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,11 +19,37 @@ class RegistryError(ValueError):
     """The requested transition is not allowed."""
 
 
+def _audited(action: str):
+    """Record every attempt at a registry step: success, or denied with the reason
+    (four eyes, wrong status, no grant). Outermost, so a refusal is recorded after
+    the step's own transaction rolled back."""
+
+    def decorate(service):
+        @functools.wraps(service)
+        def wrapper(*, version: ModelVersion, user, **kwargs):
+            from scoring.audit import audit_record
+
+            event = {"action": action, "actor": user, "request": kwargs.get("request"),
+                     "portfolio_id": version.portfolio_id, "object_type": "modelversion", "object_ids": [version.pk]}  # fmt: skip
+            try:
+                result = service(version=version, user=user, **kwargs)
+            except RegistryError as error:
+                audit_record(**event, outcome="denied", details={"reason": str(error)[:500]})
+                raise
+            audit_record(**event, details={"status": result.status})
+            return result
+
+        return wrapper
+
+    return decorate
+
+
 def _may_validate(user, version: ModelVersion) -> bool:
     # The gate: the validator role and a grant on the version's portfolio.
     return bool(user) and has_portfolio_perm(user, version.portfolio_id, "validate_portfolio")
 
 
+@_audited("model.approve")
 @transaction.atomic
 def model_version_approve(*, version: ModelVersion, user) -> ModelVersion:
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
@@ -39,6 +67,7 @@ def model_version_approve(*, version: ModelVersion, user) -> ModelVersion:
 
 
 @transaction.atomic
+@_audited("model.promote")
 def model_version_promote(*, version: ModelVersion, user) -> ModelVersion:
     """Make an approved version the portfolio's champion; the previous champion retires."""
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)

@@ -270,6 +270,12 @@ def score_realtime(
     )
     score.save()
     scores_written(portfolio=portfolio, version=version, count=1, mode="realtime")
+    from scoring.audit import audit_record
+
+    audit_record(
+        action="score.create", actor=requested_by, portfolio_id=portfolio.pk, object_type="score", object_ids=[score.pk],
+        details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
+    )  # fmt: skip
     return score
 
 

@@ -59,7 +59,7 @@ def model_version_create(
         raise ValueError(f"kind must be one of {[k for k, _ in ModelVersion.KIND_CHOICES]}")
     # Fail early on unknown hyper-parameters rather than in the worker.
     CreditModel(kind, seed=seed, **(hyperparameters or {}))
-    return ModelVersion.objects.create(
+    version = ModelVersion.objects.create(
         portfolio=portfolio,
         version=_next_version(portfolio),
         kind=kind,
@@ -69,6 +69,14 @@ def model_version_create(
         trained_by=requested_by,
         tuning_study=tuning_study,
     )
+    from scoring.audit import audit_record
+
+    audit_record(
+        action="model.train", actor=requested_by, portfolio_id=portfolio.pk, object_type="modelversion",
+        object_ids=[version.pk],
+        details={"kind": kind, "version": version.version, "seed": seed, "tuning_study": tuning_study and tuning_study.pk},
+    )  # fmt: skip
+    return version
 
 
 def model_training_start(

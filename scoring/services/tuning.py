@@ -84,6 +84,12 @@ def tuning_study_create(
         study_name=study.study_name, storage=_storage(), direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
     )  # fmt: skip
+    from scoring.audit import audit_record
+
+    audit_record(
+        action="model.tune", actor=requested_by, portfolio_id=portfolio.pk, object_type="tuningstudy",
+        object_ids=[study.pk], details={"kind": kind, "n_trials": n_trials, "seed": seed},
+    )  # fmt: skip
     return study
 
 

@@ -138,7 +138,7 @@ def import_job_create(
             f"Schema {schema} applies to applicant files only: {kind} files have fixed columns and are read "
             f"with the portfolio's schema ({portfolio.schema})."
         )
-    return ImportJob.objects.create(
+    job = ImportJob.objects.create(
         portfolio=portfolio,
         kind=kind,
         schema=schema or portfolio.schema,
@@ -147,6 +147,13 @@ def import_job_create(
         valid_only=valid_only,
         created_by=created_by,
     )
+    from scoring.audit import audit_record
+
+    audit_record(
+        action="import.create", actor=created_by, portfolio_id=portfolio.pk, object_type="importjob",
+        object_ids=[job.pk], details={"kind": kind, "file_size": job.file_size, "schema": job.schema_id},
+    )  # fmt: skip
+    return job
 
 
 def import_job_run(
