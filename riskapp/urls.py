@@ -4,8 +4,8 @@ from django.urls import include, path
 from scoring import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("scoring.api.urls")),
+    path("", include("scoring.urls")),  # the analyst portal
 ]

@@ -8,10 +8,10 @@ from django.db.models.functions import Floor
 
 from scoring.models import (
     Applicant,
-    ApplicantPII,
     BatchRun,
     ImportJob,
     ModelVersion,
+    MonitoringReport,
     Portfolio,
     RepaymentMonth,
     Score,
@@ -83,10 +83,6 @@ def applicant_get(*, user, applicant_id: int) -> Applicant | None:
     )
 
 
-def applicant_pii_get(*, user, applicant: Applicant) -> ApplicantPII | None:
-    return restrict(ApplicantPII.objects.all(), user).filter(applicant=applicant).first()
-
-
 def applicant_scores(*, user, applicant: Applicant, limit: int = 50) -> list[Score]:
     """The applicant's decisions, newest first (shadow scores left out)."""
     return list(
@@ -118,11 +114,6 @@ def portfolio_dashboard(*, user, portfolio: Portfolio) -> dict:
     )
     decisions = {row["decision"]: row["n"] for row in scores.values("decision").annotate(n=Count("id"))}
     decided = sum(decisions.values())
-    champion = (
-        restrict(ModelVersion.objects.filter(portfolio=portfolio, status=ModelVersion.STATUS_CHAMPION), user)
-        .select_related("portfolio")
-        .first()
-    )
     return {
         "applicants": applicants,
         "last_run": last_run,
@@ -135,8 +126,16 @@ def portfolio_dashboard(*, user, portfolio: Portfolio) -> dict:
         "decisions": decisions,
         "decided": decided,
         "approval_rate": decisions.get("approve", 0) / decided if decided else None,
-        "champion": champion,
+        "champion": portfolio_champion(user=user, portfolio=portfolio),
     }
+
+
+def portfolio_champion(*, user, portfolio: Portfolio) -> ModelVersion | None:
+    return (
+        restrict(ModelVersion.objects.filter(portfolio=portfolio, status=ModelVersion.STATUS_CHAMPION), user)
+        .select_related("portfolio")
+        .first()
+    )
 
 
 def model_version_list(*, user, filters: dict | None = None) -> QuerySet[ModelVersion]:
@@ -199,3 +198,69 @@ def import_job_list(*, user) -> QuerySet[ImportJob]:
 
 def import_job_get(*, user, job_id: int) -> ImportJob | None:
     return import_job_list(user=user).filter(pk=job_id).first()
+
+
+def monitoring_latest(
+    *, user, portfolio: Portfolio | int, model_version: ModelVersion | None = None
+) -> dict[str, MonitoringReport | None]:
+    """The latest monitoring report of each kind (stability, backtest, fairness; None
+    where there is none) of ``model_version``, by default the portfolio's champion
+    (any version's when it has none). Empty-handed for a portfolio the user may not view."""
+    portfolio_id = portfolio if isinstance(portfolio, int) else portfolio.pk
+    reports = restrict(MonitoringReport.objects.filter(portfolio_id=portfolio_id), user).select_related(
+        "model_version", "run"
+    )
+    if model_version is None:
+        model_version = ModelVersion.objects.filter(
+            portfolio_id=portfolio_id, status=ModelVersion.STATUS_CHAMPION
+        ).first()
+    if model_version is not None:
+        reports = reports.filter(model_version=model_version)
+    return {
+        kind: reports.filter(kind=kind).order_by("-created_at", "-id").first()
+        for kind, _ in MonitoringReport.KIND_CHOICES
+    }
+
+
+# --- audit log ------------------------------------------------------------------------
+AUDIT_VIEW_PERM = "scoring.view_auditevent"
+
+
+def audit_may_read(user) -> bool:
+    """Who reads the audit log: holders of the model permission ``scoring.view_auditevent``
+    (the auditor and administrator roles) and superusers. The log is about people's
+    actions across portfolios (sign-ins have none), so it is not restricted by portfolio."""
+    return bool(user and user.is_authenticated and user.is_active and user.has_perm(AUDIT_VIEW_PERM))
+
+
+def audit_event_list(*, user, filters: dict | None = None) -> QuerySet:
+    """Audit events, newest first, for those who may read the log (nobody else sees any).
+
+    ``filters``: ``action`` (exact; ending in "." matches the family, e.g. "model."),
+    ``actor`` (user name), ``actor_id``, ``portfolio`` (id), ``outcome``,
+    ``object_type``, ``since``/``until`` (dates, inclusive, in the site's time zone).
+    """
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from scoring.models import AuditEvent
+
+    if not audit_may_read(user):
+        return AuditEvent.objects.none()
+    events = AuditEvent.objects.all()
+    filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
+    action = filters.get("action")
+    if action:
+        events = events.filter(action__startswith=action) if action.endswith(".") else events.filter(action=action)
+    exact = {"actor": "actor_username", "actor_id": "actor_id", "portfolio": "portfolio_id", "outcome": "outcome",
+             "object_type": "object_type"}  # fmt: skip
+    events = events.filter(**{column: filters[key] for key, column in exact.items() if key in filters})
+    # Bounds on the indexed timestamp itself (not a per-row date cast), a day in the site's time zone.
+    zone = timezone.get_current_timezone()
+    if filters.get("since"):
+        events = events.filter(occurred_at__gte=dt.datetime.combine(filters["since"], dt.time.min, tzinfo=zone))
+    if filters.get("until"):
+        end = filters["until"] + dt.timedelta(days=1)
+        events = events.filter(occurred_at__lt=dt.datetime.combine(end, dt.time.min, tzinfo=zone))
+    return events.order_by("-id")

@@ -1,9 +1,48 @@
-from django.http import JsonResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""The analyst portal (server-rendered pages) and the health check.
 
-from scoring.selectors import portfolio_list
+Views are thin: they parse input with a form, read through ``scoring.selectors``
+(every read starts from ``scoring.permissions.restrict``, so a portfolio the user
+is not granted answers 404 exactly like a missing one) and write through one
+service. An action on a visible object without the grant it needs answers 403.
+Charts get their data from ``json_script`` blocks (data, never code) and are drawn
+by the project's own static JavaScript, so a self-only Content-Security-Policy holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from scoring import forms, selectors
+from scoring.audit import audit_record
+from scoring.models import BatchRun, ImportJob, ModelVersion, Portfolio
+from scoring.permissions import has_portfolio_perm, permitted_portfolio_ids
+from scoring.services.batch import BatchError, batch_run_cancel, batch_run_progress, batch_run_resume, batch_run_start
+from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
 from scoring.services.health import broker_status, database_status
+from scoring.services.ingestion import IngestionError, import_job_create
+from scoring.services.pii import can_view_pii, pii_view
+from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
+from scoring.services.scoring import ApplicantDataError, ScoringError, score_whatif
+from scoring.services.training import model_training_start
+from scoring.services.tuning import tuning_study_start
+
+ACTIVE_IMPORT = (ImportJob.STATUS_PENDING, ImportJob.STATUS_RUNNING)
+ACTIVE_TRAINING = (ModelVersion.STATUS_QUEUED, ModelVersion.STATUS_TRAINING)
+WATERFALL_BARS = 10  # the largest contributions get a bar each; the rest are summed into one
 
 
 @require_GET
@@ -14,6 +53,618 @@ def healthz(request):
     return JsonResponse({"status": "ok" if ok else "error", **checks}, status=200 if ok else 503)
 
 
+# --- helpers ---------------------------------------------------------------------
+
+
+def capabilities(user) -> dict[str, bool]:
+    """What the navigation and buttons offer: an action anywhere the user holds its grant."""
+
+    def anywhere(perm: str) -> bool:
+        ids = permitted_portfolio_ids(user, perm)
+        return ids is None or bool(ids)
+
+    return {
+        "view": anywhere("view_portfolio_data"),
+        "score": anywhere("score_portfolio"),
+        "import": anywhere("import_portfolio"),
+        "export": anywhere("export_portfolio"),
+        "train": anywhere("train_portfolio"),
+        "validate": anywhere("validate_portfolio"),
+        "audit": user.is_active and user.has_perm("scoring.view_auditevent"),
+    }
+
+
+def page(request, template: str, context: dict, *, status: int = 200):
+    """Render a portal page with what the navigation needs: the user's capabilities
+    and the section (the first word of the URL name) to mark as current."""
+    match = request.resolver_match
+    section = match.url_name.split("_")[0] if match and match.url_name else ""
+    return render(request, template, {**context, "can": capabilities(request.user), "section": section}, status=status)
+
+
+def found(obj):
+    """A row read through the gate, or 404 (missing and forbidden look the same)."""
+    if obj is None:
+        raise Http404("Not found")
+    return obj
+
+
+def require_perm(user, portfolio_id: int, perm: str, what: str) -> None:
+    if not has_portfolio_perm(user, portfolio_id, perm):
+        raise PermissionDenied(f"You may not {what} in this portfolio.")
+
+
+def chosen_portfolio(request) -> tuple[forms.PortfolioChoiceForm, Portfolio | None]:
+    """The portfolio a page shows: ?portfolio=<id> when granted, else the first granted."""
+    form = forms.PortfolioChoiceForm(request.GET or None, user=request.user)
+    if request.GET.get("portfolio"):
+        if not form.is_valid():
+            raise Http404("Not found")
+        return form, form.cleaned_data["portfolio"]
+    portfolio = form.fields["portfolio"].queryset.first()
+    form = forms.PortfolioChoiceForm(initial={"portfolio": portfolio}, user=request.user)
+    return form, portfolio
+
+
+# --- dashboard -------------------------------------------------------------------
+
+
 def home(request):
-    portfolios = portfolio_list(user=request.user) if request.user.is_authenticated else []
-    return render(request, "scoring/home.html", {"portfolios": portfolios})
+    """The dashboard; a short landing page with the login link for anonymous visitors."""
+    if not request.user.is_authenticated:
+        return render(request, "scoring/landing.html")
+    form, portfolio = chosen_portfolio(request)
+    context: dict = {"choice": form, "portfolio": portfolio}
+    if portfolio is not None:
+        figures = selectors.portfolio_dashboard(user=request.user, portfolio=portfolio)
+        context.update(figures=figures, monitoring=monitoring_status(request.user, portfolio))
+        context["chart"] = {
+            "labels": [f"{b['from']} to {b['from'] + selectors.SCORE_BIN_POINTS - 1}" for b in figures["distribution"]],
+            "counts": [b["count"] for b in figures["distribution"]],
+        }
+        if figures["last_run"] is not None:
+            context["last_run_progress"] = batch_run_progress(figures["last_run"])
+    return page(request, "scoring/dashboard.html", context)
+
+
+def monitoring_status(user, portfolio: Portfolio) -> list:
+    """The latest stability, backtest and fairness reports of the champion; an empty
+    list renders as "no report yet"."""
+    reports = selectors.monitoring_latest(user=user, portfolio=portfolio)
+    return [report for report in reports.values() if report is not None]
+
+
+# --- applicants -------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def applicant_list(request):
+    choice, portfolio = chosen_portfolio(request)
+    filters = forms.ApplicantFilterForm(request.GET)
+    context: dict = {"choice": choice, "portfolio": portfolio, "filters": filters}
+    if portfolio is not None:
+        values = filters.cleaned_data if filters.is_valid() else {"sort": "external_id", "page_size": 25}
+        applicants = selectors.applicant_list(user=request.user, portfolio=portfolio, filters=values)
+        paginator = Paginator(applicants, values.get("page_size") or 25)
+        page_obj = paginator.get_page(request.GET.get("page"))
+        query = request.GET.copy()
+        query.pop("page", None)
+        context.update(page_obj=page_obj, query=query.urlencode())
+        audit_record(
+            action="applicant.list", request=request, portfolio_id=portfolio.pk, object_type="applicant",
+            details={"filters": {k: v for k, v in values.items() if v not in (None, "")}, "page": page_obj.number},
+        )  # fmt: skip
+    return page(request, "scoring/applicant_list.html", context)
+
+
+def personal_data(request, applicant) -> tuple[list[tuple[str, str]], bool]:
+    """The applicant's PII as this user may see it (masked without the PII grant;
+    the PII service audits an unmasked view) and whether it is masked."""
+    data = pii_view(user=request.user, applicant=applicant, request=request)
+    return sorted((data or {}).items()), not can_view_pii(request.user, applicant.portfolio_id)
+
+
+def waterfall(score, groups: list[str] | None) -> dict:
+    """Waterfall of one decision in log-odds of default: the base (average applicant),
+    then the largest contributions, the rest summed, ending at the applicant's log-odds.
+    The bars add up exactly because DeepSHAP contributions do."""
+    contributions = list(score.contributions or [])
+    names = (
+        groups
+        if groups and len(groups) == len(contributions)
+        else [f"input {i + 1}" for i in range(len(contributions))]
+    )
+    order = sorted(range(len(contributions)), key=lambda i: -abs(contributions[i]))
+    shown, rest = order[:WATERFALL_BARS], order[WATERFALL_BARS:]
+    steps = [(names[i], contributions[i]) for i in shown]
+    if rest:
+        steps.append((f"{len(rest)} other inputs", sum(contributions[i] for i in rest)))
+    bars, labels, level = [], ["Average applicant"], score.base_log_odds
+    bars.append([0.0, round(level, 6)])
+    for name, value in steps:
+        labels.append(name)
+        bars.append([round(level, 6), round(level + value, 6)])
+        level += value
+    labels.append("This applicant")
+    bars.append([0.0, round(level, 6)])
+    return {"labels": labels, "bars": bars, "log_odds": round(level, 6)}
+
+
+def explanation_groups(score) -> list[str] | None:
+    """Names of the contribution vector's entries, from the model version that scored."""
+    from scoring.inference import decider_load
+
+    try:
+        return list(decider_load(score.model_version).groups_)
+    except (OSError, ValueError):  # artifact missing or failing its checksum: show the bars unnamed
+        return None
+
+
+@login_required
+@require_GET
+def applicant_detail(request, applicant_id: int):
+    applicant = found(selectors.applicant_get(user=request.user, applicant_id=applicant_id))
+    portfolio = applicant.portfolio
+    scores = selectors.applicant_scores(user=request.user, applicant=applicant)
+    latest = scores[0] if scores else None
+    history = selectors.applicant_history(user=request.user, applicant=applicant)
+    champion = selectors.portfolio_champion(user=request.user, portfolio=portfolio)
+    pii, pii_masked = personal_data(request, applicant)
+    whatif = forms.whatif_form_class(portfolio.schema)(initial=applicant.features, auto_id="whatif_%s")
+    context = {
+        "applicant": applicant,
+        "portfolio": portfolio,
+        "features": sorted(applicant.features.items()),
+        "pii": pii,
+        "pii_masked": pii_masked,
+        "scores": scores,
+        "latest": latest,
+        "whatif": whatif,
+        "champion": champion,
+        "history_chart": {
+            "months": [m.month.strftime("%Y-%m") for m in history],
+            "balance": [m.balance for m in history],
+            "amount_paid": [m.amount_paid for m in history],
+            "days_past_due": [m.days_past_due for m in history],
+        },
+        "history": history,
+        "score_history": {
+            "labels": [s.created_at.strftime("%Y-%m-%d %H:%M") for s in reversed(scores)],
+            "scores": [round(s.score, 1) for s in reversed(scores)],
+        },
+    }
+    if latest is not None:
+        context["waterfall"] = waterfall(latest, explanation_groups(latest))
+    audit_record(
+        action="applicant.view", request=request, portfolio_id=portfolio.pk, object_type="applicant",
+        object_ids=[applicant.pk], details={"score_id": latest.pk if latest else None},
+    )  # fmt: skip
+    return page(request, "scoring/applicant_detail.html", context)
+
+
+@login_required
+@require_POST
+def applicant_whatif(request, applicant_id: int):
+    """Score changed feature values with the champion, saving nothing; JSON for the panel."""
+    applicant = found(selectors.applicant_get(user=request.user, applicant_id=applicant_id))
+    portfolio = applicant.portfolio
+    require_perm(request.user, portfolio.pk, "score_portfolio", "score applicants")
+    form = forms.whatif_form_class(portfolio.schema)(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"errors": {k: [str(e) for e in v] for k, v in form.errors.items()}}, status=400)
+    changed = {k: (None if v in ("", None) else v) for k, v in form.cleaned_data.items()}
+    try:
+        result = score_whatif(portfolio=portfolio, applicant=applicant, features=changed)
+    except ApplicantDataError as exc:
+        return JsonResponse({"errors": {p.get("column", "data"): [p["message"]] for p in exc.problems}}, status=400)
+    except ScoringError as exc:
+        return JsonResponse({"errors": {"__all__": [str(exc)]}}, status=409)
+    differs = sorted(k for k, v in result.features.items() if applicant.features.get(k) != v)
+    audit_record(
+        action="applicant.whatif", request=request, portfolio_id=portfolio.pk, object_type="applicant",
+        object_ids=[applicant.pk], details={"model_version": result.version.pk, "changed_features": differs},
+    )  # fmt: skip
+    row = result.row
+    return JsonResponse(
+        {
+            "pd": row.pd,
+            "score": row.score,
+            "decision": row.decision,
+            "reasons": row.reasons,
+            "model_version": result.version.version,
+            "changed_features": differs,
+        }
+    )
+
+
+# --- imports ---------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_list(request):
+    form = forms.ImportForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST":
+        if not capabilities(request.user)["import"]:
+            raise PermissionDenied("You may not import into any portfolio.")
+        if form.is_valid():
+            try:
+                job = import_upload(request, form.cleaned_data)
+            except IngestionError as exc:
+                form.add_error("file", str(exc))
+            else:
+                messages.success(request, f"Import #{job.pk} queued: the file is validated before anything is written.")
+                return redirect("portal:import_detail", job_id=job.pk)
+    jobs = Paginator(selectors.import_job_list(user=request.user), 25).get_page(request.GET.get("page"))
+    return page(request, "scoring/import_list.html", {"form": form, "page_obj": jobs})
+
+
+def import_upload(request, data: dict) -> ImportJob:
+    """Save the upload under MEDIA_ROOT, record the job, and queue it for a worker."""
+    from scoring.tasks import import_file
+
+    upload = data["file"]
+    if upload.size > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
+        raise IngestionError(f"The file is larger than {settings.IMPORT_MAX_FILE_MB} MB.")
+    folder = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    path = folder / Path(upload.name).name
+    with path.open("wb") as out:
+        for part in upload.chunks():
+            out.write(part)
+    with transaction.atomic():
+        job = import_job_create(
+            portfolio=data["portfolio"], kind=data["kind"], path=path, valid_only=data["valid_only"],
+            encoding=data["encoding"], created_by=request.user, file_name=upload.name,
+        )  # fmt: skip
+        transaction.on_commit(lambda: import_file.delay(job.pk, str(path), data["encoding"]))
+    return job
+
+
+def import_state(job: ImportJob) -> dict:
+    return {
+        "status": job.status,
+        "status_display": job.get_status_display(),
+        "active": job.status in ACTIVE_IMPORT,
+        "rows_total": job.rows_total,
+        "rows_invalid": job.rows_invalid,
+        "error_count": job.error_count,
+        "message": job.message,
+    }
+
+
+@login_required
+@require_GET
+def import_detail(request, job_id: int):
+    job = found(selectors.import_job_get(user=request.user, job_id=job_id))
+    return page(request, "scoring/import_detail.html", {"job": job, "state": import_state(job)})
+
+
+@login_required
+@require_GET
+def import_status(request, job_id: int):
+    return JsonResponse(import_state(found(selectors.import_job_get(user=request.user, job_id=job_id))))
+
+
+# --- model registry --------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def model_list(request):
+    versions = Paginator(selectors.model_version_list(user=request.user), 50).get_page(request.GET.get("page"))
+    context = {
+        "page_obj": versions,
+        "train_form": forms.TrainForm(user=request.user, auto_id="train_%s"),
+        "tune_form": forms.TuneForm(user=request.user, auto_id="tune_%s"),
+        "studies": selectors.tuning_study_list(user=request.user),
+    }
+    return page(request, "scoring/model_list.html", context)
+
+
+@login_required
+@require_POST
+def model_train(request):
+    form = forms.TrainForm(request.POST, user=request.user, auto_id="train_%s")
+    if not form.is_valid():
+        messages.error(request, f"Training not started: {form.errors.as_text()}")
+        return redirect("portal:model_list")
+    data = form.cleaned_data
+    hyperparameters = {"max_epochs": data["max_epochs"]} if data.get("max_epochs") else {}
+    version = model_training_start(
+        portfolio=data["portfolio"], kind=data["kind"], seed=data["seed"], hyperparameters=hyperparameters,
+        requested_by=request.user,
+    )  # fmt: skip
+    messages.success(request, f"Model version {version.version} queued for training.")
+    return redirect("portal:model_detail", version_id=version.pk)
+
+
+@login_required
+@require_POST
+def model_tune(request):
+    form = forms.TuneForm(request.POST, user=request.user, auto_id="tune_%s")
+    if not form.is_valid():
+        messages.error(request, f"Tuning not started: {form.errors.as_text()}")
+        return redirect("portal:model_list")
+    data = form.cleaned_data
+    study = tuning_study_start(
+        portfolio=data["portfolio"], kind=data["kind"], n_trials=data["n_trials"], seed=data["seed"],
+        requested_by=request.user,
+    )  # fmt: skip
+    messages.success(request, f"Tuning study {study.study_name} started with {study.n_trials} trials.")
+    return redirect("portal:model_list")
+
+
+def model_progress_state(version: ModelVersion) -> dict:
+    progress = version.progress or {}
+    epoch, max_epochs = progress.get("epoch"), progress.get("max_epochs")
+    return {
+        "status": version.status,
+        "status_display": version.get_status_display(),
+        "active": version.status in ACTIVE_TRAINING,
+        "phase": progress.get("phase", ""),
+        "epoch": epoch,
+        "max_epochs": max_epochs,
+        "fraction": 1.0
+        if version.status not in ACTIVE_TRAINING
+        else (epoch / max_epochs if epoch and max_epochs else 0.0),
+        "history": progress.get("history", []),
+    }
+
+
+def model_charts(version: ModelVersion) -> dict:
+    """Chart data of the model page from the stored metrics (test split) and the
+    logistic baseline's on the same split."""
+    test = (version.metrics or {}).get("test") or {}
+    base = (version.baseline_metrics or {}).get("test") or {}
+    if not test:
+        return {}
+    ks_curve, base_ks = test.get("ks_curve") or {}, base.get("ks_curve") or {}
+    deciles = test.get("deciles") or []
+    bad_rate = test.get("bad_rate") or 0.0
+    riskiest_first = list(reversed(deciles))
+    return {
+        "roc": {"model": test.get("roc"), "baseline": base.get("roc")},
+        "ks": ks_curve,
+        "calibration": {
+            "mean_pd": [d["mean_pd"] for d in deciles],
+            "observed": [d["observed_rate"] for d in deciles],
+        },
+        "gains": {
+            "model": {"x": ks_curve.get("population", []), "y": ks_curve.get("cum_bad", [])},
+            "baseline": {"x": base_ks.get("population", []), "y": base_ks.get("cum_bad", [])},
+        },
+        # Lift of each PD decile, riskiest first: its default rate over the split's.
+        "lift": [round(d["observed_rate"] / bad_rate, 4) if bad_rate else None for d in riskiest_first],
+    }
+
+
+COMPARED = (("auc", "AUC"), ("gini", "Gini"), ("ks", "KS"), ("brier", "Brier score"), ("log_loss", "Log loss"))
+
+
+@login_required
+@require_GET
+def model_detail(request, version_id: int):
+    version = found(selectors.model_version_get(user=request.user, version_id=version_id))
+    test = (version.metrics or {}).get("test") or {}
+    base = (version.baseline_metrics or {}).get("test") or {}
+    peer = selectors.model_version_baseline_peer(user=request.user, version=version)
+    peer_test = ((peer.metrics or {}).get("test") or {}) if peer else {}
+    comparison = [
+        {"label": label, "model": test.get(key), "baseline": base.get(key), "champion": peer_test.get(key)}
+        for key, label in COMPARED
+    ]
+    may_validate = has_portfolio_perm(request.user, version.portfolio_id, "validate_portfolio")
+    context = {
+        "version": version,
+        "state": model_progress_state(version),
+        "charts": model_charts(version),
+        "comparison": comparison,
+        "peer": peer,
+        "splits": [(name, (version.metrics or {}).get(name) or {}) for name in ("train", "validation", "test")],
+        "can_approve": may_validate and version.status == ModelVersion.STATUS_TRAINED,
+        "can_promote": may_validate and version.status == ModelVersion.STATUS_APPROVED,
+    }
+    return page(request, "scoring/model_detail.html", context)
+
+
+@login_required
+@require_GET
+def model_progress(request, version_id: int):
+    return JsonResponse(
+        model_progress_state(found(selectors.model_version_get(user=request.user, version_id=version_id)))
+    )
+
+
+def _transition(request, version_id: int, service, done: str, *, pass_request: bool = False, **options):
+    version = found(selectors.model_version_get(user=request.user, version_id=version_id))
+    require_perm(request.user, version.portfolio_id, "validate_portfolio", "approve or promote models")
+    if pass_request:
+        options["request"] = request
+    try:
+        service(version=version, user=request.user, **options)
+    except RegistryError as exc:  # four eyes, wrong status, or a failed monitoring report
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Model version {version.version} {done}.")
+    return redirect("portal:model_detail", version_id=version.pk)
+
+
+@login_required
+@require_POST
+def model_approve(request, version_id: int):
+    return _transition(request, version_id, model_version_approve, "approved")
+
+
+@login_required
+@require_POST
+def model_promote(request, version_id: int):
+    """Promote; a failed stability or fairness report blocks it unless the validator
+    gives an override reason (recorded on the version and audited by the service)."""
+    reason = request.POST.get("override_reason", "")[:2000]
+    return _transition(
+        request, version_id, model_version_promote, "is now the champion", override_reason=reason, pass_request=True
+    )
+
+
+# --- batch runs --------------------------------------------------------------------
+
+
+def run_state(run: BatchRun) -> dict:
+    return {"id": run.pk, "status_display": run.get_status_display(), **batch_run_progress(run)}
+
+
+@login_required
+@require_GET
+def run_list(request):
+    runs = Paginator(selectors.batch_run_list(user=request.user), 25).get_page(request.GET.get("page"))
+    rows = [
+        {
+            "run": run,
+            "state": run_state(run),
+            "can_score": has_portfolio_perm(request.user, run.portfolio_id, "score_portfolio"),
+            "can_export": has_portfolio_perm(request.user, run.portfolio_id, "export_portfolio"),
+        }
+        for run in runs
+    ]
+    context = {"page_obj": runs, "rows": rows, "form": forms.BatchRunForm(user=request.user)}
+    return page(request, "scoring/run_list.html", context)
+
+
+@login_required
+@require_POST
+def run_start(request):
+    form = forms.BatchRunForm(request.POST, user=request.user)
+    if not form.is_valid():
+        messages.error(request, f"Run not started: {form.errors.as_text()}")
+        return redirect("portal:run_list")
+    try:
+        run = batch_run_start(
+            portfolio=form.cleaned_data["portfolio"], chunk_size=form.cleaned_data["chunk_size"],
+            requested_by=request.user, trigger="portal",
+        )  # fmt: skip
+    except (ScoringError, BatchError) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Run #{run.pk} started: {run.rows_total:,} applicants in {run.chunks_total} chunks.")
+    return redirect("portal:run_list")
+
+
+def _run_action(request, run_id: int, service, done: str):
+    run = found(selectors.batch_run_get(user=request.user, run_id=run_id))
+    require_perm(request.user, run.portfolio_id, "score_portfolio", "cancel or resume runs")
+    service(run=run)
+    messages.success(request, f"Run #{run.pk} {done}.")
+    return redirect("portal:run_list")
+
+
+@login_required
+@require_POST
+def run_cancel(request, run_id: int):
+    return _run_action(request, run_id, batch_run_cancel, "cancelled")
+
+
+@login_required
+@require_POST
+def run_resume(request, run_id: int):
+    return _run_action(request, run_id, batch_run_resume, "resumed")
+
+
+@login_required
+@require_GET
+def run_progress(request):
+    """Progress of the runs named in ?ids=1,2,3 that the user can see."""
+    ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip().isdigit()][:100]
+    runs = selectors.batch_run_list(user=request.user).filter(pk__in=ids)
+    return JsonResponse({"runs": [run_state(run) for run in runs]})
+
+
+@login_required
+@require_GET
+def run_export(request, run_id: int, file_format: str):
+    if file_format not in ("csv", "parquet"):
+        raise Http404("Not found")
+    run = found(selectors.batch_run_get(user=request.user, run_id=run_id))
+    require_perm(request.user, run.portfolio_id, "export_portfolio", "export scores")
+    audit_record(
+        action="export.create", request=request, portfolio_id=run.portfolio_id, object_type="batch_run",
+        object_ids=[run.pk], details={"format": file_format, "rows": run.rows_done},
+    )  # fmt: skip
+    if file_format == "csv":
+        response = StreamingHttpResponse(export_csv_lines(run), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.csv"'
+        return response
+    handle = tempfile.NamedTemporaryFile(suffix=".parquet", dir=settings.VAR_DIR)  # noqa: SIM115 (FileResponse closes it)
+    export_parquet(run, Path(handle.name))
+    handle.seek(0)
+    return FileResponse(handle, as_attachment=True, filename=f"run-{run.pk}.parquet")
+
+
+# --- audit log ---------------------------------------------------------------------
+
+
+def audit_events(request):
+    if not capabilities(request.user)["audit"]:
+        raise Http404("Not found")
+    form = forms.AuditFilterForm(request.GET or None)
+    filters = {k: v for k, v in (form.cleaned_data if form.is_valid() else {}).items() if v not in (None, "")}
+    return form, filters, audit_event_list(user=request.user, filters=filters)
+
+
+def audit_event_list(*, user, filters: dict):
+    """The audit helper's selector when installed; until then the same filters on the table."""
+    selector = getattr(selectors, "audit_event_list", None)
+    if selector is not None:
+        return selector(user=user, filters=filters)
+    from scoring.models import AuditEvent
+
+    events = AuditEvent.objects.order_by("-id")
+    lookups = {"action": "action", "actor": "actor_username", "portfolio": "portfolio_id", "outcome": "outcome",
+               "since": "occurred_at__date__gte", "until": "occurred_at__date__lte"}  # fmt: skip
+    return events.filter(**{lookups[k]: v for k, v in filters.items() if k in lookups})
+
+
+@login_required
+@require_GET
+def audit_list(request):
+    form, filters, events = audit_events(request)
+    page_obj = Paginator(events, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    audit_record(
+        action="audit.view", request=request, object_type="audit_event",
+        details={"filters": {k: str(v) for k, v in filters.items()}, "page": page_obj.number},
+    )  # fmt: skip
+    return page(request, "scoring/audit_list.html", {"form": form, "page_obj": page_obj, "query": query.urlencode()})
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+AUDIT_COLUMNS = ("id", "occurred_at", "actor_username", "action", "outcome", "portfolio_id", "object_type",
+                 "object_ids", "details", "request_id", "ip", "hash")  # fmt: skip
+
+
+@login_required
+@require_GET
+def audit_export(request):
+    _, filters, events = audit_events(request)
+    audit_record(
+        action="audit.export", request=request, object_type="audit_event",
+        details={"filters": {k: str(v) for k, v in filters.items()}, "format": "csv"},
+    )  # fmt: skip
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(AUDIT_COLUMNS)
+        for event in events.iterator(chunk_size=2000):
+            values = [getattr(event, c) for c in AUDIT_COLUMNS]
+            values = [json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for v in values]
+            yield writer.writerow([escape_cell(v) for v in values])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
+    return response

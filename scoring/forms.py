@@ -1,0 +1,144 @@
+"""Forms of the analyst portal. Choices of portfolios always come from
+``portfolios_visible`` for the permission the action needs, so a form can never
+offer (or accept) a portfolio the user may not act on."""
+
+from __future__ import annotations
+
+from django import forms
+
+from scoring.models import DatasetSchema, ImportJob, ModelVersion
+from scoring.selectors import APPLICANT_SORTS, portfolios_visible
+from scoring.services.ingestion import KINDS
+
+PAGE_SIZES = (25, 50, 100)  # the applicant list never pages more rows than the largest
+
+
+class PortfolioField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return obj.name
+
+
+def _portfolio_field(user, perm: str, **kwargs) -> PortfolioField:
+    return PortfolioField(queryset=portfolios_visible(user=user, perm=perm).order_by("name"), **kwargs)
+
+
+class PortfolioChoiceForm(forms.Form):
+    """The portfolio a page shows (GET)."""
+
+    portfolio = forms.ModelChoiceField(queryset=None, empty_label=None)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"] = _portfolio_field(user, "view_portfolio_data", empty_label=None)
+
+
+class ApplicantFilterForm(forms.Form):
+    DECISIONS = [
+        ("", "Any"),
+        ("approve", "Approve"),
+        ("refer", "Refer"),
+        ("decline", "Decline"),
+        ("unscored", "Not scored"),
+    ]
+    SORTS = [
+        ("external_id", "External id (A to Z)"),
+        ("-external_id", "External id (Z to A)"),
+        ("-score", "Score (highest first)"),
+        ("score", "Score (lowest first)"),
+        ("newest", "Newest first"),
+    ]
+
+    search = forms.CharField(label="External id starts with", required=False, max_length=100)
+    decision = forms.ChoiceField(choices=DECISIONS, required=False)
+    score_min = forms.FloatField(label="Score from", required=False)
+    score_max = forms.FloatField(label="Score to", required=False)
+    sort = forms.ChoiceField(choices=SORTS, required=False)
+    page_size = forms.TypedChoiceField(
+        label="Rows per page", choices=[(n, n) for n in PAGE_SIZES], coerce=int, required=False, empty_value=25
+    )
+
+    def clean_sort(self) -> str:
+        sort = self.cleaned_data.get("sort") or "external_id"
+        assert sort in APPLICANT_SORTS  # the choices are a subset of the selector's sorts
+        return sort
+
+
+class ImportForm(forms.Form):
+    portfolio = forms.ModelChoiceField(queryset=None)
+    kind = forms.ChoiceField(choices=[(k, dict(ImportJob.KIND_CHOICES)[k]) for k in KINDS], label="File contains")
+    file = forms.FileField(help_text="CSV (.csv, .csv.gz) or Parquet; validated completely before anything is written.")
+    valid_only = forms.BooleanField(
+        required=False, label="Import the valid rows even if some rows are invalid (they are listed in the report)"
+    )
+    encoding = forms.CharField(initial="utf-8", max_length=40, help_text="Text encoding of a CSV file")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"] = _portfolio_field(user, "import_portfolio")
+
+
+class TrainForm(forms.Form):
+    portfolio = forms.ModelChoiceField(queryset=None)
+    kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
+    seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1)
+    max_epochs = forms.IntegerField(
+        label="At most epochs", required=False, min_value=1, max_value=500, help_text="Blank: the model's default."
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"] = _portfolio_field(user, "train_portfolio")
+
+
+class TuneForm(forms.Form):
+    portfolio = forms.ModelChoiceField(queryset=None)
+    kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
+    n_trials = forms.IntegerField(label="Trials", initial=10, min_value=1, max_value=200)
+    seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"] = _portfolio_field(user, "train_portfolio")
+
+
+class BatchRunForm(forms.Form):
+    portfolio = forms.ModelChoiceField(queryset=None)
+    chunk_size = forms.IntegerField(initial=5000, min_value=100, max_value=100_000, label="Applicants per chunk")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"] = _portfolio_field(user, "score_portfolio")
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(required=False, max_length=50)
+    actor = forms.CharField(label="User name", required=False, max_length=150)
+    portfolio = forms.IntegerField(label="Portfolio id", required=False, min_value=1)
+    outcome = forms.ChoiceField(
+        choices=[("", "Any"), ("success", "Success"), ("denied", "Denied"), ("failure", "Failure")], required=False
+    )
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+def whatif_form_class(schema: DatasetSchema) -> type[forms.Form]:
+    """A form of the schema's model features (numeric within their declared range,
+    categories from their declared list): the what-if panel's inputs."""
+    fields: dict[str, forms.Field] = {}
+    for column in schema.columns_with_role(DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL):
+        name = column["name"]
+        label = name.replace("_", " ").capitalize()
+        required = not column.get("nullable", False)
+        if column["role"] == DatasetSchema.ROLE_CATEGORICAL:
+            choices = [(c, c) for c in column.get("categories", [])]
+            if not required:
+                choices = [("", "(missing)"), *choices]
+            fields[name] = forms.ChoiceField(label=label, choices=choices, required=required)
+        else:
+            bounds = {k: column[k] for k in ("min", "max") if k in column}
+            kwargs = {"min_value": bounds.get("min"), "max_value": bounds.get("max")}
+            if column.get("type") == "integer":
+                fields[name] = forms.IntegerField(label=label, required=required, **kwargs)
+            else:
+                fields[name] = forms.FloatField(label=label, required=required, **kwargs)
+    return type("WhatIfForm", (forms.Form,), fields)

@@ -1,0 +1,35 @@
+"""URLs of the analyst portal (namespace ``portal``), mounted at the site root."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from scoring import views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("applicants/", views.applicant_list, name="applicant_list"),
+    path("applicants/<int:applicant_id>/", views.applicant_detail, name="applicant_detail"),
+    path("applicants/<int:applicant_id>/whatif/", views.applicant_whatif, name="applicant_whatif"),
+    path("imports/", views.import_list, name="import_list"),
+    path("imports/<int:job_id>/", views.import_detail, name="import_detail"),
+    path("imports/<int:job_id>/status/", views.import_status, name="import_status"),
+    path("models/", views.model_list, name="model_list"),
+    path("models/train/", views.model_train, name="model_train"),
+    path("models/tune/", views.model_tune, name="model_tune"),
+    path("models/<int:version_id>/", views.model_detail, name="model_detail"),
+    path("models/<int:version_id>/progress/", views.model_progress, name="model_progress"),
+    path("models/<int:version_id>/approve/", views.model_approve, name="model_approve"),
+    path("models/<int:version_id>/promote/", views.model_promote, name="model_promote"),
+    path("runs/", views.run_list, name="run_list"),
+    path("runs/start/", views.run_start, name="run_start"),
+    path("runs/progress/", views.run_progress, name="run_progress"),
+    path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
+    path("runs/<int:run_id>/resume/", views.run_resume, name="run_resume"),
+    path("runs/<int:run_id>/export.<str:file_format>", views.run_export, name="run_export"),
+    path("audit/", views.audit_list, name="audit_list"),
+    path("audit/export.csv", views.audit_export, name="audit_export"),
+]
