@@ -80,3 +80,20 @@ def audit_checkpoint() -> int | None:
 
     checkpoint = audit_checkpoint_create()
     return checkpoint.last_event_id if checkpoint is not None else None
+
+
+@shared_task(name="scoring.tasks.monitoring_run", acks_late=True)
+def monitoring_run(model_version_id: int, run_id: int | None = None) -> str:
+    """Monitoring reports of a model version on a batch run's scores (queued after each
+    nightly run); without a run, on the portfolio's current applicants."""
+    from scoring.models import BatchRun, ModelVersion, MonitoringReport
+    from scoring.services.monitoring import monitoring_run as run_monitoring
+
+    version = ModelVersion.objects.select_related("portfolio__schema").filter(pk=model_version_id).first()
+    run = BatchRun.objects.filter(pk=run_id).first() if run_id is not None else None
+    if version is None or (run_id is not None and run is None):
+        return "skipped: gone"
+    if run is not None and MonitoringReport.objects.filter(run=run, model_version=version).exists():
+        return "skipped: already reported"  # a redelivered message
+    reports = run_monitoring(portfolio=version.portfolio, model_version=version, run=run)
+    return ", ".join(f"{r.kind}: {r.status}" for r in reports)

@@ -66,22 +66,62 @@ def model_version_approve(*, version: ModelVersion, user) -> ModelVersion:
     return version
 
 
-@transaction.atomic
-@_audited("model.promote")
-def model_version_promote(*, version: ModelVersion, user) -> ModelVersion:
-    """Make an approved version the portfolio's champion; the previous champion retires."""
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+class PromotionBlocked(RegistryError):
+    """A failed stability or fairness report of the version stands in the way; a
+    validator may promote anyway by giving a reason, which is recorded and audited."""
+
+    def __init__(self, reports: list) -> None:
+        self.reports = reports
+        findings = "; ".join(f"{r.get_kind_display()} report #{r.pk} failed: {' '.join(r.alerts)}" for r in reports)
+        super().__init__(f"Promotion blocked by monitoring. {findings} Give an override reason to promote anyway.")
+
+
+def _check_promotable(version: ModelVersion, user) -> None:
     if version.status != ModelVersion.STATUS_APPROVED:
         raise RegistryError(f"Only an approved model can become champion; this one is {version.status}.")
     if not _may_validate(user, version):
         raise RegistryError("Only a validator of this portfolio can promote its models.")
-    ModelVersion.objects.filter(portfolio_id=version.portfolio_id, status=ModelVersion.STATUS_CHAMPION).update(
-        status=ModelVersion.STATUS_RETIRED
-    )
-    version.status = ModelVersion.STATUS_CHAMPION
-    version.promoted_by = user
-    version.promoted_at = timezone.now()
-    version.save(update_fields=["status", "promoted_by", "promoted_at"])
+
+
+@_audited("model.promote")
+def model_version_promote(*, version: ModelVersion, user, override_reason: str = "", request=None) -> ModelVersion:
+    """Make an approved version the portfolio's champion; the previous champion retires.
+
+    Blocked while the version's latest stability or fairness report failed (one is
+    computed now on the portfolio's current applicants if none exists yet), unless
+    ``override_reason`` says why to promote anyway: it is kept on the version with
+    who and when, and audited as ``model.promote_override``."""
+    from scoring.audit import audit_record
+    from scoring.services.monitoring import promotion_blockers
+
+    version = ModelVersion.objects.select_related("portfolio__schema").get(pk=version.pk)
+    _check_promotable(version, user)  # before the reports, which may take a while
+    blockers = promotion_blockers(model_version=version)
+    reason = (override_reason or "").strip()
+    if blockers and not reason:
+        raise PromotionBlocked(blockers)
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        _check_promotable(version, user)
+        ModelVersion.objects.filter(portfolio_id=version.portfolio_id, status=ModelVersion.STATUS_CHAMPION).update(
+            status=ModelVersion.STATUS_RETIRED
+        )
+        version.status = ModelVersion.STATUS_CHAMPION
+        version.promoted_by = user
+        version.promoted_at = timezone.now()
+        fields = ["status", "promoted_by", "promoted_at"]
+        if blockers:
+            version.promotion_override_reason = reason
+            version.promotion_override_by = user
+            version.promotion_override_at = version.promoted_at
+            fields += ["promotion_override_reason", "promotion_override_by", "promotion_override_at"]
+        version.save(update_fields=fields)
+        if blockers:
+            audit_record(
+                action="model.promote_override", actor=user, request=request, portfolio_id=version.portfolio_id,
+                object_type="modelversion", object_ids=[version.pk],
+                details={"reports": [r.pk for r in blockers], "kinds": sorted(r.kind for r in blockers)},
+            )  # fmt: skip
     return version
 
 

@@ -28,6 +28,7 @@ from riskapp.version import code_version
 from scoring.inference import artifact_path_for
 from scoring.models import ModelVersion, Portfolio
 from scoring.services.datasets import PortfolioData, attach_outcomes, portfolio_data
+from scoring.services.monitoring import monitoring_reference_build
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +200,9 @@ def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None
         path.parent.mkdir(parents=True, exist_ok=True)
         sha256 = model.save(path, metrics={"test": metrics["test"]})
         background_sha256 = background_write(f"{path}.background.npz", background)
+        # What monitoring compares later populations with: the training split, as fitted.
+        train_rows = data.subset(stratified_split(y, seed=version.seed)["train"])
+        reference = monitoring_reference_build(model=model, data=train_rows, schema=version.schema, kind=version.kind)
     except Exception as exc:
         ModelVersion.objects.filter(pk=version.pk).update(
             status=ModelVersion.STATUS_FAILED,
@@ -219,6 +223,7 @@ def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None
     version.artifact_path = str(Path(path))
     version.artifact_sha256 = sha256
     version.background_sha256 = background_sha256
+    version.monitoring_reference = reference
     version.trained_at = timezone.now()
     version.progress = {**ModelVersion.objects.get(pk=version.pk).progress, "phase": "done"}
     version.hyperparameters = {**model.get_params(), **version.hyperparameters}
