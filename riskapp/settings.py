@@ -167,10 +167,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # Body size checked before reading (DRF reads past Django's DATA_UPLOAD_MAX_MEMORY_SIZE check).
+    # An upload larger than IMPORT_MAX_FILE_MB is refused before it is stored (scoring/api/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
-        "scoring.api.parsers.LimitedJSONParser",
-        "scoring.api.parsers.LimitedFormParser",
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
         "scoring.api.parsers.LimitedMultiPartParser",
     ],
     # Per process (the default cache): a brake on runaway clients and credential stuffing,
