@@ -15,11 +15,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from scoring.api.parsers import RequestTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, RequestDataTooBig):  # a body above DATA_UPLOAD_MAX_MEMORY_SIZE
+        exc = RequestTooLarge()
     response = drf_exception_handler(exc, context)
     if response is None:
         if settings.DEBUG:
