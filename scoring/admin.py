@@ -1,12 +1,38 @@
-from django.contrib import admin
-from guardian.admin import GuardedModelAdmin
+"""The admin console.
+
+Scoping: a staff user who is not a superuser sees only the rows of the portfolios
+granted to them (``RestrictedAdminMixin``, the one gate of ``scoring.permissions``),
+in change lists, change views (another portfolio's row answers like a missing
+one), search, autocomplete, list filters (the portfolio filter offers only granted
+portfolios) and foreign-key choices. Django's model permissions still decide which
+admin pages a staff user may open at all.
+
+Records of what happened (scores, repayment history, outcomes, import jobs, batch
+runs and chunks, model versions, tuning studies, monitoring reports) are read-only:
+they change only through the services that write them. Personal data (PII) is
+shown masked unless the viewer holds ``view_portfolio_pii`` on the portfolio.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.utils.html import format_html_join
+from guardian.admin import AdminGroupObjectPermissionsForm, AdminUserObjectPermissionsForm, GuardedModelAdmin
 
 from scoring.models import (
+    ApiToken,
     Applicant,
+    AuditCheckpoint,
+    AuditEvent,
     BatchRun,
     DatasetSchema,
     ImportJob,
+    LoginThrottle,
     ModelVersion,
+    MonitoringReport,
     Outcome,
     Portfolio,
     ReasonCode,
@@ -15,10 +41,423 @@ from scoring.models import (
     ScoreChunk,
     TuningStudy,
 )
+from scoring.permissions import RestrictedAdminMixin, portfolio_field_of, restrict
+from scoring.roles import PORTFOLIO_PERMS
+from scoring.selectors import portfolios_visible
+from scoring.services.access import portfolio_access_grant, portfolio_access_revoke
+from scoring.services.schemas import SchemaError, schema_document_validate, schema_register
+from scoring.services.tokens import api_token_revoke
+
+# --- Scoping --------------------------------------------------------------------------
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records of what happened: visible, never edited or deleted by hand."""
+class PortfolioListFilter(admin.SimpleListFilter):
+    """ "By portfolio", offering only the portfolios the user may view (Django's own
+    related-field filter would list every portfolio's name)."""
+
+    title = "portfolio"
+    parameter_name = "portfolio"
+
+    def lookups(self, request, model_admin):
+        return list(portfolios_visible(user=request.user).order_by("name").values_list("id", "name"))
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(**{model_admin_portfolio_field(queryset): int(value)})
+
+
+def model_admin_portfolio_field(queryset: QuerySet) -> str:
+    model = queryset.model
+    return "run__portfolio_id" if model is ScoreChunk else portfolio_field_of(model)
+
+
+# Models whose rows belong to a portfolio: a foreign key to one of them offers only
+# the rows of the user's portfolios.
+SCOPED_MODELS = {Applicant, BatchRun, ImportJob, ModelVersion, TuningStudy, Score}
+
+
+class ScopedAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+    """Base of the admin of every portfolio-data model (see the module docstring)."""
+
+    def get_list_filter(self, request):
+        return [PortfolioListFilter if f == "portfolio" else f for f in super().get_list_filter(request)]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.related_model
+        if related is Portfolio:
+            kwargs["queryset"] = portfolios_visible(user=request.user)
+        elif related in SCOPED_MODELS:
+            kwargs["queryset"] = restrict(related._default_manager.all(), request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.related_model is Portfolio:
+            kwargs["queryset"] = portfolios_visible(user=request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class ReadOnlyAdmin(ScopedAdmin):
+    """Records of what happened: visible, never added, edited or deleted by hand."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Portfolios and their grants -------------------------------------------------------
+
+
+class _GrantFormMixin:
+    """Guardian's object-permission form, limited to the portfolio permissions and
+    saved through ``portfolio_access_grant``/``portfolio_access_revoke`` (the one
+    place grants are made, and audited), never guardian's ``assign_perm`` directly."""
+
+    actor = None
+
+    def get_obj_perms_field_choices(self):
+        labels = dict(Portfolio._meta.permissions)
+        return [(perm, labels[perm]) for perm in PORTFOLIO_PERMS]
+
+    def get_obj_perms_field_initial(self):
+        return [perm for perm in super().get_obj_perms_field_initial() if perm in PORTFOLIO_PERMS]
+
+    def save_obj_perms(self) -> None:
+        grantee = getattr(self, "user", None) or self.group
+        wanted = set(self.cleaned_data[self.get_obj_perms_field_name()])
+        held = set(self.get_obj_perms_field_initial())
+        if held - wanted:
+            portfolio_access_revoke(portfolio=self.obj, grantee=grantee, perms=sorted(held - wanted), actor=self.actor)
+        if wanted - held:
+            portfolio_access_grant(portfolio=self.obj, grantee=grantee, perms=sorted(wanted - held), actor=self.actor)
+
+
+class UserGrantForm(_GrantFormMixin, AdminUserObjectPermissionsForm):
+    pass
+
+
+class GroupGrantForm(_GrantFormMixin, AdminGroupObjectPermissionsForm):
+    pass
+
+
+def _manages_portfolios(request) -> bool:
+    return request.user.has_perm("scoring.change_portfolio")
+
+
+@admin.register(Portfolio)
+class PortfolioAdmin(GuardedModelAdmin):
+    """Portfolios, and who is granted what on each ("Object permissions" button).
+
+    Who may change portfolios (the administrator role) sees all of them: managing
+    grants needs the portfolio in view, and grants are what decide data access. Any
+    other staff user sees only the portfolios granted to them."""
+
+    list_display = ["name", "schema", "is_active", "approve_min_score", "decline_below_score", "challenger_version",
+                    "created_at"]  # fmt: skip
+    list_filter = ["is_active", "schema"]
+    search_fields = ["name", "description"]
+    list_select_related = ["schema", "challenger_version"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "schema", "is_active"]}),
+        ("Points scale", {"fields": ["base_score", "base_odds", "pdo"]}),
+        ("Decisions", {"fields": ["approve_min_score", "decline_below_score", "challenger_version"]}),
+        (None, {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset if _manages_portfolios(request) else restrict(queryset, request.user)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "challenger_version" in form.base_fields:
+            # A challenger shadow-scores beside the champion: an approved version of this portfolio.
+            form.base_fields["challenger_version"].queryset = ModelVersion.objects.filter(
+                portfolio=obj, status=ModelVersion.STATUS_APPROVED
+            ).order_by("-version") if obj else ModelVersion.objects.none()  # fmt: skip
+        return form
+
+    def _grants_allowed(self, request) -> None:
+        if not _manages_portfolios(request):
+            raise PermissionDenied
+
+    def obj_perms_manage_view(self, request, object_pk):
+        self._grants_allowed(request)
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        self._grants_allowed(request)
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        self._grants_allowed(request)
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
+
+    def get_obj_perms_manage_user_form(self, request):
+        return type("UserGrantForm", (UserGrantForm,), {"actor": request.user})
+
+    def get_obj_perms_manage_group_form(self, request):
+        return type("GroupGrantForm", (GroupGrantForm,), {"actor": request.user})
+
+
+class DatasetSchemaAddForm(forms.ModelForm):
+    """A new schema version from its JSON document, validated and stored by the schema service."""
+
+    class Meta:
+        model = DatasetSchema
+        fields = ["definition"]
+        help_texts = {"definition": "The schema document: name, version, columns (see scoring/demo/*.schema.json)."}
+
+    def clean_definition(self):
+        document = self.cleaned_data["definition"]
+        try:
+            definition = schema_document_validate(document)
+        except SchemaError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        existing = DatasetSchema.objects.filter(name=definition["name"], version=definition["version"]).first()
+        if existing is not None:
+            raise forms.ValidationError(
+                f"{existing} exists already: a change to a schema is a new version, never an edit."
+            )
+        return definition
+
+    def save(self, commit=True):
+        self.save_m2m = lambda: None
+        return schema_register(document=self.cleaned_data["definition"])
+
+
+@admin.register(DatasetSchema)
+class DatasetSchemaAdmin(admin.ModelAdmin):
+    list_display = ["name", "version", "column_count", "sha256", "created_at"]
+    search_fields = ["name", "description"]
+    date_hierarchy = "created_at"
+    # A schema version, once stored, is never edited: a change is a new version.
+    readonly_fields = ["name", "version", "description", "definition", "sha256", "created_at"]
+
+    @admin.display(description="columns")
+    def column_count(self, obj) -> int:
+        return len(obj.definition.get("columns", []))
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = DatasetSchemaAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request, obj=None):
+        return ["definition"] if obj is None else self.readonly_fields
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+
+@admin.register(ReasonCode)
+class ReasonCodeAdmin(admin.ModelAdmin):
+    """The wording applicants read; analysts edit it here. Codes and features are the schema's."""
+
+    list_display = ["code", "schema", "feature", "text"]
+    list_filter = ["schema"]
+    search_fields = ["code", "feature", "text"]
+    list_editable = ["text"]
+    readonly_fields = ["schema", "feature", "code"]
+
+    def has_add_permission(self, request):
+        return False  # entries are generated from the schema (reason_codes_ensure)
+
+
+# --- Applicant data ------------------------------------------------------------------
+
+
+@admin.register(Applicant)
+class ApplicantAdmin(ReadOnlyAdmin):
+    """Applicants change by import and are erased through the PII service
+    (``manage.py erase_applicant``), never by hand here."""
+
+    list_display = ["external_id", "portfolio", "schema", "created_at", "updated_at"]
+    list_filter = ["portfolio"]
+    search_fields = ["external_id__startswith"]  # a prefix search the unique (portfolio, external_id) index serves
+    list_select_related = ["portfolio", "schema"]
+    fields = ["portfolio", "external_id", "schema", "features", "protected_attributes", "personal_data",
+              "created_at", "updated_at"]  # fmt: skip
+    readonly_fields = fields
+    show_full_result_count = False  # COUNT(*) over millions of rows on every page is not worth it
+
+    def get_object(self, request, object_id, from_field=None):
+        applicant = super().get_object(request, object_id, from_field)
+        if applicant is not None:
+            applicant._admin_request = request  # for personal_data: who is looking
+        return applicant
+
+    @admin.display(description="personal data")
+    def personal_data(self, obj) -> str:
+        from scoring.services.pii import pii_view
+
+        request = getattr(obj, "_admin_request", None)
+        if request is None:
+            return "-"
+        data = pii_view(user=request.user, applicant=obj, request=request)  # masked without view_portfolio_pii
+        if not data:
+            return "-"
+        return format_html_join("\n", "<div>{}: {}</div>", sorted((str(k), str(v)) for k, v in data.items()))
+
+
+@admin.register(RepaymentMonth)
+class RepaymentMonthAdmin(ReadOnlyAdmin):
+    list_display = ["applicant", "month", "balance", "amount_paid", "days_past_due"]
+    list_filter = ["portfolio"]
+    search_fields = ["applicant__external_id__startswith"]
+    list_select_related = ["applicant"]
+    show_full_result_count = False
+
+
+@admin.register(Outcome)
+class OutcomeAdmin(ReadOnlyAdmin):
+    list_display = ["applicant", "defaulted", "observed_on"]
+    list_filter = ["portfolio", "defaulted", "observed_on"]
+    search_fields = ["applicant__external_id__startswith"]
+    list_select_related = ["applicant"]
+    show_full_result_count = False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin):
+    """An import job and its validation report: a record of what happened."""
+
+    list_display = ["id", "portfolio", "kind", "file_name", "status", "rows_total", "rows_invalid", "rows_created",
+                    "rows_updated", "created_by", "created_at"]  # fmt: skip
+    list_filter = ["status", "kind", "portfolio"]
+    search_fields = ["file_name", "file_sha256"]
+    list_select_related = ["portfolio", "created_by"]
+    date_hierarchy = "created_at"
+
+
+# --- Models and scoring ----------------------------------------------------------------
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    """Read-only: metrics and artifacts are facts of training; approval and promotion
+    go through the registry service (four eyes), in the portal or the API."""
+
+    list_display = ["portfolio", "version", "kind", "status", "test_auc", "device", "training_rows", "trained_by",
+                    "approved_by", "trained_at"]  # fmt: skip
+    list_filter = ["status", "kind", "portfolio"]
+    search_fields = ["training_data_fingerprint", "artifact_sha256"]
+    list_select_related = ["portfolio", "trained_by", "approved_by"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="test AUC")
+    def test_auc(self, obj) -> str:
+        auc = (obj.metrics or {}).get("test", {}).get("auc")
+        return "-" if auc is None else f"{auc:.3f}"
+
+
+@admin.register(TuningStudy)
+class TuningStudyAdmin(ReadOnlyAdmin):
+    list_display = ["study_name", "portfolio", "kind", "status", "trials_done", "n_trials", "best_value",
+                    "best_model_version", "created_at"]  # fmt: skip
+    list_filter = ["status", "kind", "portfolio"]
+    search_fields = ["study_name"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(BatchRun)
+class BatchRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "portfolio", "model_version", "challenger_version", "status", "trigger", "rows_done",
+                    "rows_total", "decisions_differ", "created_at"]  # fmt: skip
+    list_filter = ["status", "trigger", "portfolio"]
+    list_select_related = ["portfolio", "model_version", "challenger_version"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(ScoreChunk)
+class ScoreChunkAdmin(ReadOnlyAdmin):
+    portfolio_field = "run__portfolio_id"
+    list_display = ["run", "index", "status", "rows", "attempts", "claimed_at", "seconds"]
+    list_filter = ["status"]
+    show_full_result_count = False
+
+
+@admin.register(Score)
+class ScoreAdmin(ReadOnlyAdmin):
+    list_display = ["id", "portfolio", "applicant", "model_version", "pd", "score", "decision", "is_shadow",
+                    "created_at"]  # fmt: skip
+    list_filter = ["decision", "is_shadow", "portfolio"]
+    search_fields = ["applicant__external_id__startswith", "input_hash__exact"]
+    list_select_related = ["portfolio", "applicant", "model_version"]
+    show_full_result_count = False
+
+
+@admin.register(MonitoringReport)
+class MonitoringReportAdmin(ReadOnlyAdmin):
+    list_display = ["id", "portfolio", "model_version", "kind", "status", "rows", "alert_count", "created_at"]
+    list_filter = ["kind", "status", "portfolio"]
+    list_select_related = ["portfolio", "model_version"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="alerts")
+    def alert_count(self, obj) -> int:
+        return len(obj.alerts or [])
+
+
+# --- Access ---------------------------------------------------------------------------
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens are created with ``manage.py create_api_token`` (the key is shown
+    once, only a hash is stored); here they are listed and revoked."""
+
+    list_display = ["name", "user", "key_prefix", "narrowed", "created_at", "last_used_at", "expires_at",
+                    "revoked_at"]  # fmt: skip
+    list_filter = ["narrowed", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "key_prefix", "user__username"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "name", "key_prefix", "narrowed", "portfolios", "created_at", "last_used_at",
+                       "expires_at", "revoked_at"]  # fmt: skip
+    exclude = ["key_hash"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked, not deleted: the record of who could call the API stays
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        for token in queryset:
+            api_token_revoke(token=token)
+        self.message_user(request, f"{queryset.count()} token(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(LoginThrottle)
+class LoginThrottleAdmin(admin.ModelAdmin):
+    """Failed logins per username and address; deleting a row lifts its lockout."""
+
+    list_display = ["key", "failures", "first_failure_at", "locked_until"]
+    search_fields = ["key"]
+    readonly_fields = ["key", "failures", "first_failure_at", "locked_until"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+# --- Audit log (read-only: the database refuses changes anyway) --------------------------
+class _AuditReadOnlyAdmin(admin.ModelAdmin):
+    """Nobody adds, changes or deletes audit rows here; viewing needs ``view_auditevent``
+    / ``view_auditcheckpoint`` (the auditor and administrator roles)."""
 
     def has_add_permission(self, request):
         return False
@@ -29,156 +468,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-
-@admin.register(Portfolio)
-class PortfolioAdmin(GuardedModelAdmin):
-    """Object permissions ("Object permissions" button) are how portfolios are granted."""
-
-    list_display = ["name", "schema", "is_active", "base_score", "base_odds", "pdo", "created_at"]
-    list_filter = ["is_active", "schema"]
-    search_fields = ["name", "description"]
+    def get_actions(self, request):
+        return {}  # not even "delete selected"
 
 
-@admin.register(DatasetSchema)
-class DatasetSchemaAdmin(admin.ModelAdmin):
-    list_display = ["name", "version", "sha256", "created_at"]
-    search_fields = ["name"]
-    # A schema version, once stored, is never edited: a change is a new version.
-    readonly_fields = ["name", "version", "description", "definition", "sha256", "created_at"]
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request, obj)
-
-
-@admin.register(Applicant)
-class ApplicantAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "portfolio", "schema", "updated_at"]
-    list_filter = ["portfolio"]
-    search_fields = ["external_id"]
-    list_select_related = ["portfolio", "schema"]
-    readonly_fields = [
-        "portfolio",
-        "external_id",
-        "schema",
-        "features",
-        "protected_attributes",
-        "created_at",
-        "updated_at",
-    ]
-    show_full_result_count = False  # COUNT(*) over millions of rows on every page is not worth it
-
-
-@admin.register(RepaymentMonth)
-class RepaymentMonthAdmin(admin.ModelAdmin):
-    list_display = ["applicant", "month", "balance", "amount_paid", "days_past_due"]
-    list_filter = ["portfolio"]
-    raw_id_fields = ["applicant"]
+@admin.register(AuditEvent)
+class AuditEventAdmin(_AuditReadOnlyAdmin):
+    list_display = ["seq", "occurred_at", "actor_username", "action", "outcome", "portfolio_id", "object_type",
+                    "request_id"]  # fmt: skip
+    list_filter = ["outcome", "action"]
+    search_fields = ["=actor_username", "=action", "=request_id"]
+    date_hierarchy = "occurred_at"
     show_full_result_count = False
+    fields = ["seq", "occurred_at", "actor_id", "actor_username", "action", "outcome", "portfolio_id", "object_type",
+              "object_ids", "details", "request_id", "ip", "prev_hash", "hash"]  # fmt: skip
+    readonly_fields = fields
 
 
-@admin.register(Outcome)
-class OutcomeAdmin(admin.ModelAdmin):
-    list_display = ["applicant", "defaulted", "observed_on"]
-    list_filter = ["portfolio", "defaulted"]
-    raw_id_fields = ["applicant"]
-    show_full_result_count = False
-
-
-@admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "portfolio",
-        "kind",
-        "file_name",
-        "status",
-        "rows_total",
-        "rows_invalid",
-        "created_by",
-        "created_at",
-    ]
-    list_filter = ["status", "kind", "portfolio"]
-    search_fields = ["file_name"]
-    # An import job is a record of what happened: read-only.
-    readonly_fields = [f.name for f in ImportJob._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(ModelVersion)
-class ModelVersionAdmin(ReadOnlyAdmin):
-    list_display = [
-        "portfolio",
-        "version",
-        "kind",
-        "status",
-        "device",
-        "training_rows",
-        "trained_by",
-        "approved_by",
-        "trained_at",
-    ]
-    list_filter = ["status", "kind", "portfolio"]
-    search_fields = ["training_data_fingerprint", "artifact_sha256"]
-
-
-@admin.register(TuningStudy)
-class TuningStudyAdmin(ReadOnlyAdmin):
-    list_display = ["study_name", "portfolio", "kind", "status", "trials_done", "n_trials", "best_value"]
-    list_filter = ["status", "kind"]
-
-
-@admin.register(ReasonCode)
-class ReasonCodeAdmin(admin.ModelAdmin):
-    """The wording applicants read; analysts edit it here."""
-
-    list_display = ["code", "schema", "feature", "text"]
-    list_filter = ["schema"]
-    search_fields = ["code", "feature", "text"]
-    list_editable = ["text"]
-    readonly_fields = ["schema", "feature", "code"]
-
-
-@admin.register(BatchRun)
-class BatchRunAdmin(ReadOnlyAdmin):
-    list_display = [
-        "id",
-        "portfolio",
-        "model_version",
-        "status",
-        "trigger",
-        "rows_done",
-        "rows_total",
-        "decisions_differ",
-        "created_at",
-    ]
-    list_filter = ["status", "trigger", "portfolio"]
-
-
-@admin.register(ScoreChunk)
-class ScoreChunkAdmin(ReadOnlyAdmin):
-    list_display = ["run", "index", "status", "rows", "attempts", "seconds"]
-    list_filter = ["status"]
-    show_full_result_count = False
-
-
-@admin.register(Score)
-class ScoreAdmin(ReadOnlyAdmin):
-    list_display = [
-        "id",
-        "portfolio",
-        "applicant",
-        "model_version",
-        "pd",
-        "score",
-        "decision",
-        "is_shadow",
-        "created_at",
-    ]
-    list_filter = ["decision", "is_shadow", "portfolio"]
-    raw_id_fields = ["applicant", "run"]
-    show_full_result_count = False
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(_AuditReadOnlyAdmin):
+    list_display = ["last_event_id", "events", "key_id", "created_at"]
+    fields = ["last_event_id", "last_event_hash", "events", "key_id", "signature", "created_at"]
+    readonly_fields = fields

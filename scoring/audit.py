@@ -31,6 +31,7 @@ import json
 import math
 import uuid
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,10 @@ GENESIS_HASH = "0" * 64
 CHAIN_LOCK_KEY = 0x5249534B41554454
 
 OUTCOMES = {"success", "denied", "failure"}
+
+# The web request being served (set by scoring.middleware.AuditMiddleware), so that
+# services, which are not handed the request, still record its id, IP and user.
+current_request: ContextVar = ContextVar("scoring_audit_request", default=None)
 
 _MAX_LENGTHS = {
     "actor_username": AuditEvent._meta.get_field("actor_username").max_length,
@@ -171,13 +176,15 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event to the audit log and return it.
 
-    ``request`` supplies the actor (when ``actor`` is not given), the client IP
-    and the request id. ``actor_username`` names an actor that is not a user
+    ``request`` (by default the web request being served, if any) supplies the
+    actor (when ``actor`` is not given), the client IP and the request id. ``actor_username`` names an actor that is not a user
     row (the attempted user name of a failed login). ``details`` holds ids,
     counts and filters, never PII.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome {outcome!r} is not one of {sorted(OUTCOMES)}")
+    if request is None:
+        request = current_request.get()
     if not action:
         raise ValueError("an audit event needs an action")
     if actor is None and request is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from scoring.audit import audit_record, new_request_id
+from scoring.audit import audit_record, current_request, new_request_id
 
 # A client-supplied X-Request-ID is kept only when it cannot smuggle anything into
 # logs or headers: short, and letters, digits and - _ . : only.
@@ -38,7 +38,11 @@ class AuditMiddleware:
 
     def __call__(self, request):
         request.request_id = request_id_from(request.META.get("HTTP_X_REQUEST_ID"))
-        response = self.get_response(request)
+        token = current_request.set(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request.reset(token)
         response["X-Request-ID"] = request.request_id
         if response.status_code in DENIED_STATUSES and self._audited(request.path):
             audit_record(

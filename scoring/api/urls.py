@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from scoring.api import views
+from scoring.api.audit import AuditEventViewSet
 from scoring.api.docs import docs_urlpatterns
 from scoring.api.errors import not_found_view
 
@@ -15,6 +16,7 @@ router.register("models", views.ModelVersionViewSet, basename="modelversion")
 router.register("tuning-studies", views.TuningStudyViewSet, basename="tuningstudy")
 router.register("batch-runs", views.BatchRunViewSet, basename="batchrun")
 router.register("imports", views.ImportJobViewSet, basename="importjob")
+router.register("audit-events", AuditEventViewSet, basename="auditevent")
 
 urlpatterns = [
     path("", include(router.urls)),

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from scoring.api import examples as ex
 from scoring.api import serializers as s
 from scoring.api.errors import Conflict, ErrorResponseSerializer, error_body
+from scoring.audit import audit_record
 from scoring.filters import (
     ApplicantFilter,
     BatchRunFilter,
@@ -187,6 +188,19 @@ class ApplicantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     serializer_class = s.ApplicantSerializer
     filterset_class = ApplicantFilter
 
+    def retrieve(self, request, *args, **kwargs):
+        applicant = self.get_object()
+        audit_record(action="applicant.view", request=request, portfolio_id=applicant.portfolio_id,
+                     object_type="applicant", object_ids=[applicant.pk])  # fmt: skip
+        return Response(self.get_serializer(applicant).data)
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        filters = {k: v[:200] for k, v in request.query_params.items() if k not in ("page", "page_size")}
+        audit_record(action="applicant.list", request=request, object_type="applicant",
+                     details={"filters": filters, "rows": response.data.get("count")})  # fmt: skip
+        return response
+
     @extend_schema(
         summary="List the scores of one applicant, newest first",
         responses={200: s.ScoreSerializer(many=True)},
@@ -236,6 +250,8 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
     @action(detail=True, methods=["get"], filterset_class=None)
     def explanation(self, request, pk=None):
         score = self.get_object()
+        audit_record(action="applicant.explain", request=request, portfolio_id=score.portfolio_id, object_type="score",
+                     object_ids=[score.pk], details={"applicant": score.applicant_id})  # fmt: skip
         try:
             explanation = score_explanation(score=score)
         except ExplanationError as exc:
@@ -453,7 +469,7 @@ class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
     )
     @action(detail=True, methods=["post"], filterset_class=None)
     def cancel(self, request, pk=None):
-        return Response(s.BatchRunSerializer(batch_run_cancel(run=self.get_object())).data)
+        return Response(s.BatchRunSerializer(batch_run_cancel(run=self.get_object(), actor=request.user)).data)
 
     @extend_schema(
         summary="Resume a cancelled or interrupted run (only unfinished chunks are enqueued)",
@@ -463,7 +479,7 @@ class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
     )
     @action(detail=True, methods=["post"], filterset_class=None)
     def resume(self, request, pk=None):
-        return Response(s.BatchRunSerializer(batch_run_resume(run=self.get_object())).data)
+        return Response(s.BatchRunSerializer(batch_run_resume(run=self.get_object(), actor=request.user)).data)
 
     @extend_schema(
         summary="Export a run's scores as CSV or Parquet",
@@ -494,12 +510,13 @@ class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         run = self.get_object()
         file_format = request.query_params.get("file_format", "csv")
         if file_format == "csv":
-            response = StreamingHttpResponse(export_csv_lines(run), content_type="text/csv")
+            lines = export_csv_lines(run, actor=request.user, request=request)  # audited when the stream ends
+            response = StreamingHttpResponse(lines, content_type="text/csv")
             response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.csv"'
             return response
         if file_format == "parquet":
             handle = tempfile.NamedTemporaryFile(suffix=".parquet", dir=settings.VAR_DIR)  # noqa: SIM115 (FileResponse closes it)
-            export_parquet(run, Path(handle.name))
+            export_parquet(run, Path(handle.name), actor=request.user, request=request)
             handle.seek(0)
             return FileResponse(handle, as_attachment=True, filename=f"run-{run.pk}.parquet")
         raise ValidationError({"file_format": ["csv or parquet"]})
