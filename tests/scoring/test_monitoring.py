@@ -164,6 +164,7 @@ def test_the_promote_api_takes_an_override_reason(unfair_book):
     assert version.promotion_override_reason == "Reviewed with the credit committee."
 
 
+@pytest.mark.slow  # two models trained, two scored runs
 def test_a_finished_nightly_run_queues_monitoring_of_its_champion_and_challenger(
     fair_book, django_capture_on_commit_callbacks
 ):

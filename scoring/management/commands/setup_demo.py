@@ -7,7 +7,7 @@ from models.training import CreditModel
 from scoring.management.commands._progress import ProgressBar
 from scoring.models import Applicant, ModelVersion, Portfolio
 from scoring.services.demo import GERMAN, SYNTHETIC, DemoError, demo_users_ensure, german_credit_load, synthetic_load
-from scoring.services.registry import model_version_approve, model_version_promote
+from scoring.services.registry import PromotionBlocked, model_version_approve, model_version_promote
 from scoring.services.training import model_version_create, model_version_train
 
 DEMO_MODELS: list[tuple[str, str, dict[str, Any]]] = [
@@ -16,6 +16,12 @@ DEMO_MODELS: list[tuple[str, str, dict[str, Any]]] = [
     (SYNTHETIC, "cnn", {"max_epochs": 15}),
 ]
 DEMO_CHAMPION = {GERMAN: "mlp", SYNTHETIC: "cnn"}
+# German credit (1994) approves the young and some women markedly less: its fairness report
+# fails on purpose, and the demo shows a promotion over it with the override on record.
+DEMO_OVERRIDE_REASON = (
+    "Demo data: the historical German credit set is kept to show the fairness report; "
+    "not a lending decision."
+)
 
 
 class Command(BaseCommand):
@@ -29,6 +35,11 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--no-train", action="store_true")
         parser.add_argument("--reset-passwords", action="store_true", help="issue new passwords to the demo users")
+        parser.add_argument(
+            "--override-reason",
+            default=DEMO_OVERRIDE_REASON,
+            help="recorded when a demo champion is promoted over a failed stability or fairness report",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -37,7 +48,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         users = demo_users_ensure(reset_passwords=options["reset_passwords"])
         if not options["no_train"]:
-            self._train(options["seed"])
+            self._train(options["seed"], options["override_reason"])
         self.stdout.write("")
         self.stdout.write("Demo logins (passwords are shown once; --reset-passwords issues new ones):")
         for user in users:
@@ -74,7 +85,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write("Synthetic: already loaded")
 
-    def _train(self, seed: int):
+    def _train(self, seed: int, override_reason: str):
         """Train each demo model as the developer, approve and promote it as the validator
         (four eyes); the synthetic portfolio's MLP becomes the CNN's challenger."""
         users = {u.username: u for u in get_user_model().objects.filter(username__in=["developer", "validator"])}
@@ -101,7 +112,12 @@ class Command(BaseCommand):
             bar.finish(version.progress.get("epoch", 0))
             model_version_approve(version=version, user=users["validator"])
             if kind == DEMO_CHAMPION[name]:
-                model_version_promote(version=version, user=users["validator"])
+                try:
+                    model_version_promote(version=version, user=users["validator"])
+                except PromotionBlocked as blocked:
+                    model_version_promote(version=version, user=users["validator"], override_reason=override_reason)
+                    kinds = ", ".join(r.kind for r in blocked.reports)
+                    self.stdout.write(f"{name} {kind}: promoted over a failed {kinds} report (override recorded)")
             else:
                 Portfolio.objects.filter(pk=portfolio.pk).update(challenger_version=version)
             test, base = version.metrics["test"], version.baseline_metrics["test"]
