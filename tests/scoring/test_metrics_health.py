@@ -95,12 +95,16 @@ def test_metrics_expose_every_series_after_a_scoring_request(book, client):
     assert metrics["Content-Type"].startswith("text/plain")
     text = metrics.content.decode()
 
-    assert sample(
-        text, "riskapp_http_request_duration_seconds_count", view="portfolio-score", method="POST", status="201"
-    ) == 1
-    assert sample(
-        text, "riskapp_scores_total", portfolio="Metrics book", model_version=str(version.version), mode="realtime"
-    ) == 1
+    assert (
+        sample(text, "riskapp_http_request_duration_seconds_count", view="portfolio-score", method="POST", status="201")
+        == 1
+    )
+    assert (
+        sample(
+            text, "riskapp_scores_total", portfolio="Metrics book", model_version=str(version.version), mode="realtime"
+        )
+        == 1
+    )
     assert sample(text, "riskapp_explanation_seconds_count", kind="mlp", mode="realtime") >= 1
     assert sample(text, "riskapp_queue_depth", queue="default") is not None
     assert sample(text, "riskapp_queue_depth", queue="score") is not None
@@ -165,7 +169,7 @@ def test_readyz_is_503_naming_the_broker_when_the_broker_is_down(book, client, d
 
 
 def test_readyz_is_503_naming_the_portfolio_when_a_champion_artifact_is_missing(book, client):
-    portfolio, version, _ = book
+    _portfolio, version, _ = book
     _fresh_process()
     artifact = Path(version.artifact_path)
     moved = artifact.with_suffix(".moved")

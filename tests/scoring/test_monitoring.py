@@ -37,7 +37,9 @@ def _cast(portfolio):
     developer = UserFactory(username=f"dev-{portfolio.pk}")
     validator = UserFactory(username=f"val-{portfolio.pk}", email=f"validator{portfolio.pk}@example.com")
     portfolio_access_grant(portfolio=portfolio, grantee=validator, role="model validator")
-    version = model_version_create(portfolio=portfolio, kind="mlp", seed=1, hyperparameters=FAST, requested_by=developer)
+    version = model_version_create(
+        portfolio=portfolio, kind="mlp", seed=1, hyperparameters=FAST, requested_by=developer
+    )
     version = model_version_train(model_version_id=version.pk)
     assert version.status == ModelVersion.STATUS_TRAINED
     model_version_approve(version=version, user=validator)
@@ -74,7 +76,7 @@ def test_training_stores_the_reference_profile_of_the_score_and_every_feature(fa
 
 
 def test_a_fair_stable_model_is_promoted_without_override_and_its_reports_are_kept(fair_book):
-    portfolio, version, validator = fair_book
+    _portfolio, version, validator = fair_book
     promoted = model_version_promote(version=version, user=validator)
     assert promoted.status == ModelVersion.STATUS_CHAMPION and promoted.promotion_override_reason == ""
     reports = {r.kind: r for r in MonitoringReport.objects.filter(model_version=version)}
@@ -117,7 +119,7 @@ def test_a_shift_in_one_feature_fails_stability_on_that_feature_only_and_raises_
 
 
 def test_approvals_differing_by_sex_block_promotion_until_a_validator_overrides_with_a_reason(unfair_book):
-    portfolio, version, validator = unfair_book
+    _portfolio, version, validator = unfair_book
     with pytest.raises(PromotionBlocked, match="override reason") as blocked:
         model_version_promote(version=version, user=validator)
     (report,) = blocked.value.reports
@@ -150,7 +152,7 @@ def test_approvals_differing_by_sex_block_promotion_until_a_validator_overrides_
 def test_the_promote_api_takes_an_override_reason(unfair_book):
     from rest_framework.test import APIClient
 
-    portfolio, version, validator = unfair_book
+    _portfolio, version, validator = unfair_book
     client = APIClient()
     client.force_authenticate(validator)
     url = f"/api/v1/models/{version.pk}/promote/"
