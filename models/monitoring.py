@@ -243,7 +243,7 @@ def standardized_mean_difference(a: Any, b: Any) -> float:
     return float((a.mean() - b.mean()) / pooled) if pooled > 0 else 0.0
 
 
-def _two_proportion_z(hits_a: float, n_a: int, hits_b: float, n_b: int) -> float:
+def _two_proportion_z(hits_a: float, n_a: float, hits_b: float, n_b: float) -> float:
     """z of the difference rate_a - rate_b under the pooled null of equal rates."""
     pooled = (hits_a + hits_b) / (n_a + n_b)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))

@@ -317,7 +317,8 @@ def portfolio_validators(portfolio: Portfolio) -> list:
     from scoring.permissions import has_portfolio_perm
 
     candidates = get_users_with_perms(portfolio, with_group_users=True, only_with_perms_in=["validate_portfolio"])
-    return [u for u in candidates if u.is_active and has_portfolio_perm(u, portfolio, "validate_portfolio")]
+    # A grant alone is not enough: has_portfolio_perm also asks for the validator role.
+    return [u for u in candidates if has_portfolio_perm(u, portfolio, "validate_portfolio")]
 
 
 def monitoring_alert_raise(*, report: MonitoringReport) -> None:
