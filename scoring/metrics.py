@@ -209,7 +209,7 @@ class RequestMetricsMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
-        view = (match.view_name or match._func_path) if match is not None else "unresolved"
+        view = match.view_name if match is not None else "unresolved"  # the URL name, or the view's dotted path
         method = request.method if request.method in KNOWN_METHODS else "other"
         REQUEST_SECONDS.labels(view, method, str(response.status_code)).observe(time.perf_counter() - started)
         return response

@@ -183,3 +183,33 @@ def test_readyz_is_503_naming_the_portfolio_when_a_champion_artifact_is_missing(
     assert body["failed"] == ["models", "model:Metrics book"]
     (entry,) = body["models"]["champions"]
     assert entry["ok"] is False and "FileNotFoundError" in entry["error"]
+
+
+COUNT_IN_A_PROCESS = """
+from types import SimpleNamespace
+from scoring.metrics import scores_written
+scores_written(portfolio=SimpleNamespace(name="Book"), version=SimpleNamespace(version=4), count=2, mode="batch")
+"""
+EXPOSE = """
+from prometheus_client import generate_latest
+from scoring.metrics import _process_registry
+print(generate_latest(_process_registry()).decode())
+"""
+
+
+def test_multiprocess_mode_adds_up_the_counts_of_every_process(tmp_path):
+    """Gunicorn workers and Celery workers each count in their own process; with
+    PROMETHEUS_MULTIPROC_DIR, whichever process answers /metrics reports the sum."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(3):
+        subprocess.run([sys.executable, "-c", COUNT_IN_A_PROCESS], cwd=root, env=env, check=True, timeout=120)
+    assert len(list(tmp_path.glob("counter_*.db"))) == 3
+    out = subprocess.run(
+        [sys.executable, "-c", EXPOSE], cwd=root, env=env, check=True, timeout=120, capture_output=True, text=True
+    ).stdout
+    assert sample(out, "riskapp_scores_total", portfolio="Book", model_version="4", mode="batch") == 6
