@@ -314,24 +314,48 @@ def upsert_pii(*, staging: Staging, portfolio_id: int, applicant_ids: np.ndarray
     that writes ``ApplicantPII``: the text is encrypted here, in Python, before it
     reaches the database (a Fernet token and a keyed fingerprint per row,
     ``scoring.services.pii``), so no plain PII is ever sent to the server, not even
-    to a temporary table. Rows whose fingerprint did not change are not rewritten.
-    Returns the ids of the applicants whose PII was created or changed."""
-    from scoring.services.pii import pii_encrypt_many
+    to a temporary table. Returns the ids of the applicants whose PII was created
+    or changed.
+
+    Encryption is the expensive part (about 17 µs a row), so only rows whose
+    fingerprint differs from the stored one are encrypted and sent: a re-import of
+    unchanged data costs a fingerprint per row and one comparison query."""
+    from scoring.services.pii import pii_encrypt_many, pii_fingerprints
 
     if not len(applicant_ids):
         return set()
-    tokens, fingerprints = pii_encrypt_many(data.to_pylist())
+    texts = data.to_pylist()
+    fingerprints = pii_fingerprints(texts)
     staging.fill(
         "_import_pii",
         pa.table(
             {
                 "applicant_id": pa.array(applicant_ids),
-                "ciphertext": pa.array(tokens, type=pa.large_string()),
+                "ciphertext": pa.nulls(len(texts), type=pa.large_string()),
                 "fingerprint": pa.array(fingerprints, type=pa.large_string()),
             }
         ),
     )
     table = staging.table(ApplicantPII)
+    staging.cursor.execute(
+        f"SELECT s.applicant_id FROM _import_pii s LEFT JOIN {table} t ON t.applicant_id = s.applicant_id "
+        f"WHERE {staging.distinct('t.fingerprint', 's.fingerprint')}"
+    )
+    differing = {pk for (pk,) in staging.cursor.fetchall()}
+    if not differing:
+        return set()
+    rows = [i for i, pk in enumerate(applicant_ids.tolist()) if pk in differing]
+    tokens, _ = pii_encrypt_many([texts[i] for i in rows])
+    staging.fill(
+        "_import_pii",
+        pa.table(
+            {
+                "applicant_id": pa.array(applicant_ids[rows]),
+                "ciphertext": pa.array(tokens, type=pa.large_string()),
+                "fingerprint": pa.array([fingerprints[i] for i in rows], type=pa.large_string()),
+            }
+        ),
+    )
     now = staging.now()
     staging.cursor.execute(
         f"INSERT INTO {table} (applicant_id, portfolio_id, ciphertext, fingerprint, updated_at) "

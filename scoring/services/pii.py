@@ -77,6 +77,18 @@ def pii_encrypt_many(texts: Iterable[str | bytes | None]) -> tuple[list[str], li
     return tokens, fingerprints
 
 
+def pii_fingerprints(texts: Sequence[str | bytes | None]) -> list[str]:
+    """The keyed fingerprints alone (cheap: about 1 µs a row), to find changed rows before encrypting."""
+    _, _, key = _keys()
+    blake2b = hashlib.blake2b
+    return [
+        blake2b(
+            b"{}" if text is None else (text.encode() if isinstance(text, str) else text), key=key, digest_size=32
+        ).hexdigest()
+        for text in texts
+    ]
+
+
 def pii_encrypt(data: dict[str, Any]) -> tuple[str, str]:
     """(token, fingerprint) of one applicant's PII."""
     tokens, fingerprints = pii_encrypt_many([pii_text(data)])
