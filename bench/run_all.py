@@ -1,7 +1,7 @@
 """`make bench`: every published figure, one script each; results land in bench/results/*.json.
 
-The PostgreSQL load bench needs a local PostgreSQL (DATABASE host 127.0.0.1, user postgres);
-it is skipped with a message when none answers.
+The PostgreSQL benches need a local PostgreSQL (DATABASE host 127.0.0.1, user postgres;
+scale_out.py also Redis on 127.0.0.1:6379); they are skipped with a message when none answers.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ BENCHES = [
     ("synthetic_models.py", []),
     ("explain_speed.py", []),
     ("load_synthetic.py", ["--count", "1000000"]),
+    ("scale_out.py", ["--count", "100000"]),
 ]
+# Benches that need the local PostgreSQL (scale_out.py also the local Redis).
+NEEDS_POSTGRES = {"load_synthetic.py", "scale_out.py"}
 
 
 def postgres_available() -> bool:
@@ -30,7 +33,7 @@ def postgres_available() -> bool:
 def main() -> int:
     failed = []
     for script, args in BENCHES:
-        if script == "load_synthetic.py" and not postgres_available():
+        if script in NEEDS_POSTGRES and not postgres_available():
             print(f"== {script}: skipped (no PostgreSQL on 127.0.0.1)")
             continue
         print(f"== {script} {' '.join(args)}", flush=True)

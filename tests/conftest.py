@@ -41,6 +41,17 @@ def django_db_setup(django_db_setup, django_db_blocker):
         append_only_uninstall()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_artifact_dir(tmp_path_factory):
+    """Each test run keeps model artifacts in its own folder. Concurrent runs on one checkout
+    each start from a fresh database, so they number portfolios and versions alike and would
+    overwrite each other's var/artifacts/portfolio-1/v1-mlp.pt (a SHA-256 mismatch on load)."""
+    original = django_settings.ARTIFACT_DIR
+    django_settings.ARTIFACT_DIR = tmp_path_factory.mktemp("artifacts")
+    yield
+    django_settings.ARTIFACT_DIR = original
+
+
 def database_url_for_subprocess() -> str:
     """The URL of the database this test run uses (the test database), for a child process."""
     from django.db import connection
@@ -74,6 +85,7 @@ class WorkerProcess:
     def start(self, timeout: float = 90) -> WorkerProcess:
         env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "PYTHONUNBUFFERED": "1", **self.extra_env}
         env["VAR_DIR"] = str(django_settings.VAR_DIR)
+        env["ARTIFACT_DIR"] = str(django_settings.ARTIFACT_DIR)  # a model it trains lands where the test looks
         env["CELERY_QUEUE_PREFIX"] = django_settings.CELERY_QUEUE_PREFIX
         if django_settings.CELERY_BROKER_URL:
             env["CELERY_BROKER_URL"] = django_settings.CELERY_BROKER_URL

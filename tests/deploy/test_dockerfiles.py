@@ -64,6 +64,12 @@ def test_the_image_has_a_health_check_and_a_command_that_exist(kind):
     assert (ROOT / command).exists()
 
 
+def test_no_secret_generated_at_build_time_stays_in_the_image():
+    steps = instructions(DOCKERFILES["cpu"])
+    (collect,) = [args for keyword, args in steps if keyword == "RUN" and "collectstatic" in args]
+    assert "find /app/var -mindepth 1 -maxdepth 1 ! -name static -exec rm -rf {} +" in collect
+
+
 def test_the_torch_pin_is_the_version_the_images_install():
     assert torch_pin() == "torch==2.13.0"
 

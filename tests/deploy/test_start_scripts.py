@@ -28,6 +28,7 @@ def script_env(**extra: str) -> dict:
         "PATH": f"{Path(sys.executable).parent}:{env['PATH']}",  # celery, gunicorn, python of this virtualenv
         "DATABASE_URL": database_url_for_subprocess(),
         "VAR_DIR": str(settings.VAR_DIR),
+        "ARTIFACT_DIR": str(settings.ARTIFACT_DIR),
         "CELERY_QUEUE_PREFIX": settings.CELERY_QUEUE_PREFIX,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "PYTHONUNBUFFERED": "1",
