@@ -472,6 +472,13 @@ class _AuditReadOnlyAdmin(admin.ModelAdmin):
         return {}  # not even "delete selected"
 
 
+_AUDIT_EVENT_FIELDS = (
+    "seq", "occurred_at", "actor_id", "actor_username", "action", "outcome", "portfolio_id", "object_type",
+    "object_ids", "details", "request_id", "ip", "prev_hash", "hash",
+)  # fmt: skip
+_AUDIT_CHECKPOINT_FIELDS = ("last_event_id", "last_event_hash", "events", "key_id", "signature", "created_at")
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(_AuditReadOnlyAdmin):
     list_display = ["seq", "occurred_at", "actor_username", "action", "outcome", "portfolio_id", "object_type",
@@ -480,13 +487,10 @@ class AuditEventAdmin(_AuditReadOnlyAdmin):
     search_fields = ["=actor_username", "=action", "=request_id"]
     date_hierarchy = "occurred_at"
     show_full_result_count = False
-    fields = ["seq", "occurred_at", "actor_id", "actor_username", "action", "outcome", "portfolio_id", "object_type",
-              "object_ids", "details", "request_id", "ip", "prev_hash", "hash"]  # fmt: skip
-    readonly_fields = fields
+    fields = readonly_fields = _AUDIT_EVENT_FIELDS
 
 
 @admin.register(AuditCheckpoint)
 class AuditCheckpointAdmin(_AuditReadOnlyAdmin):
     list_display = ["last_event_id", "events", "key_id", "created_at"]
-    fields = ["last_event_id", "last_event_hash", "events", "key_id", "signature", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = _AUDIT_CHECKPOINT_FIELDS

@@ -316,10 +316,10 @@ def audit_log_verify(*, chunk_size: int = 2000, progress=None) -> VerifyResult:
         elif not hmac.compare_digest(event_hash(event), event.hash):
             problem = "hash mismatch: the event's fields were changed"
         else:
-            checkpoint = checkpoints.pop(event.pk, None)
-            if checkpoint is not None:
-                if checkpoint.last_event_hash != event.hash or checkpoint.events != event.seq:
-                    problem = f"checkpoint {checkpoint.pk} hash mismatch: the signed head differs from the event"
+            signed = checkpoints.pop(event.pk, None)
+            if signed is not None:
+                if signed.last_event_hash != event.hash or signed.events != event.seq:
+                    problem = f"checkpoint {signed.pk} hash mismatch: the signed head differs from the event"
                 else:
                     result.checkpoints_verified += 1
         if problem:
