@@ -213,6 +213,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "Models", "description": "Training, tuning, metrics and the four-eyes registry."},
         {"name": "Batch scoring", "description": "Scoring whole portfolios in chunks; exports."},
         {"name": "Imports", "description": "Uploading applicant, history and outcome files; reports."},
+        {"name": "Audit", "description": "The append-only audit log (auditors only)."},
     ],
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not a CDN.

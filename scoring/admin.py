@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.utils.html import format_html_join
 from guardian.admin import AdminGroupObjectPermissionsForm, AdminUserObjectPermissionsForm, GuardedModelAdmin
+from guardian.forms import BaseObjectPermissionsForm
 
 from scoring.models import (
     ApiToken,
@@ -116,7 +117,7 @@ class ReadOnlyAdmin(ScopedAdmin):
 # --- Portfolios and their grants -------------------------------------------------------
 
 
-class _GrantFormMixin:
+class _GrantFormMixin(BaseObjectPermissionsForm):
     """Guardian's object-permission form, limited to the portfolio permissions and
     saved through ``portfolio_access_grant``/``portfolio_access_revoke`` (the one
     place grants are made, and audited), never guardian's ``assign_perm`` directly."""
@@ -131,13 +132,15 @@ class _GrantFormMixin:
         return [perm for perm in super().get_obj_perms_field_initial() if perm in PORTFOLIO_PERMS]
 
     def save_obj_perms(self) -> None:
-        grantee = getattr(self, "user", None) or self.group
+        grantee = getattr(self, "user", None) or getattr(self, "group", None)
+        portfolio = self.obj
+        assert isinstance(portfolio, Portfolio)
         wanted = set(self.cleaned_data[self.get_obj_perms_field_name()])
         held = set(self.get_obj_perms_field_initial())
         if held - wanted:
-            portfolio_access_revoke(portfolio=self.obj, grantee=grantee, perms=sorted(held - wanted), actor=self.actor)
+            portfolio_access_revoke(portfolio=portfolio, grantee=grantee, perms=sorted(held - wanted), actor=self.actor)
         if wanted - held:
-            portfolio_access_grant(portfolio=self.obj, grantee=grantee, perms=sorted(wanted - held), actor=self.actor)
+            portfolio_access_grant(portfolio=portfolio, grantee=grantee, perms=sorted(wanted - held), actor=self.actor)
 
 
 class UserGrantForm(_GrantFormMixin, AdminUserObjectPermissionsForm):
@@ -279,6 +282,10 @@ class ReasonCodeAdmin(admin.ModelAdmin):
 # --- Applicant data ------------------------------------------------------------------
 
 
+APPLICANT_FIELDS = ("portfolio", "external_id", "schema", "features", "protected_attributes", "personal_data",
+                    "created_at", "updated_at")  # fmt: skip
+
+
 @admin.register(Applicant)
 class ApplicantAdmin(ReadOnlyAdmin):
     """Applicants change by import and are erased through the PII service
@@ -288,9 +295,8 @@ class ApplicantAdmin(ReadOnlyAdmin):
     list_filter = ["portfolio"]
     search_fields = ["external_id__startswith"]  # a prefix search the unique (portfolio, external_id) index serves
     list_select_related = ["portfolio", "schema"]
-    fields = ["portfolio", "external_id", "schema", "features", "protected_attributes", "personal_data",
-              "created_at", "updated_at"]  # fmt: skip
-    readonly_fields = fields
+    fields = APPLICANT_FIELDS
+    readonly_fields = APPLICANT_FIELDS
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is not worth it
 
     def get_object(self, request, object_id, from_field=None):

@@ -9,10 +9,11 @@ import json
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action
 
+from scoring.api import examples as ex
 from scoring.audit import audit_record
 from scoring.models import AuditEvent
 from scoring.selectors import audit_event_list, audit_may_read
@@ -54,9 +55,14 @@ class _Echo:
         return value
 
 
+@extend_schema(tags=["Audit"])
 @extend_schema_view(
-    list=extend_schema(summary="List audit events (auditors)", parameters=[AuditFilterSerializer]),
-    retrieve=extend_schema(summary="Get one audit event (auditors)"),
+    list=extend_schema(
+        summary="List audit events (auditors)",
+        parameters=[AuditFilterSerializer],
+        examples=[ex.response("Event", ex.AUDIT_EVENT)],
+    ),
+    retrieve=extend_schema(summary="Get one audit event (auditors)", examples=[ex.response("Event", ex.AUDIT_EVENT)]),
 )
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The append-only audit log, newest first."""
@@ -87,6 +93,7 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         summary="Export audit events as CSV (auditors)",
         parameters=[AuditFilterSerializer],
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="CSV, one event a line")},
+        examples=[OpenApiExample("CSV", value=ex.AUDIT_CSV, media_type="text/csv", response_only=True)],
     )
     @action(detail=False, methods=["get"])
     def export(self, request):

@@ -11,6 +11,7 @@ or a bug.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.conf import settings
@@ -101,8 +102,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         code = codes if isinstance(codes, str) else exc.default_code
         message = str(exc.detail) if not isinstance(exc.detail, list | dict) else str(exc.default_detail)
         details = None
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            details = {"retry_after_seconds": int(exc.wait + 0.999)}
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            details = {"retry_after_seconds": math.ceil(wait)}
     response.data = error_body(str(code), message, details)
     return response
 

@@ -254,6 +254,9 @@ TUNING_STUDY_DONE = {
     "finished_at": CREATED,
 }
 
+BATCH_PROGRESS = {"status": "running", "rows_done": 415000, "rows_total": 1000000, "chunks_done": 83,
+                  "chunks_total": 200, "fraction": 0.415, "rows_per_second": 5210.4, "eta_seconds": 112.3,
+                  "elapsed_seconds": 79.6, "decisions_differ": None}  # fmt: skip
 BATCH_RUN = {
     "id": 12,
     "portfolio": 1,
@@ -267,9 +270,7 @@ BATCH_RUN = {
     "chunks_total": 200,
     "chunks_done": 83,
     "decisions_differ": None,
-    "progress": {"status": "running", "rows_done": 415000, "rows_total": 1000000, "chunks_done": 83,
-                 "chunks_total": 200, "fraction": 0.415, "rows_per_second": 5210.4, "eta_seconds": 112.3,
-                 "elapsed_seconds": 79.6, "decisions_differ": None},
+    "progress": BATCH_PROGRESS,
     "created_at": CREATED,
     "started_at": "2026-11-03T09:41:28Z",
     "finished_at": None,
@@ -282,7 +283,7 @@ BATCH_RUN_STARTED = {
     "chunks_done": 0,
     "started_at": None,
     "progress": {
-        **BATCH_RUN["progress"],
+        **BATCH_PROGRESS,
         "status": "pending",
         "rows_done": 0,
         "chunks_done": 0,
@@ -340,6 +341,30 @@ IMPORT_JOB_PENDING = {
     "started_at": None,
     "finished_at": None,
 }
+
+AUDIT_EVENT = {
+    "id": 5120,
+    "seq": 5120,
+    "occurred_at": CREATED,
+    "actor_id": 3,
+    "actor_username": "analyst",
+    "action": "applicant.explain",
+    "outcome": "success",
+    "portfolio_id": 1,
+    "object_type": "score",
+    "object_ids": [90211],
+    "details": {},
+    "request_id": "6f1c2a9e0b7d4c3f",
+    "ip": "10.0.4.17",
+    "prev_hash": "3e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d",
+    "hash": "7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b",
+}
+AUDIT_CSV = (
+    "id,seq,occurred_at,actor_id,actor_username,action,outcome,portfolio_id,object_type,object_ids,details,"
+    "request_id,ip,prev_hash,hash\r\n"
+    "5120,5120,2026-11-03 09:41:27.512000+00:00,3,analyst,applicant.explain,success,1,score,[90211],{},"
+    "6f1c2a9e0b7d4c3f,10.0.4.17,3e1d0c9b...,7a6b5c4d...\r\n"
+)
 
 
 def response(name: str, value, *, status: int = 200, description: str = "") -> OpenApiExample:

@@ -378,7 +378,14 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
         "(the reason is kept on the version and audited).",
         request=s.PromoteRequestSerializer,
         responses={200: s.ModelVersionSerializer, 409: CONFLICT_MODEL},
-        examples=_example_list(("Champion", ex.MODEL_CHAMPION)),
+        examples=[
+            ex.request("Reports passed", {}),
+            ex.request(
+                "Override a failed report",
+                {"override_reason": "PSI breach from the new branch network; reviewed with the risk committee."},
+            ),
+            ex.response("Champion", ex.MODEL_CHAMPION),
+        ],
     )
     @action(detail=True, methods=["post"], filterset_class=None)
     def promote(self, request, pk=None):
