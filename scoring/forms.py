@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django import forms
 
-from scoring.models import DatasetSchema, ImportJob, ModelVersion
+from scoring.models import DatasetSchema, ImportJob, ModelVersion, Portfolio
 from scoring.selectors import APPLICANT_SORTS, portfolios_visible
 from scoring.services.ingestion import KINDS
 
@@ -25,7 +25,7 @@ def _portfolio_field(user, perm: str, **kwargs) -> PortfolioField:
 class PortfolioChoiceForm(forms.Form):
     """The portfolio a page shows (GET)."""
 
-    portfolio = forms.ModelChoiceField(queryset=None, empty_label=None)
+    portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none(), empty_label=None)
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -54,7 +54,7 @@ class ApplicantFilterForm(forms.Form):
     score_max = forms.FloatField(label="Score to", required=False)
     sort = forms.ChoiceField(choices=SORTS, required=False)
     page_size = forms.TypedChoiceField(
-        label="Rows per page", choices=[(n, n) for n in PAGE_SIZES], coerce=int, required=False, empty_value=25
+        label="Rows per page", choices=[(n, n) for n in PAGE_SIZES], coerce=int, required=False, empty_value=None
     )
 
     def clean_sort(self) -> str:
@@ -64,7 +64,7 @@ class ApplicantFilterForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    portfolio = forms.ModelChoiceField(queryset=None)
+    portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     kind = forms.ChoiceField(choices=[(k, dict(ImportJob.KIND_CHOICES)[k]) for k in KINDS], label="File contains")
     file = forms.FileField(help_text="CSV (.csv, .csv.gz) or Parquet; validated completely before anything is written.")
     valid_only = forms.BooleanField(
@@ -78,7 +78,7 @@ class ImportForm(forms.Form):
 
 
 class TrainForm(forms.Form):
-    portfolio = forms.ModelChoiceField(queryset=None)
+    portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
     seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1)
     max_epochs = forms.IntegerField(
@@ -91,7 +91,7 @@ class TrainForm(forms.Form):
 
 
 class TuneForm(forms.Form):
-    portfolio = forms.ModelChoiceField(queryset=None)
+    portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
     n_trials = forms.IntegerField(label="Trials", initial=10, min_value=1, max_value=200)
     seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1)
@@ -102,7 +102,7 @@ class TuneForm(forms.Form):
 
 
 class BatchRunForm(forms.Form):
-    portfolio = forms.ModelChoiceField(queryset=None)
+    portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     chunk_size = forms.IntegerField(initial=5000, min_value=100, max_value=100_000, label="Applicants per chunk")
 
     def __init__(self, *args, user, **kwargs):
@@ -135,10 +135,9 @@ def whatif_form_class(schema: DatasetSchema) -> type[forms.Form]:
                 choices = [("", "(missing)"), *choices]
             fields[name] = forms.ChoiceField(label=label, choices=choices, required=required)
         else:
-            bounds = {k: column[k] for k in ("min", "max") if k in column}
-            kwargs = {"min_value": bounds.get("min"), "max_value": bounds.get("max")}
+            low, high = column.get("min"), column.get("max")
             if column.get("type") == "integer":
-                fields[name] = forms.IntegerField(label=label, required=required, **kwargs)
+                fields[name] = forms.IntegerField(label=label, required=required, min_value=low, max_value=high)
             else:
-                fields[name] = forms.FloatField(label=label, required=required, **kwargs)
+                fields[name] = forms.FloatField(label=label, required=required, min_value=low, max_value=high)
     return type("WhatIfForm", (forms.Form,), fields)

@@ -70,7 +70,7 @@ def capabilities(user) -> dict[str, bool]:
         "export": anywhere("export_portfolio"),
         "train": anywhere("train_portfolio"),
         "validate": anywhere("validate_portfolio"),
-        "audit": user.is_active and user.has_perm("scoring.view_auditevent"),
+        "audit": selectors.audit_may_read(user),
     }
 
 
@@ -101,7 +101,7 @@ def chosen_portfolio(request) -> tuple[forms.PortfolioChoiceForm, Portfolio | No
         if not form.is_valid():
             raise Http404("Not found")
         return form, form.cleaned_data["portfolio"]
-    portfolio = form.fields["portfolio"].queryset.first()
+    portfolio = selectors.portfolios_visible(user=request.user).order_by("name").first()
     form = forms.PortfolioChoiceForm(initial={"portfolio": portfolio}, user=request.user)
     return form, portfolio
 
@@ -608,20 +608,7 @@ def audit_events(request):
         raise Http404("Not found")
     form = forms.AuditFilterForm(request.GET or None)
     filters = {k: v for k, v in (form.cleaned_data if form.is_valid() else {}).items() if v not in (None, "")}
-    return form, filters, audit_event_list(user=request.user, filters=filters)
-
-
-def audit_event_list(*, user, filters: dict):
-    """The audit helper's selector when installed; until then the same filters on the table."""
-    selector = getattr(selectors, "audit_event_list", None)
-    if selector is not None:
-        return selector(user=user, filters=filters)
-    from scoring.models import AuditEvent
-
-    events = AuditEvent.objects.order_by("-id")
-    lookups = {"action": "action", "actor": "actor_username", "portfolio": "portfolio_id", "outcome": "outcome",
-               "since": "occurred_at__date__gte", "until": "occurred_at__date__lte"}  # fmt: skip
-    return events.filter(**{lookups[k]: v for k, v in filters.items() if k in lookups})
+    return form, filters, selectors.audit_event_list(user=request.user, filters=filters)
 
 
 @login_required
