@@ -5,6 +5,7 @@ turning stored applicants into the arrays the model reads."""
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 
 import torch
@@ -18,7 +19,12 @@ _loaded: dict[tuple[int, str], CreditModel] = {}
 
 
 def artifact_path_for(version: ModelVersion) -> Path:
-    return Path(settings.ARTIFACT_DIR) / f"portfolio-{version.portfolio_id}" / f"v{version.version}-{version.kind}.pt"
+    """A new, never-reused file name for the version's artifact. Ids and version
+    numbers repeat across databases (a staging copy, a restored backup, a bench)
+    that share one artifact store, so a random part keeps one from overwriting
+    another's model; the row records the path and the SHA-256 it must match."""
+    name = f"v{version.version}-{version.kind}-{uuid.uuid4().hex[:12]}.pt"
+    return Path(settings.ARTIFACT_DIR) / f"portfolio-{version.portfolio_id}" / name
 
 
 def model_load(version: ModelVersion) -> CreditModel:
