@@ -65,7 +65,7 @@ def setup(count: int, seed: int):
     users = get_user_model().objects
     developer = users.create_user(username="developer", password=uuid.uuid4().hex)
     validator = users.create_user(username="validator", password=uuid.uuid4().hex)
-    portfolio_access_grant(portfolio=portfolio, grantee=validator, perms=("validate_portfolio",))
+    portfolio_access_grant(portfolio=portfolio, grantee=validator, role="model validator")
     started = time.perf_counter()
     version = model_version_create(
         portfolio=portfolio, kind="mlp", requested_by=developer, hyperparameters={"max_epochs": 3, "batch_size": 1024}
@@ -180,6 +180,10 @@ def main() -> None:
     # Own queue names, so a service or test run on the same broker never takes these messages.
     os.environ["CELERY_QUEUE_PREFIX"] = f"bench-scale-{os.getpid()}-"
     os.environ["DJANGO_SETTINGS_MODULE"] = "riskapp.settings"
+    # Own artifact folder: the fresh database numbers the portfolio 1, like every other fresh
+    # database on this checkout, and must not overwrite their var/artifacts/portfolio-1 files.
+    var_dir = Path(os.environ.get("VAR_DIR") or ROOT / "var")
+    os.environ["ARTIFACT_DIR"] = str(var_dir / "bench-scale" / "artifacts")
     if not os.environ.get("PII_ENCRYPTION_KEYS"):
         from cryptography.fernet import Fernet
 
