@@ -201,8 +201,17 @@ class ValueLookup:
         if name not in self._columns:
             if name not in self._static.columns:
                 return None
-            values = self._static[name].astype(object).tolist()
-            self._columns[name] = [_plain(v) for v in values]
+            column = self._static[name]
+            if pd.api.types.is_float_dtype(column.dtype):
+                # Vectorised: floats to Python floats, NaN to None.
+                values = column.to_numpy(dtype=np.float64)
+                missing = np.isnan(values)
+                out = values.tolist()
+                for i in np.flatnonzero(missing).tolist():
+                    out[i] = None
+                self._columns[name] = out
+            else:
+                self._columns[name] = [_plain(v) for v in column.astype(object).tolist()]
         return self._columns[name]
 
     def __call__(self, group: str, row: int) -> Any:

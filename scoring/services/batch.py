@@ -11,11 +11,11 @@ run's chunks stop at their next claim; resuming re-enqueues the chunks not done.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 import numpy as np
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -164,6 +164,11 @@ _SCORE_COLUMNS = [
 ]  # fmt: skip
 
 
+def _json_text(value) -> str:
+    # orjson: about ten times the standard library's speed on these lists of floats.
+    return orjson.dumps(value).decode()
+
+
 def _insert(scores: list[dict]) -> None:
     """Write a chunk's scores; rows already there (a redelivered chunk) are skipped.
 
@@ -171,10 +176,13 @@ def _insert(scores: list[dict]) -> None:
     ON CONFLICT DO NOTHING: an ORM bulk insert spends most of a chunk's time
     building and parsing a statement with 80,000 parameters."""
     if connection.vendor != "postgresql":
-        Score.objects.bulk_create([Score(**values) for values in scores], batch_size=2000, ignore_conflicts=True)
+        Score.objects.bulk_create(
+            [Score(**{k: v for k, v in values.items() if k != "input_features_json"}) for values in scores],
+            batch_size=2000,
+            ignore_conflicts=True,
+        )
         return
     now = timezone.now()
-    dumps = json.dumps
     table = Score._meta.db_table
     columns = ", ".join(_SCORE_COLUMNS)
     with connection.cursor() as cursor:
@@ -187,8 +195,8 @@ def _insert(scores: list[dict]) -> None:
                 copy.write_row(
                     (
                         s["portfolio_id"], s["applicant_id"], s["run_id"], s["model_version_id"], s["is_shadow"],
-                        s["pd"], s["score"], s["decision"], s["base_log_odds"], dumps(s["reasons"]),
-                        dumps(s["contributions"]), dumps(s["input_features"]), s["input_history"], s["input_hash"],
+                        s["pd"], s["score"], s["decision"], s["base_log_odds"], _json_text(s["reasons"]),
+                        _json_text(s["contributions"]), s["input_features_json"], s["input_history"], s["input_hash"],
                         s["requested_by_id"], now,
                     )
                 )  # fmt: skip

@@ -46,9 +46,17 @@ def history_from_bytes(data: bytes | None, months: int) -> tuple[np.ndarray, np.
     return values[None], mask[None]
 
 
-def input_hash(version_id: int, features: dict, history: bytes | None) -> str:
+def features_json(features: dict) -> str:
+    """The canonical JSON of an input's features: what ``input_hash`` digests (and
+    what a batch writes, so each row is serialised once)."""
+    return json.dumps(features, sort_keys=True, default=str)
+
+
+def input_hash(version_id: int, features: dict | str, history: bytes | None) -> str:
+    """SHA-256 of the model version, the features (a dict, or its ``features_json``)
+    and the history bytes: replay recomputes it to show the input is the one scored."""
     digest = hashlib.sha256(f"{version_id}:".encode())
-    digest.update(json.dumps(features, sort_keys=True, default=str).encode())
+    digest.update((features if isinstance(features, str) else features_json(features)).encode())
     if history is not None:
         digest.update(history)
     return digest.hexdigest()
@@ -153,6 +161,7 @@ def score_values(
     out = []
     for i, row in enumerate(rows):
         history = history_bytes(data.history, data.history_mask, i) if is_cnn else None
+        canonical = features_json(features[i])
         out.append(
             {
                 "portfolio_id": version.portfolio_id,
@@ -168,8 +177,9 @@ def score_values(
                 "contributions": row.contributions,
                 "input_features": features[i],
                 "input_history": history,
-                "input_hash": input_hash(version.pk, features[i], history),
+                "input_hash": input_hash(version.pk, canonical, history),
                 "requested_by_id": requested_by_id,
+                "input_features_json": canonical,
             }
         )
     return out
@@ -177,7 +187,10 @@ def score_values(
 
 def score_objects(*, requested_by=None, **kwargs) -> list[Score]:
     """Unsaved ``Score`` rows (see ``score_values``)."""
-    return [Score(**values) for values in score_values(requested_by_id=getattr(requested_by, "pk", None), **kwargs)]
+    return [
+        Score(**{k: v for k, v in values.items() if k != "input_features_json"})
+        for values in score_values(requested_by_id=getattr(requested_by, "pk", None), **kwargs)
+    ]
 
 
 def scorable_version(*, portfolio: Portfolio, model_version: ModelVersion | None = None) -> ModelVersion:
