@@ -18,6 +18,17 @@ from scoring.models import Applicant, BatchRun, ImportJob, ModelVersion, Score, 
 DECISION_CHOICES = [(APPROVE, "Approve"), (REFER, "Refer"), (DECLINE, "Decline")]
 
 
+class IdFilter(filters.NumberFilter):
+    """The id of a related object: a whole number the database can hold. Out of
+    range is a 400, not an overflow in the database driver (a 500)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        kwargs.setdefault("decimal_places", 0)
+        super().__init__(*args, **kwargs)
+
+
 class _CreatedRange(filters.FilterSet):
     created_after = filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="created at or after (ISO 8601 date or date-time)"
@@ -41,7 +52,7 @@ def _with_latest_score(queryset: QuerySet[Applicant]) -> QuerySet[Applicant]:
 
 
 class ApplicantFilter(_CreatedRange):
-    portfolio = filters.NumberFilter(field_name="portfolio_id")
+    portfolio = IdFilter(field_name="portfolio_id")
     external_id = filters.CharFilter(help_text="the lender's id, exactly")
     external_id_prefix = filters.CharFilter(
         field_name="external_id", lookup_expr="startswith", help_text="the lender's id starts with this"
@@ -65,10 +76,10 @@ class ApplicantFilter(_CreatedRange):
 
 
 class ScoreFilter(_CreatedRange):
-    portfolio = filters.NumberFilter(field_name="portfolio_id")
-    applicant = filters.NumberFilter(field_name="applicant_id")
-    run = filters.NumberFilter(field_name="run_id", help_text="scores of one batch run")
-    model_version = filters.NumberFilter(field_name="model_version_id")
+    portfolio = IdFilter(field_name="portfolio_id")
+    applicant = IdFilter(field_name="applicant_id")
+    run = IdFilter(field_name="run_id", help_text="scores of one batch run")
+    model_version = IdFilter(field_name="model_version_id")
     decision = filters.ChoiceFilter(choices=DECISION_CHOICES)
     is_shadow = filters.BooleanFilter(help_text="true: a challenger's shadow scores only")
     score_min = filters.NumberFilter(field_name="score", lookup_expr="gte", help_text="points at least this")
@@ -80,7 +91,7 @@ class ScoreFilter(_CreatedRange):
 
 
 class ModelVersionFilter(_CreatedRange):
-    portfolio = filters.NumberFilter(field_name="portfolio_id")
+    portfolio = IdFilter(field_name="portfolio_id")
     status = filters.ChoiceFilter(choices=ModelVersion.STATUS_CHOICES)
     kind = filters.ChoiceFilter(choices=ModelVersion.KIND_CHOICES)
 
@@ -90,7 +101,7 @@ class ModelVersionFilter(_CreatedRange):
 
 
 class TuningStudyFilter(_CreatedRange):
-    portfolio = filters.NumberFilter(field_name="portfolio_id")
+    portfolio = IdFilter(field_name="portfolio_id")
     status = filters.ChoiceFilter(choices=TuningStudy.STATUS_CHOICES)
     kind = filters.ChoiceFilter(choices=ModelVersion.KIND_CHOICES)
 
@@ -100,8 +111,8 @@ class TuningStudyFilter(_CreatedRange):
 
 
 class BatchRunFilter(_CreatedRange):
-    portfolio = filters.NumberFilter(field_name="portfolio_id")
-    model_version = filters.NumberFilter(field_name="model_version_id")
+    portfolio = IdFilter(field_name="portfolio_id")
+    model_version = IdFilter(field_name="model_version_id")
     status = filters.ChoiceFilter(choices=BatchRun.STATUS_CHOICES)
     trigger = filters.ChoiceFilter(choices=BatchRun.TRIGGER_CHOICES)
 
@@ -111,7 +122,7 @@ class BatchRunFilter(_CreatedRange):
 
 
 class ImportJobFilter(_CreatedRange):
-    portfolio = filters.NumberFilter(field_name="portfolio_id")
+    portfolio = IdFilter(field_name="portfolio_id")
     status = filters.ChoiceFilter(choices=ImportJob.STATUS_CHOICES)
     kind = filters.ChoiceFilter(choices=ImportJob.KIND_CHOICES)
 
