@@ -272,7 +272,7 @@ def test_the_web_probes_ask_as_an_allowed_host():
     container = deployments()["riskapp-web"]["spec"]["template"]["spec"]["containers"][0]
     headers = {h["name"]: h["value"] for h in container["readinessProbe"]["httpGet"]["httpHeaders"]}
     assert headers["Host"] in config_map()["ALLOWED_HOSTS"].split(",")
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
 def test_config_and_secret_keys_are_settings_the_service_reads():
@@ -323,3 +323,10 @@ def test_each_overlay_renders_to_valid_manifests(overlay, keda_validator):
         assert all(pod.get("serviceAccountName") == "riskapp" for pod in pods)
         config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
         assert config["CELERY_SQS_QUEUE_URL_BASE"] and config["CELERY_QUEUE_PREFIX"] == "riskapp-"
+
+
+def test_each_worker_serves_its_metrics_on_the_port_it_declares():
+    for name in ("riskapp-worker-default", "riskapp-worker-score", "riskapp-worker-train"):
+        (container,) = deployments()[name]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert container["ports"] == [{"name": "metrics", "containerPort": int(env["WORKER_METRICS_PORT"])}]

@@ -114,12 +114,15 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_the_web_script_serves_and_the_health_check_sees_it(started):
+def test_the_web_script_serves_and_the_health_check_sees_it(started, tmp_path):
     port = str(free_port())
     dead = healthcheck(RISKAPP_ROLE="web", PORT=port)
     assert dead.returncode != 0  # nothing listens yet
 
-    web = started("web", PORT=port, WEB_CONCURRENCY="1")
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_4242.db").write_bytes(b"left over from the last start")
+    web = started("web", PORT=port, WEB_CONCURRENCY="1", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert web.process.poll() is None, web.log()
@@ -129,3 +132,7 @@ def test_the_web_script_serves_and_the_health_check_sees_it(started):
     else:
         pytest.fail(f"web never healthy:\n{web.log()}")
     assert '"GET /healthz HTTP/1.1" 200' in web.log()  # gunicorn's access log goes to stdout
+    # Multiprocess metrics: the last start's samples are gone, this one's are written there.
+    files = {path.name for path in metrics_dir.iterdir()}
+    assert "counter_4242.db" not in files
+    assert any(name.endswith(".db") for name in files), files
