@@ -185,3 +185,29 @@ def test_a_user_above_the_rate_gets_429_with_retry_after(low_rates):
 def test_anonymous_clients_above_the_rate_get_429_on_public_endpoints(low_rates):
     client = APIClient()
     assert [client.get("/api/v1/schema/").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>")
+INLINE_STYLE = re.compile(r"<style\b|\sstyle=\"|\son[a-z]+=\"")
+
+
+@pytest.mark.django_db
+def test_signed_in_pages_use_no_inline_script_style_or_handlers(client):
+    """The policy blocks inline script, inline styles and on* handlers: a page relying
+    on them would break in the browser, silently. Portal pages and the admin."""
+    from django.urls import reverse
+
+    from scoring.services.access import portfolio_access_grant
+
+    portfolio = PortfolioFactory()
+    user = UserFactory(is_staff=True, is_superuser=True)
+    portfolio_access_grant(portfolio=portfolio, grantee=user, role="senior analyst")
+    client.force_login(user)
+    pages = [reverse(f"portal:{name}") for name in ("home", "applicant_list", "model_list", "run_list", "import_list")]
+    pages += ["/admin/", "/admin/scoring/portfolio/", f"/admin/scoring/portfolio/{portfolio.pk}/change/"]
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+        html = response.content.decode()
+        assert not INLINE_SCRIPT.findall(html), f"inline <script> on {page}"
+        assert not INLINE_STYLE.findall(html), f"inline style or on* handler on {page}: {INLINE_STYLE.findall(html)[:3]}"
