@@ -262,7 +262,7 @@ CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name, type="direct"), routing_key=name) for name in CELERY_QUEUES_BY_ROLE.values()
 ]
 CELERY_TASK_CREATE_MISSING_QUEUES = False  # a task routed to an undeclared queue is an error, not a silent new queue
-if CELERY_BROKER_URL.startswith("sqs://"):
+if (CELERY_BROKER_URL or "").startswith("sqs://"):
     # SQS queues are created beforehand (by infrastructure code, named like CELERY_QUEUES_BY_ROLE)
     # and listed here, so the workers need no ListQueues/CreateQueue rights. Credentials come from
     # the default AWS chain (IRSA / pod identity / instance role) unless the broker URL carries keys.
