@@ -67,9 +67,9 @@ def permitted_portfolio_ids(user, perm: str = VIEW) -> list[int] | None:
     # The role: a model-level permission, from the user's groups (or given to the user directly).
     if not user.has_perm(f"scoring.{perm}"):
         return []
-    ids = get_objects_for_user(
-        user, f"scoring.{perm}", klass=Portfolio, accept_global_perms=False
-    ).values_list("id", flat=True)
+    ids = get_objects_for_user(user, f"scoring.{perm}", klass=Portfolio, accept_global_perms=False).values_list(
+        "id", flat=True
+    )
     return sorted(i for i in ids if scope is None or i in scope)
 
 
@@ -81,9 +81,7 @@ def portfolio_field_of(model: type[Model]) -> str:
     try:
         field = model._meta.get_field("portfolio")
     except Exception:  # FieldDoesNotExist
-        raise ValueError(
-            f"{model.__name__} has no portfolio column: pass field= (e.g. 'run__portfolio_id')"
-        ) from None
+        raise ValueError(f"{model.__name__} has no portfolio column: pass field= (e.g. 'run__portfolio_id')") from None
     return field.attname
 
 

@@ -65,8 +65,12 @@ ROLES: dict[str, Role] = {
         ),
         # Decisions are what an auditor checks, so it reads scores and models of the portfolios
         # granted; it holds no permission on personal data (PII) and acts on nothing.
-        Role(AUDITOR, "Reads the audit log and the decisions of the portfolios granted.", (VIEW,),
-             ("scoring.view_auditevent",)),  # fmt: skip
+        Role(
+            AUDITOR,
+            "Reads the audit log and the decisions of the portfolios granted.",
+            (VIEW,),
+            ("scoring.view_auditevent",),
+        ),
         # Runs the service: users, roles and grants, portfolios, schemas, API tokens, schedules.
         # Sees applicant data only where also granted a portfolio with a data role.
         Role(
@@ -74,16 +78,26 @@ ROLES: dict[str, Role] = {
             "Manages users, grants, portfolios, schemas, API tokens and schedules; reads the audit log.",
             (),
             (
-                "auth.add_user", "auth.change_user", "auth.view_user", "auth.view_group",
-                "scoring.add_portfolio", "scoring.change_portfolio", "scoring.view_portfolio",
-                "scoring.add_datasetschema", "scoring.view_datasetschema",
-                "scoring.view_reasoncode", "scoring.change_reasoncode",
-                "scoring.add_apitoken", "scoring.change_apitoken", "scoring.view_apitoken",
+                "auth.add_user",
+                "auth.change_user",
+                "auth.view_user",
+                "auth.view_group",
+                "scoring.add_portfolio",
+                "scoring.change_portfolio",
+                "scoring.view_portfolio",
+                "scoring.add_datasetschema",
+                "scoring.view_datasetschema",
+                "scoring.view_reasoncode",
+                "scoring.change_reasoncode",
+                "scoring.add_apitoken",
+                "scoring.change_apitoken",
+                "scoring.view_apitoken",
                 "scoring.view_auditevent",
-                "django_celery_beat.view_periodictask", "django_celery_beat.change_periodictask",
+                "django_celery_beat.view_periodictask",
+                "django_celery_beat.change_periodictask",
                 "django_celery_beat.view_crontabschedule",
             ),
-        ),  # fmt: skip
+        ),
     )
 }
 
@@ -114,6 +128,7 @@ def roles_ensure(**kwargs) -> None:
             logger.warning("Role %r: permissions not found yet: %s", role.name, ", ".join(missing))
         group, _ = Group.objects.get_or_create(name=role.name)
         group.permissions.set([found[w] for w in wanted if w in found])
+
 
 _undeclared = {perm for role in ROLES.values() for perm in role.portfolio_perms} - set(PORTFOLIO_PERMS)
 if _undeclared:  # a typo here would silently grant nothing

@@ -49,4 +49,4 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema):
-        return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Token")
+        return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Token")  # noqa: S106

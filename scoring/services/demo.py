@@ -12,8 +12,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from scoring.models import ImportJob, Portfolio
 from scoring import roles
+from scoring.models import ImportJob, Portfolio
 from scoring.services.access import portfolio_access_grant, user_role_add
 from scoring.services.ingestion import import_file_run
 from scoring.services.schemas import schema_register_file

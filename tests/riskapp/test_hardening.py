@@ -210,4 +210,6 @@ def test_signed_in_pages_use_no_inline_script_style_or_handlers(client):
         assert response.status_code == 200, page
         html = response.content.decode()
         assert not INLINE_SCRIPT.findall(html), f"inline <script> on {page}"
-        assert not INLINE_STYLE.findall(html), f"inline style or on* handler on {page}: {INLINE_STYLE.findall(html)[:3]}"
+        assert not INLINE_STYLE.findall(html), (
+            f"inline style or on* handler on {page}: {INLINE_STYLE.findall(html)[:3]}"
+        )

@@ -76,7 +76,7 @@ def test_a_narrowed_token_reaches_only_its_portfolios_and_never_more_than_its_us
 
 
 def test_a_narrowed_token_whose_portfolios_are_gone_reaches_nothing(books):
-    a, b, analyst = books
+    _a, _b, analyst = books
     spare = PortfolioFactory(name="Spare")
     portfolio_access_grant(portfolio=spare, grantee=analyst, role="analyst")
     _, key = api_token_create(user=analyst, name="spare only", portfolios=[spare])
@@ -124,7 +124,7 @@ def test_tokens_are_not_created_for_inactive_users_or_in_the_past(books):
 
 
 def test_create_api_token_prints_only_the_key_on_stdout_and_the_key_works(books):
-    a, b, analyst = books
+    _a, b, _analyst = books
     out, err = StringIO(), StringIO()
     call_command("create_api_token", "ana", "--name", "curl", "--portfolio", "Book B", "--expires-days", "7",
                  stdout=out, stderr=err)  # fmt: skip

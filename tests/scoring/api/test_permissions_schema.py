@@ -106,7 +106,7 @@ ALLOWED_STATUSES = {200, 201, 202, 204, 409}
 
 @dataclass
 class Operation:
-    """One path × method of the schema, and how the gate should treat it."""
+    """One path and method of the schema, and how the gate should treat it."""
 
     method: str
     path: str
@@ -223,7 +223,9 @@ def world(db, settings, tmp_path, monkeypatch):
         for key in by_role:
             portfolio_access_grant(portfolio=portfolios[key], grantee=user, role=role)
         for key in direct:
-            portfolio_access_grant(portfolio=portfolios[key], grantee=user, perms=tuple(sorted(SENIOR | {TRAIN, VALIDATE})))
+            portfolio_access_grant(
+                portfolio=portfolios[key], grantee=user, perms=tuple(sorted(SENIOR | {TRAIN, VALIDATE}))
+            )
         scope = None if narrowed is None else [portfolios[k] for k in narrowed]
         users[name] = (user, api_token_create(user=user, name="cast", portfolios=scope)[1])
     developer, validator = users["developer"][0], users["validator"][0]
@@ -412,7 +414,9 @@ def test_every_operation_answers_each_cast_member_as_their_role_and_grants_allow
                 if status != 404:
                     fail(op, who, f"{status}, expected 404 (portfolio A is not theirs): {str(answer)[:200]}")
                     continue
-                missing_body, missing_fmt = build_body(op, world, MISSING_ID) if op.kind == "collection" else (body, fmt)
+                missing_body, missing_fmt = (
+                    build_body(op, world, MISSING_ID) if op.kind == "collection" else (body, fmt)
+                )
                 if fmt == "multipart" and op.kind != "collection":
                     missing_body, missing_fmt = build_body(op, world, a.pk)
                 missing_status, missing_answer = call(client, op.method, missing_path, missing_body, missing_fmt)
