@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import Model, QuerySet
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import ForeignKey, Model, QuerySet
 from guardian.shortcuts import get_objects_for_user
 from rest_framework import permissions
 
@@ -80,8 +81,10 @@ def portfolio_field_of(model: type[Model]) -> str:
         return "id"
     try:
         field = model._meta.get_field("portfolio")
-    except Exception:  # FieldDoesNotExist
-        raise ValueError(f"{model.__name__} has no portfolio column: pass field= (e.g. 'run__portfolio_id')") from None
+    except FieldDoesNotExist:
+        field = None
+    if not isinstance(field, ForeignKey):
+        raise ValueError(f"{model.__name__} has no portfolio column: pass field= (e.g. 'run__portfolio_id')")
     return field.attname
 
 
@@ -124,4 +127,4 @@ class RestrictedAdminMixin:
     portfolio_field: str | None = None
 
     def get_queryset(self, request):
-        return restrict(super().get_queryset(request), request.user, field=self.portfolio_field)  # type: ignore[misc]
+        return restrict(super().get_queryset(request), request.user, field=self.portfolio_field)
