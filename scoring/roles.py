@@ -24,6 +24,7 @@ IMPORT = "import_portfolio"
 EXPORT = "export_portfolio"
 TRAIN = "train_portfolio"
 VALIDATE = "validate_portfolio"
+VIEW_PII = "view_portfolio_pii"
 # Every permission a grant on a portfolio can carry: Portfolio.Meta.permissions, read from
 # the model so a permission added there is grantable at once (and given to roles below).
 PORTFOLIO_PERMS: tuple[str, ...] = tuple(codename for codename, _ in Portfolio._meta.permissions)
@@ -52,10 +53,11 @@ ROLES: dict[str, Role] = {
     role.name: role
     for role in (
         Role(ANALYST, "Views and scores the applicants of the portfolios granted.", (VIEW, SCORE)),
+        # The one role that may see applicants' personal data unmasked (where its grant includes it).
         Role(
             SENIOR_ANALYST,
-            "An analyst who also imports data into, and exports data out of, the portfolios granted.",
-            (VIEW, SCORE, IMPORT, EXPORT),
+            "An analyst who also imports and exports data, and sees personal data unmasked, in the portfolios granted.",
+            (VIEW, SCORE, IMPORT, EXPORT, VIEW_PII),
         ),
         Role(MODEL_DEVELOPER, "Trains and tunes models of the portfolios granted.", (VIEW, TRAIN)),
         Role(

@@ -38,13 +38,15 @@ def group_perms(name: str) -> set[str]:
 
 def test_migrate_creates_every_role_with_exactly_its_capabilities():
     assert group_perms("analyst") == {f"scoring.{VIEW}", f"scoring.{SCORE}"}
-    assert group_perms("senior analyst") == {f"scoring.{p}" for p in (VIEW, SCORE, IMPORT, EXPORT)}
+    assert group_perms("senior analyst") == {
+        f"scoring.{p}" for p in (VIEW, SCORE, IMPORT, EXPORT, "view_portfolio_pii")
+    }
     assert group_perms("model developer") == {f"scoring.{VIEW}", f"scoring.{TRAIN}"}
     assert group_perms("model validator") == {f"scoring.{VIEW}", f"scoring.{VALIDATE}"}
     assert group_perms("auditor") == {f"scoring.{VIEW}", "scoring.view_auditevent"}
     admin = group_perms("administrator")
     assert {"auth.change_user", "scoring.change_portfolio", "scoring.view_auditevent"} <= admin
-    assert not admin & {f"scoring.{p}" for p in (VIEW, SCORE, IMPORT, EXPORT, TRAIN, VALIDATE)}  # no data role
+    assert not admin & {f"scoring.{p}" for p in (VIEW, SCORE, IMPORT, EXPORT, TRAIN, VALIDATE, "view_portfolio_pii")}
 
 
 def test_roles_are_ensured_idempotently_and_drift_is_corrected():
@@ -216,4 +218,7 @@ def test_demo_users_hold_their_roles_on_the_demo_portfolios():
     assert has_portfolio_perm(get("validator"), german, VALIDATE)
     auditor = get("auditor")
     assert auditor.has_perm("scoring.view_auditevent") and not has_portfolio_perm(auditor, german, SCORE)
+    assert not has_portfolio_perm(auditor, german, "view_portfolio_pii")  # an auditor sees no PII
+    assert not has_portfolio_perm(get("analyst"), german, "view_portfolio_pii")
+    assert has_portfolio_perm(get("senior_analyst"), german, "view_portfolio_pii")
     assert all(u.password is None for u in demo_users_ensure())  # again: passwords kept, nothing fails

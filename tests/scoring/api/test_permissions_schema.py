@@ -52,7 +52,7 @@ VIEW, SCORE, IMPORT, EXPORT, TRAIN, VALIDATE = (
     "view_portfolio_data", "score_portfolio", "import_portfolio", "export_portfolio", "train_portfolio",
     "validate_portfolio",
 )  # fmt: skip
-SENIOR = {VIEW, SCORE, IMPORT, EXPORT}
+SENIOR = {VIEW, SCORE, IMPORT, EXPORT, "view_portfolio_pii"}
 
 # The cast: (role, portfolios granted by role, direct grants without a role, token narrowed to).
 CAST: dict[str, tuple[str | None, tuple[str, ...], tuple[str, ...], tuple[str, ...] | None]] = {
