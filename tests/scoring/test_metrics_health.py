@@ -108,9 +108,10 @@ def test_metrics_expose_every_series_after_a_scoring_request(book, client):
     assert metrics["Content-Type"].startswith("text/plain")
     text = metrics.content.decode()
     after = {key: sample(text, name, **labels) for key, (name, labels) in series.items()}
+    # Two failures: the task that raises, and the retried one that raises again (max_retries=1).
     assert {key: after[key] - before[key] for key in series} == {
         "requests": 1, "scores": 1, "explanations": 1, "failures": 2, "retries": 1,
-    }  # fmt: skip (the retried run fails in the end: max_retries=1)
+    }  # fmt: skip
     for queue in ("default", "score", "train"):
         assert sample(text, "riskapp_queue_depth", queue=queue) is not None
     assert "riskapp_broker_up 1.0" in text
