@@ -40,6 +40,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+from _env import bench_environment  # noqa: E402  (bench/ is on sys.path)
+
 RESULTS = ROOT / "bench" / "results" / "batch_e2e.json"
 PORTFOLIO = "Bench"
 TARGETS = {"mlp": 5_000, "cnn": 1_000}
@@ -47,19 +49,9 @@ QUEUE_PREFIX = "bench-"
 
 
 def django_setup(args) -> None:
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{args.database}"
+    bench_environment(args.database)
     os.environ["CELERY_BROKER_URL"] = args.broker
     os.environ["CELERY_QUEUE_PREFIX"] = QUEUE_PREFIX
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskapp.settings")
-    if not os.environ.get("PII_ENCRYPTION_KEYS"):
-        from cryptography.fernet import Fernet
-
-        # A bench database holds synthetic people only; production sets its own keys.
-        key_file = ROOT / "var" / "bench_pii_key"
-        key_file.parent.mkdir(exist_ok=True)
-        if not key_file.exists():
-            key_file.write_text(Fernet.generate_key().decode())
-        os.environ["PII_ENCRYPTION_KEYS"] = key_file.read_text().strip()
     import django
 
     django.setup()

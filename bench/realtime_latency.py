@@ -27,6 +27,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from _env import bench_environment  # noqa: E402  (bench/ is on sys.path)
+
 DB = "riskapp_rt"
 PORT = 8791
 
@@ -35,8 +38,7 @@ def setup() -> tuple[int, dict, str]:
     pg = ["-h", "127.0.0.1", "-U", "postgres"]
     subprocess.run(["dropdb", *pg, "--if-exists", DB], check=True)
     subprocess.run(["createdb", *pg, DB], check=True)
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskapp.settings")
+    bench_environment(DB)
     import django
 
     django.setup()
@@ -75,7 +77,7 @@ def promote(version) -> None:
     version.refresh_from_db()
     if version.status == ModelVersion.STATUS_TRAINED:
         model_version_approve(version=version, user=validator)
-    model_version_promote(version=version, user=validator)
+    model_version_promote(version=version, user=validator, override_reason="benchmark of synthetic applicants")
 
 
 def load(portfolio_id: int, token: str, clients: int, seconds: float, ids: list[str]) -> dict:
