@@ -71,7 +71,7 @@ ROLES: dict[str, Role] = {
             AUDITOR,
             "Reads the audit log and the decisions of the portfolios granted.",
             (VIEW,),
-            ("scoring.view_auditevent",),
+            ("scoring.view_auditevent", "scoring.view_auditcheckpoint"),
         ),
         # Runs the service: users, roles and grants, portfolios, schemas, API tokens, schedules.
         # Sees applicant data only where also granted a portfolio with a data role.
@@ -95,6 +95,10 @@ ROLES: dict[str, Role] = {
                 "scoring.change_apitoken",
                 "scoring.view_apitoken",
                 "scoring.view_auditevent",
+                "scoring.view_auditcheckpoint",
+                # Lifting a login lockout is deleting its row.
+                "scoring.view_loginthrottle",
+                "scoring.delete_loginthrottle",
                 "django_celery_beat.view_periodictask",
                 "django_celery_beat.change_periodictask",
                 "django_celery_beat.view_crontabschedule",

@@ -43,10 +43,21 @@ def test_migrate_creates_every_role_with_exactly_its_capabilities():
     }
     assert group_perms("model developer") == {f"scoring.{VIEW}", f"scoring.{TRAIN}"}
     assert group_perms("model validator") == {f"scoring.{VIEW}", f"scoring.{VALIDATE}"}
-    assert group_perms("auditor") == {f"scoring.{VIEW}", "scoring.view_auditevent"}
+    assert group_perms("auditor") == {f"scoring.{VIEW}", "scoring.view_auditevent", "scoring.view_auditcheckpoint"}
     admin = group_perms("administrator")
-    assert {"auth.change_user", "scoring.change_portfolio", "scoring.view_auditevent"} <= admin
+    assert {
+        "auth.change_user",
+        "scoring.change_portfolio",
+        "scoring.view_auditevent",
+        "scoring.delete_loginthrottle",
+    } <= admin
     assert not admin & {f"scoring.{p}" for p in (VIEW, SCORE, IMPORT, EXPORT, TRAIN, VALIDATE, "view_portfolio_pii")}
+
+
+def test_every_permission_a_role_declares_exists_and_is_given():
+    for role in roles.ROLES.values():
+        declared = {f"scoring.{p}" for p in role.portfolio_perms} | set(role.model_perms)
+        assert group_perms(role.name) == declared, role.name  # a misspelt codename would be missing
 
 
 def test_roles_are_ensured_idempotently_and_drift_is_corrected():
