@@ -72,22 +72,21 @@ class ScoredRow:
     contributions: list[float]
 
 
-_catalogue_complete: set[int] = set()  # schemas whose default reason codes this process has ensured
+def _catalogue(version: ModelVersion, groups: list[str]) -> dict[str, tuple[str, str]]:
+    """feature → (code, text) for the model's input groups. Read fresh each time
+    (the admin edits texts); the schema's default entries are created only when
+    one of ``groups`` has none, which a real-time request would otherwise pay for
+    with a schema read every time."""
 
+    def read() -> dict[str, tuple[str, str]]:
+        rows = ReasonCode.objects.filter(schema_id=version.schema_id).values_list("feature", "code", "text")
+        return {feature: (code, text) for feature, code, text in rows}
 
-def _catalogue(version: ModelVersion) -> dict[str, tuple[str, str]]:
-    """feature → (code, text). Read fresh each time (the admin edits texts); the
-    defaults are ensured once per schema and process, which a real-time request
-    would otherwise pay for with a schema read."""
-    if version.schema_id not in _catalogue_complete:
+    catalogue = read()
+    if not set(groups) <= set(catalogue):
         reason_codes_ensure(schema=version.schema)
-        _catalogue_complete.add(version.schema_id)
-    return {
-        feature: (code, text)
-        for feature, code, text in ReasonCode.objects.filter(schema_id=version.schema_id).values_list(
-            "feature", "code", "text"
-        )
-    }
+        catalogue = read()
+    return catalogue
 
 
 def rows_from_decisions(
@@ -95,7 +94,7 @@ def rows_from_decisions(
 ) -> list[ScoredRow]:
     """Per row: PD, score, decision, the top reasons (raising risk most), the contributions."""
     assert decisions.contributions is not None
-    catalogue = _catalogue(version)
+    catalogue = _catalogue(version, decisions.groups)
     value_of = ValueLookup(data.static, history_facts(data.history, data.history_mask))
     scale = decider_load(version).scale  # cached: the same decider decide_rows used
     tops = top_reasons(decisions.contributions, decisions.groups, k=top_k)
