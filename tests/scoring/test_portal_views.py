@@ -88,7 +88,7 @@ def test_applicant_list_searches_filters_sorts_and_caps_the_page_size(world):
     assert event is not None and event.portfolio_id == world.alpha.pk
 
 
-def test_applicant_page_shows_masked_pii_reasons_and_chart_data(world):
+def test_applicant_page_shows_reasons_chart_data_and_pii_only_to_the_pii_grant(world):
     client = client_of(world.users["analyst_a"])
     response = client.get(f"/applicants/{world.applicant.pk}/")
     html = response.content.decode()
@@ -101,10 +101,15 @@ def test_applicant_page_shows_masked_pii_reasons_and_chart_data(world):
     assert waterfall["bars"][0][1] == pytest.approx(latest.base_log_odds, abs=1e-6)
     assert waterfall["log_odds"] == pytest.approx(latest.base_log_odds + sum(latest.contributions), abs=1e-5)
     assert "history:" in "".join(waterfall["labels"]) or "income" in waterfall["labels"]
-    # PII is masked for an analyst without the PII grant, and nothing of it shows in clear.
-    assert response.context["pii_masked"] is True
+    # The senior analyst's grant includes the PII: shown in clear, and audited as pii.view.
     clear = pii_read(world.applicant)
-    assert response.context["pii"] and clear["national_id"] not in html and clear["email"] not in html
+    assert response.context["pii_masked"] is False and clear["national_id"] in html
+    assert AuditEvent.objects.filter(action="pii.view", object_ids=[world.applicant.pk]).exists()
+    # The validator sees the applicant but not the PII: masked, nothing of it in clear.
+    masked = client_of(world.users["validator"]).get(f"/applicants/{world.applicant.pk}/")
+    page = masked.content.decode()
+    assert masked.context["pii_masked"] is True and masked.context["pii"]
+    assert clear["national_id"] not in page and clear["email"] not in page and clear["full_name"] not in page
     assert AuditEvent.objects.filter(action="applicant.view", object_ids=[world.applicant.pk]).exists()
 
 
