@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from _env import bench_environment  # noqa: E402  (bench/ is on sys.path)
+
 DB = "riskapp_scale"
 
 
@@ -175,20 +178,14 @@ def main() -> None:
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/11")
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB}"
+    bench_environment(DB)  # the database URL and a PII key for synthetic people (the workers inherit both)
     os.environ["CELERY_BROKER_URL"] = args.broker
     # Own queue names, so a service or test run on the same broker never takes these messages.
     os.environ["CELERY_QUEUE_PREFIX"] = f"bench-scale-{os.getpid()}-"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "riskapp.settings"
     # Own artifact folder: the fresh database numbers the portfolio 1, like every other fresh
     # database on this checkout, and must not overwrite their var/artifacts/portfolio-1 files.
     var_dir = Path(os.environ.get("VAR_DIR") or ROOT / "var")
     os.environ["ARTIFACT_DIR"] = str(var_dir / "bench-scale" / "artifacts")
-    if not os.environ.get("PII_ENCRYPTION_KEYS"):
-        from cryptography.fernet import Fernet
-
-        # A throwaway database: a throwaway key (the workers inherit it).
-        os.environ["PII_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
 
     portfolio = setup(args.count, args.seed)
     from django.conf import settings
