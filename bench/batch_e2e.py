@@ -55,6 +55,9 @@ def django_setup(args) -> None:
     import django
 
     django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a bench database loaded by an older checkout
 
 
 def users():

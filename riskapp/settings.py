@@ -199,7 +199,7 @@ SPECTACULAR_SETTINGS = {
         "its CSRF token.\n\n"
         "**Access**: granted per portfolio; an object of a portfolio you are not granted answers exactly like a "
         "missing one (404); an action your grant does not cover answers 403.\n\n"
-        "**Errors**: every error has the body `{\"error\": {\"code\", \"message\", \"details\"}}` "
+        '**Errors**: every error has the body `{"error": {"code", "message", "details"}}` '
         "(component `ErrorResponse`): `code` is stable for programs, `message` is for people, `details` holds "
         "the field errors of a 400 or the wait of a 429.\n\n"
         "**Lists**: `?page=N&page_size=M` (default 50, at most 500); the filters of each list are its query "

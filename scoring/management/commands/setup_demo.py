@@ -19,8 +19,7 @@ DEMO_CHAMPION = {GERMAN: "mlp", SYNTHETIC: "cnn"}
 # German credit (1994) approves the young and some women markedly less: its fairness report
 # fails on purpose, and the demo shows a promotion over it with the override on record.
 DEMO_OVERRIDE_REASON = (
-    "Demo data: the historical German credit set is kept to show the fairness report; "
-    "not a lending decision."
+    "Demo data: the historical German credit set is kept to show the fairness report; not a lending decision."
 )
 
 
