@@ -18,9 +18,16 @@ BENCHES = [
     ("explain_speed.py", []),
     ("load_synthetic.py", ["--count", "1000000"]),
     ("scale_out.py", ["--count", "100000"]),
+    ("batch_e2e.py", []),  # scores the database load_synthetic.py just loaded
+    ("batch_breakdown.py", ["--kind", "mlp"]),
+    ("batch_breakdown.py", ["--kind", "cnn"]),
+    ("realtime_latency.py", []),
+    ("list_latency.py", []),
 ]
-# Benches that need the local PostgreSQL (scale_out.py also the local Redis).
-NEEDS_POSTGRES = {"load_synthetic.py", "scale_out.py"}
+# Benches that need the local PostgreSQL (scale_out.py and batch_e2e.py also the local Redis).
+NEEDS_POSTGRES = {
+    "load_synthetic.py", "scale_out.py", "batch_e2e.py", "batch_breakdown.py", "realtime_latency.py", "list_latency.py",
+}  # fmt: skip
 
 
 def postgres_available() -> bool:

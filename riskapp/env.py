@@ -95,20 +95,11 @@ def secret_key(var_dir: Path) -> str:
         if len(configured) < 32:
             raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long.")
         return configured
-    path = var_dir / "secret_key"
-    if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: two processes starting at once must not write two different keys.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(secrets.token_urlsafe(50))
-    key = path.read_text(encoding="utf-8").strip()
+    key = generated_secret(var_dir, "secret_key", make=lambda: secrets.token_urlsafe(50))
     if len(key) < 32:
-        raise ImproperlyConfigured(f"{path} holds a SECRET_KEY shorter than 32 characters; delete it to regenerate.")
+        raise ImproperlyConfigured(
+            f"{var_dir / 'secret_key'} holds a SECRET_KEY shorter than 32 characters; delete it to regenerate."
+        )
     return key
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
-import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -33,7 +32,7 @@ from scoring.permissions import has_portfolio_perm, permitted_portfolio_ids
 from scoring.services.batch import BatchError, batch_run_cancel, batch_run_progress, batch_run_resume, batch_run_start
 from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
 from scoring.services.health import broker_status, database_status
-from scoring.services.ingestion import IngestionError, import_job_create
+from scoring.services.ingestion import IngestionError, import_job_create, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
 from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
 from scoring.services.scoring import ApplicantDataError, ScoringError, score_whatif
@@ -305,14 +304,7 @@ def import_upload(request, data: dict) -> ImportJob:
     from scoring.tasks import import_file
 
     upload = data["file"]
-    if upload.size > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
-        raise IngestionError(f"The file is larger than {settings.IMPORT_MAX_FILE_MB} MB.")
-    folder = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    path = folder / Path(upload.name).name
-    with path.open("wb") as out:
-        for part in upload.chunks():
-            out.write(part)
+    path = import_upload_store(upload=upload)
     with transaction.atomic():
         job = import_job_create(
             portfolio=data["portfolio"], kind=data["kind"], path=path, valid_only=data["valid_only"],

@@ -5,7 +5,6 @@ user lacks on a visible portfolio answer 403."""
 from __future__ import annotations
 
 import tempfile
-import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -37,7 +36,7 @@ from scoring.services.batch import BatchError, batch_run_cancel, batch_run_resum
 from scoring.services.explanations import ExplanationError, score_explanation
 from scoring.services.exports import export_csv_lines, export_parquet
 from scoring.services.import_reports import import_report_csv_lines
-from scoring.services.ingestion import IngestionError, import_job_create
+from scoring.services.ingestion import IngestionError, import_job_create, import_upload_store
 from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
 from scoring.services.scoring import ApplicantDataError, ScoringError, score_realtime
 from scoring.services.training import model_training_start
@@ -573,12 +572,7 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
         upload = data["file"]
         if upload.size > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
             raise ValidationError({"file": [f"larger than {settings.IMPORT_MAX_FILE_MB} MB"]})
-        folder = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        path = folder / Path(upload.name).name
-        with path.open("wb") as out:
-            for part in upload.chunks():
-                out.write(part)
+        path = import_upload_store(upload=upload)
         try:
             job = import_job_create(
                 portfolio=portfolio, kind=data["kind"], path=path, valid_only=data["valid_only"],

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import orjson
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -170,11 +171,14 @@ def _json_text(value) -> str:
 
 
 def _insert(scores: list[dict]) -> None:
-    """Write a chunk's scores; rows already there (a redelivered chunk) are skipped.
+    """Write a chunk's scores; rows already there (a chunk taken over from a stalled
+    worker that committed after all) are skipped.
 
-    On PostgreSQL the rows go by COPY into a temporary table, then one INSERT ...
-    ON CONFLICT DO NOTHING: an ORM bulk insert spends most of a chunk's time
-    building and parsing a statement with 80,000 parameters."""
+    On PostgreSQL the rows go straight into the table by COPY, inside a savepoint:
+    an ORM bulk insert spends most of a chunk's time building and parsing a
+    statement with 80,000 parameters. COPY cannot skip conflicts, so when one of
+    the rows exists already the savepoint is rolled back and the chunk goes
+    through a temporary table and INSERT ... ON CONFLICT DO NOTHING instead."""
     if connection.vendor != "postgresql":
         Score.objects.bulk_create(
             [Score(**{k: v for k, v in values.items() if k != "input_features_json"}) for values in scores],
@@ -183,27 +187,38 @@ def _insert(scores: list[dict]) -> None:
         )
         return
     now = timezone.now()
+    rows = [
+        (
+            s["portfolio_id"], s["applicant_id"], s["run_id"], s["model_version_id"], s["is_shadow"], s["pd"],
+            s["score"], s["decision"], s["base_log_odds"], _json_text(s["reasons"]), _json_text(s["contributions"]),
+            s["input_features_json"], s["input_history"], s["input_hash"], s["requested_by_id"], now,
+        )
+        for s in scores
+    ]  # fmt: skip
     table = Score._meta.db_table
     columns = ", ".join(_SCORE_COLUMNS)
+    try:
+        with transaction.atomic():
+            _copy(rows, f"{table} ({columns})")
+        return
+    except psycopg.errors.UniqueViolation:
+        logger.info("chunk rows exist already; writing the missing ones only")
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS _score_chunk ON COMMIT DELETE ROWS "
             f"AS SELECT {columns} FROM {table} WITH NO DATA"
         )
-        with cursor.cursor.copy(f"COPY _score_chunk ({columns}) FROM STDIN") as copy:
-            for s in scores:
-                copy.write_row(
-                    (
-                        s["portfolio_id"], s["applicant_id"], s["run_id"], s["model_version_id"], s["is_shadow"],
-                        s["pd"], s["score"], s["decision"], s["base_log_odds"], _json_text(s["reasons"]),
-                        _json_text(s["contributions"]), s["input_features_json"], s["input_history"], s["input_hash"],
-                        s["requested_by_id"], now,
-                    )
-                )  # fmt: skip
+        _copy(rows, f"_score_chunk ({columns})")
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _score_chunk "
             "ON CONFLICT (run_id, applicant_id, model_version_id) DO NOTHING"
         )
+
+
+def _copy(rows: list[tuple], target: str) -> None:
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {target} FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def score_chunk_run(*, chunk_id: int) -> str:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from scoring.models import BatchRun, ModelVersion, Score
+from scoring.models import BatchRun, ModelVersion, Score, ScoreChunk
 from scoring.services.access import portfolio_access_grant
 from scoring.services.batch import batch_run_cancel, batch_run_create, batch_run_resume, score_chunk_run
 from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
@@ -77,6 +77,19 @@ def test_a_batch_run_scores_every_applicant_once_with_exact_explanations(champio
     temporal = [r for s in scores for r in s.reasons if r["feature"].startswith("history.days_past_due")]
     assert temporal and "days late in" in temporal[0]["text"]
     assert all(s.input_history is not None and len(s.input_hash) == 64 for s in scores)
+
+
+def test_a_chunk_scored_again_after_its_claim_was_lost_writes_nothing_twice(champion):
+    # A worker that stalled past the stale limit commits after another took its chunk over:
+    # the second writer finds every row there (PostgreSQL: COPY conflicts, the fallback skips them).
+    run = batch_run_create(portfolio=champion.portfolio, chunk_size=600)
+    chunk = run.chunks.order_by("index").first()
+    assert score_chunk_run(chunk_id=chunk.pk) == "done"
+    written = dict(Score.objects.filter(run=run).values_list("applicant_id", "input_hash"))
+    assert len(written) == 600
+    ScoreChunk.objects.filter(pk=chunk.pk).update(status="pending")
+    assert score_chunk_run(chunk_id=chunk.pk) == "done"
+    assert dict(Score.objects.filter(run=run).values_list("applicant_id", "input_hash")) == written
 
 
 def test_a_cancelled_run_stops_and_resumes_to_completion(champion, django_capture_on_commit_callbacks):

@@ -23,6 +23,7 @@ from .run import (
     import_job_create,
     import_job_run,
     import_portfolio_resolve,
+    import_upload_store,
 )
 from .validation import HISTORY_COLUMNS, OUTCOME_COLUMNS, REDACTED
 
@@ -37,4 +38,5 @@ __all__ = [
     "import_job_create",
     "import_job_run",
     "import_portfolio_resolve",
+    "import_upload_store",
 ]

@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -110,6 +111,20 @@ def import_portfolio_resolve(*, name: str, schema: DatasetSchema | None = None, 
             f"Portfolio {name!r} does not exist yet: creating it needs a schema (--schema SCHEMA_FILE)."
         )
     return Portfolio.objects.create(name=name, schema=schema)
+
+
+def import_upload_store(*, upload) -> Path:
+    """Save an uploaded file (a Django ``UploadedFile``) under MEDIA_ROOT, in a folder
+    of its own, and return its path; too large a file is refused first."""
+    if upload.size > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
+        raise IngestionError(f"The file is larger than {settings.IMPORT_MAX_FILE_MB} MB (IMPORT_MAX_FILE_MB).")
+    folder = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    path = folder / Path(upload.name).name
+    with path.open("wb") as out:
+        for part in upload.chunks():
+            out.write(part)
+    return path
 
 
 def import_job_create(
