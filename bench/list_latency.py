@@ -68,12 +68,12 @@ def setup(n_applicants: int, n_portfolios: int) -> tuple[dict[str, str], list[in
             """
             INSERT INTO scoring_applicant (portfolio_id, external_id, schema_id, features, protected_attributes,
                                            created_at, updated_at)
-            SELECT p.ids[1 + (g % %s)], 'APP' || lpad(g::text, 9, '0'), %s,
-                   jsonb_build_object('income', 20000 + (g * 7919) % 80000, 'loan_amount', 1000 + (g * 104729) % 40000,
-                                      'duration_months', 12 * (1 + g % 5), 'region', (ARRAY['north','south','east','west'])[1 + g % 4]),
-                   jsonb_build_object('sex', CASE WHEN g % 2 = 0 THEN 'F' ELSE 'M' END),
+            SELECT p.ids[1 + (g %% %s)], 'APP' || lpad(g::text, 9, '0'), %s,
+                   jsonb_build_object('income', 20000 + (g * 7919) %% 80000, 'loan_amount', 1000 + (g * 104729) %% 40000,
+                                      'duration_months', 12 * (1 + g %% 5), 'region', (ARRAY['north','south','east','west'])[1 + g %% 4]),
+                   jsonb_build_object('sex', CASE WHEN g %% 2 = 0 THEN 'F' ELSE 'M' END),
                    now(), now()
-            FROM generate_series(0, %s - 1) AS g, (SELECT %s::bigint[] AS ids) AS p
+            FROM generate_series(0::bigint, %s - 1) AS g, (SELECT %s::bigint[] AS ids) AS p
             """,
             [n_portfolios, first.schema_id, n_applicants, ids],
         )
