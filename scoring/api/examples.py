@@ -176,6 +176,9 @@ MODEL = {
     "approved_at": None,
     "promoted_by": None,
     "promoted_at": None,
+    "promotion_override_reason": "",
+    "promotion_override_by": None,
+    "promotion_override_at": None,
     "progress": {"epoch": 17, "max_epochs": 40, "train_loss": 0.2961, "val_auc": 0.7794},
     "error": "",
 }

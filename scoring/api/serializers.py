@@ -109,7 +109,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         fields = ["id", "portfolio", "version", "kind", "status", "schema", "hyperparameters", "seed",
                   "training_data_fingerprint", "training_rows", "code_version", "device", "artifact_sha256",
                   "tuning_study", "trained_by", "created_at", "trained_at", "approved_by", "approved_at",
-                  "promoted_by", "promoted_at", "progress", "error"]  # fmt: skip
+                  "promoted_by", "promoted_at", "promotion_override_reason", "promotion_override_by",
+                  "promotion_override_at", "progress", "error"]  # fmt: skip
 
 
 class ModelVersionDetailSerializer(ModelVersionSerializer):
