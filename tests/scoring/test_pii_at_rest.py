@@ -3,6 +3,7 @@ plaintext personal data (pg_dump on PostgreSQL; the database files on SQLite).""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -37,16 +38,11 @@ def _database_dump() -> bytes:
         command = [pg_dump, "--data-only", "-h", settings["HOST"] or "127.0.0.1", "-p", str(settings["PORT"] or 5432)]
         command += ["-U", settings["USER"], settings["NAME"]]
         return subprocess.run(command, check=True, capture_output=True).stdout
-    connection.close()  # flush the WAL into the file
-    dump = b""
-    for suffix in ("", "-wal", "-journal"):
-        path = f"{settings['NAME']}{suffix}"
-        try:
-            with open(path, "rb") as handle:
-                dump += handle.read()
-        except FileNotFoundError:
-            continue
-    return dump
+    # The raw bytes of the database and its write-ahead log, free pages included. Read by a
+    # child process: closing a file descriptor of the database in this process would drop the
+    # POSIX locks SQLite holds on it and let the worker processes of later tests corrupt it.
+    files = [f"{settings['NAME']}{suffix}" for suffix in ("", "-wal", "-journal")]
+    return subprocess.run(["cat", *(f for f in files if os.path.exists(f))], check=True, capture_output=True).stdout
 
 
 def test_a_database_dump_after_an_import_holds_no_plaintext_pii(tmp_path):
