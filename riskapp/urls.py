@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from scoring import metrics, probes, views
+from scoring import metrics, probes
 
 urlpatterns = [
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", probes.healthz, name="healthz"),
     path("readyz", probes.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),

@@ -1,13 +1,19 @@
-"""Endpoints for the platform rather than for people: ``/readyz`` (may this process
-take traffic?). ``/healthz`` (liveness) lives in ``scoring.views``; ``/metrics`` in
-``scoring.metrics``."""
+"""Endpoints for the platform rather than for people: ``/healthz`` (is this process
+alive?) and ``/readyz`` (may it take traffic?). ``/metrics`` lives in ``scoring.metrics``."""
 
 from __future__ import annotations
 
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from scoring.services.health import readiness
+from scoring.services.health import liveness, readiness
+
+
+@require_GET
+def healthz(request):
+    """Database and broker status as JSON; 503 when either is down."""
+    alive, body = liveness()
+    return JsonResponse(body, status=200 if alive else 503)
 
 
 @require_GET

@@ -1,4 +1,4 @@
-"""The analyst portal (server-rendered pages) and the health check.
+"""The analyst portal (server-rendered pages).
 
 Views are thin: they parse input with a form, read through ``scoring.selectors``
 (every read starts from ``scoring.permissions.restrict``, so a portfolio the user
@@ -31,7 +31,6 @@ from scoring.models import BatchRun, ImportJob, ModelVersion, Portfolio
 from scoring.permissions import has_portfolio_perm, permitted_portfolio_ids
 from scoring.services.batch import BatchError, batch_run_cancel, batch_run_progress, batch_run_resume, batch_run_start
 from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
-from scoring.services.health import broker_status, database_status
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
 from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
@@ -42,14 +41,6 @@ from scoring.services.tuning import tuning_study_start
 ACTIVE_IMPORT = (ImportJob.STATUS_PENDING, ImportJob.STATUS_RUNNING)
 ACTIVE_TRAINING = (ModelVersion.STATUS_QUEUED, ModelVersion.STATUS_TRAINING)
 WATERFALL_BARS = 10  # the largest contributions get a bar each; the rest are summed into one
-
-
-@require_GET
-def healthz(request):
-    """Database and broker status as JSON; 503 when either is down."""
-    checks = {"database": database_status(), "broker": broker_status()}
-    ok = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if ok else "error", **checks}, status=200 if ok else 503)
 
 
 # --- helpers ---------------------------------------------------------------------

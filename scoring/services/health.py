@@ -78,10 +78,18 @@ def champion_status() -> dict:
     return {"ok": all(m["ok"] for m in models), "champions": models}
 
 
-def readiness() -> tuple[bool, dict]:
-    """Ready to serve: the database and broker answer and every champion loads.
-    Returns (ready, body); the body names each failed check under ``failed``."""
+def liveness() -> tuple[bool, dict]:
+    """Alive: the database and broker answer. Returns (alive, body)."""
     checks = {"database": database_status(), "broker": broker_status()}
+    alive = all(check["ok"] for check in checks.values())
+    return alive, {"status": "ok" if alive else "error", **checks}
+
+
+def readiness() -> tuple[bool, dict]:
+    """Ready to serve: alive (database and broker answer) and every champion loads.
+    Returns (ready, body); the body names each failed check under ``failed``."""
+    _, body = liveness()
+    checks = {"database": body["database"], "broker": body["broker"]}
     checks["models"] = champion_status() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
     failed = [name for name, check in checks.items() if not check["ok"]]
     failed += [f"model:{m['portfolio']}" for m in checks["models"].get("champions", []) if not m["ok"]]

@@ -10,14 +10,16 @@ def test_healthz_reports_database_and_broker_ok(client):
     assert body["database"]["ok"] and body["broker"]["ok"]
 
 
+@pytest.mark.parametrize(
+    "dead_url", ["amqp://guest:guest@127.0.0.1:1//", "redis://127.0.0.1:1/0"], ids=["amqp", "redis"]
+)
 @pytest.mark.django_db
-def test_healthz_answers_503_when_the_broker_is_unreachable(client, monkeypatch):
+def test_healthz_reports_an_unreachable_broker_of_either_transport(client, dead_url, monkeypatch):
     from riskapp.celery import app
 
-    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     original = app.conf.broker_url  # read before the environment changes: Celery prefers it over its config
-    monkeypatch.setenv("CELERY_BROKER_URL", dead)
-    app.conf.broker_url = dead
+    monkeypatch.setenv("CELERY_BROKER_URL", dead_url)
+    app.conf.broker_url = dead_url
     try:
         response = client.get("/healthz")
     finally:
