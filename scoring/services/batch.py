@@ -25,7 +25,7 @@ from django.utils import timezone
 from scoring.metrics import scores_written
 from scoring.models import Applicant, BatchRun, ModelVersion, Portfolio, Score, ScoreChunk
 from scoring.services.datasets import portfolio_data
-from scoring.services.scoring import decide_rows, scorable_version, score_values
+from scoring.services.scoring import decide_rows, scorable_version, score_from_values, score_values
 
 logger = logging.getLogger(__name__)
 
@@ -180,11 +180,7 @@ def _insert(scores: list[dict]) -> None:
     the rows exists already the savepoint is rolled back and the chunk goes
     through a temporary table and INSERT ... ON CONFLICT DO NOTHING instead."""
     if connection.vendor != "postgresql":
-        Score.objects.bulk_create(
-            [Score(**{k: v for k, v in values.items() if k != "input_features_json"}) for values in scores],
-            batch_size=2000,
-            ignore_conflicts=True,
-        )
+        Score.objects.bulk_create([score_from_values(v) for v in scores], batch_size=2000, ignore_conflicts=True)
         return
     now = timezone.now()
     rows = [

@@ -184,12 +184,15 @@ def score_values(
     return out
 
 
+def score_from_values(values: dict) -> Score:
+    """An unsaved ``Score`` from one of ``score_values``' dicts (its features' JSON text
+    is for COPY only: the model field holds the dict)."""
+    return Score(**{k: v for k, v in values.items() if k != "input_features_json"})
+
+
 def score_objects(*, requested_by=None, **kwargs) -> list[Score]:
     """Unsaved ``Score`` rows (see ``score_values``)."""
-    return [
-        Score(**{k: v for k, v in values.items() if k != "input_features_json"})
-        for values in score_values(requested_by_id=getattr(requested_by, "pk", None), **kwargs)
-    ]
+    return [score_from_values(v) for v in score_values(requested_by_id=getattr(requested_by, "pk", None), **kwargs)]
 
 
 def scorable_version(*, portfolio: Portfolio, model_version: ModelVersion | None = None) -> ModelVersion:
