@@ -235,10 +235,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and np.isnan(value):
         return None
     return value.item() if hasattr(value, "item") else value
-
-
-def describe_value(group: str, row: int, static: pd.DataFrame, facts: dict[str, np.ndarray]) -> Any:
-    """The applicant's own value behind a reason, for one row (see ``ValueLookup``)."""
-    return ValueLookup(static.iloc[[row]].reset_index(drop=True), {k: v[row : row + 1] for k, v in facts.items()})(
-        group, 0
-    )

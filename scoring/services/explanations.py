@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.reasons import describe_value, history_facts
+from models.reasons import ValueLookup, history_facts
 from scoring.inference import decider_load
 from scoring.models import ModelVersion, Score
 from scoring.services.datasets import static_frame
@@ -42,10 +42,11 @@ def score_explanation(*, score: Score) -> dict[str, Any]:
         history, mask = history_from_bytes(score.input_history, months)
         facts = history_facts(history, mask)
     scale = decider.scale
+    value_of = ValueLookup(static, facts)
     contributions = [
         {
             "group": group,
-            "value": describe_value(group, 0, static, facts),
+            "value": value_of(group, 0),
             "log_odds": float(log_odds),
             "points": round(float(scale.points(log_odds)), 4),
         }
