@@ -342,18 +342,18 @@ def score_whatif(
     ``features`` keep the applicant's stored values and, unless ``history`` is
     given, the applicant's stored repayment history is used. The data is validated
     as an import would be (``ApplicantDataError`` lists the problems)."""
-    from scoring.services.datasets import portfolio_data, static_frame
+    from scoring.services.datasets import portfolio_data_of
 
     version = scorable_version(portfolio=portfolio)
     if applicant is not None and applicant.portfolio_id != portfolio.pk:
         raise ScoringError("That applicant belongs to another portfolio.")
     if applicant is not None and history is None:
         clean = _validated(portfolio=portfolio, features={**applicant.features, **features})
-        data = portfolio_data(
-            portfolio=portfolio, with_history=version.kind == ModelVersion.KIND_CNN, applicant_ids=[applicant.pk]
+        data = portfolio_data_of(
+            portfolio=portfolio,
+            records=[(applicant.pk, applicant.external_id, clean)],
+            with_history=version.kind == ModelVersion.KIND_CNN,
         )
-        data.static = static_frame(portfolio.schema, [clean])
-        data.features = [clean]
     else:
         base = applicant.features if applicant is not None else {}
         data, clean = _new_applicant_data(
