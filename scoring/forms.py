@@ -5,6 +5,7 @@ offer (or accept) a portfolio the user may not act on."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from scoring.models import DatasetSchema, ImportJob, ModelVersion, Portfolio
 from scoring.selectors import APPLICANT_SORTS, portfolios_visible
@@ -93,7 +94,7 @@ class TrainForm(forms.Form):
 class TuneForm(forms.Form):
     portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
-    n_trials = forms.IntegerField(label="Trials", initial=10, min_value=1, max_value=200)
+    n_trials = forms.IntegerField(label="Trials", initial=10, min_value=1, max_value=settings.TUNE_MAX_TRIALS)
     seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1)
 
     def __init__(self, *args, user, **kwargs):

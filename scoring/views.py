@@ -30,6 +30,7 @@ from scoring.audit import audit_record
 from scoring.models import BatchRun, ImportJob, ModelVersion, Portfolio
 from scoring.permissions import has_portfolio_perm, permitted_portfolio_ids
 from scoring.services.batch import BatchError, batch_run_cancel, batch_run_progress, batch_run_resume, batch_run_start
+from scoring.services.errors import public_error_text
 from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
@@ -441,6 +442,7 @@ def model_detail(request, version_id: int):
     may_validate = has_portfolio_perm(request.user, version.portfolio_id, "validate_portfolio")
     context = {
         "version": version,
+        "error": public_error_text(version.error),  # no traceback or paths on the page
         "state": model_progress_state(version),
         "charts": model_charts(version),
         "comparison": comparison,

@@ -28,6 +28,7 @@ from typing import Any
 from django.db import transaction
 
 from scoring.models import DatasetSchema
+from scoring.services.errors import ServiceError
 
 TYPES = {"integer", "float", "category", "string", "date"}
 _DEFAULT_TYPE = {
@@ -49,7 +50,7 @@ _ALLOWED_TYPES = {
 }
 
 
-class SchemaError(ValueError):
+class SchemaError(ServiceError, ValueError):
     """The schema document itself is not valid."""
 
 
