@@ -17,3 +17,7 @@ class ScoringConfig(AppConfig):
         from scoring.audit import audit_signals_connect
 
         audit_signals_connect()
+
+        from scoring.caches import cache_signals_connect
+
+        cache_signals_connect()
