@@ -427,6 +427,18 @@ def import_detail(request, job_id: int):
 
 @login_required
 @require_GET
+def import_report(request, job_id: int):
+    """The validation report as CSV: every (column, problem) pair with its count and first examples."""
+    from scoring.services.import_reports import import_report_csv_lines
+
+    job = found(selectors.import_job_get(user=request.user, job_id=job_id))
+    response = StreamingHttpResponse(import_report_csv_lines(job), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-report.csv"'
+    return response
+
+
+@login_required
+@require_GET
 def import_status(request, job_id: int):
     return JsonResponse(import_state(found(selectors.import_job_get(user=request.user, job_id=job_id))))
 

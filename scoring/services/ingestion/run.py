@@ -95,6 +95,24 @@ def import_file_run(
     return import_job_run(job_id=job.pk, path=path, encoding=encoding, progress=progress) or job
 
 
+def import_into_new_portfolio_run(*, name: str, schema: DatasetSchema, **kwargs) -> ImportJob:
+    """The first import of a portfolio that does not exist yet: the portfolio is
+    created for it and deleted again (with its job) unless the import succeeds, so a
+    rejected first file starts no book. The returned job keeps its report in memory."""
+    if Portfolio.objects.filter(name=name).exists():
+        raise IngestionError(f"Portfolio {name!r} already exists.")
+    portfolio = Portfolio.objects.create(name=name, schema=schema)
+    try:
+        job = import_file_run(portfolio=portfolio, schema=schema, **kwargs)
+    except BaseException:
+        portfolio.delete()
+        raise
+    if job.status != ImportJob.STATUS_SUCCEEDED:
+        portfolio.delete()
+        job.message += " The new portfolio was not kept."
+    return job
+
+
 def import_portfolio_resolve(*, name: str, schema: DatasetSchema | None = None, create: bool = False) -> Portfolio:
     """The portfolio an import goes to. With ``create`` a missing portfolio is
     created with ``schema`` (which it then needs); without, a missing portfolio is
@@ -234,13 +252,16 @@ def _job_execute(job: ImportJob, *, path: Path, encoding: str, progress: Progres
     job.errors = report.errors
     job.warning_count = report.warning_count
     job.summary = report.summary_list()
-    if rows is None or report.structural or (report.error_count and not job.valid_only):
+    if rows is None or report.structural or (report.error_count and not job.valid_only) or not job.rows_valid:
         job.status = ImportJob.STATUS_REJECTED
-        why = (
-            " (--valid-only skips invalid rows, but these problems concern the whole file)"
-            if (job.valid_only and report.structural)
-            else ""
-        )
+        if job.valid_only and report.structural:
+            why = " (--valid-only skips invalid rows, but these problems concern the whole file)"
+        elif not job.rows_valid and rows is not None and not report.structural:
+            # Nothing to write is a failure whatever the flags: the portfolio and its
+            # schema are left as they were.
+            why = " and no valid row" if report.error_count else ": the file has no data rows"
+        else:
+            why = ""
         job.message = f"Rejected: {report.error_count:,} problem(s) found{why}; nothing was written."
         return
 
