@@ -32,7 +32,7 @@ from scoring.permissions import has_portfolio_perm, permitted_portfolio_ids
 from scoring.services import display
 from scoring.services.batch import BatchError, batch_run_cancel, batch_run_progress, batch_run_resume, batch_run_start
 from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
-from scoring.services.ingestion import IngestionError, import_job_create, import_upload_store
+from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
 from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
 from scoring.services.scoring import ApplicantDataError, ScoringError, score_realtime, score_whatif
@@ -397,12 +397,16 @@ def import_upload(request, data: dict) -> ImportJob:
 
     upload = data["file"]
     path = import_upload_store(upload=upload)
-    with transaction.atomic():
-        job = import_job_create(
-            portfolio=data["portfolio"], kind=data["kind"], path=path, valid_only=data["valid_only"],
-            encoding=data["encoding"], created_by=request.user, file_name=upload.name,
-        )  # fmt: skip
-        transaction.on_commit(lambda: import_file.delay(job.pk, str(path), data["encoding"]))
+    try:
+        with transaction.atomic():
+            job = import_job_create(
+                portfolio=data["portfolio"], kind=data["kind"], path=path, valid_only=data["valid_only"],
+                encoding=data["encoding"], created_by=request.user, file_name=upload.name,
+            )  # fmt: skip
+            transaction.on_commit(lambda: import_file.delay(job.pk, str(path), data["encoding"]))
+    except BaseException:
+        import_upload_discard(path)
+        raise
     return job
 
 

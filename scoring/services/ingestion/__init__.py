@@ -24,6 +24,7 @@ from .run import (
     import_job_create,
     import_job_run,
     import_portfolio_resolve,
+    import_upload_discard,
     import_upload_store,
 )
 from .validation import HISTORY_COLUMNS, OUTCOME_COLUMNS, REDACTED
@@ -40,5 +41,6 @@ __all__ = [
     "import_job_create",
     "import_job_run",
     "import_portfolio_resolve",
+    "import_upload_discard",
     "import_upload_store",
 ]
