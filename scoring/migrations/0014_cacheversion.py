@@ -6,7 +6,7 @@ def first_row(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("scoring", "0012_pii_encrypted")]
+    dependencies = [("scoring", "0013_import_report_summary")]
 
     operations = [
         migrations.CreateModel(
