@@ -215,13 +215,15 @@ class BatchRunRequestSerializer(serializers.Serializer):
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
-    """An import job with its validation report (``errors``: the first problems, ``error_count``: all)."""
+    """An import job with its validation report (``errors``: the first problems in row order,
+    ``error_count``: all; ``summary``: every (column, problem) pair of the whole file with its
+    count and first examples; ``warning_count``: cells accepted with a change)."""
 
     class Meta:
         model = ImportJob
         fields = ["id", "portfolio", "kind", "schema", "file_name", "file_sha256", "file_size", "status", "valid_only",
                   "rows_total", "rows_valid", "rows_invalid", "rows_created", "rows_updated", "rows_unchanged",
-                  "error_count", "errors", "message", "created_by", "created_at", "started_at", "finished_at"]  # fmt: skip
+                  "error_count", "errors", "warning_count", "summary", "message", "created_by", "created_at", "started_at", "finished_at"]  # fmt: skip
         read_only_fields = fields
 
 
@@ -229,7 +231,7 @@ class ImportJobSummarySerializer(ImportJobSerializer):
     """In lists: the counts without the report's rows."""
 
     class Meta(ImportJobSerializer.Meta):
-        fields = [f for f in ImportJobSerializer.Meta.fields if f != "errors"]
+        fields = [f for f in ImportJobSerializer.Meta.fields if f not in ("errors", "summary")]
         read_only_fields = fields
 
 

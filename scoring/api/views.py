@@ -36,7 +36,7 @@ from scoring.services.batch import batch_run_cancel, batch_run_resume, batch_run
 from scoring.services.explanations import score_explanation
 from scoring.services.exports import export_csv_lines, export_parquet
 from scoring.services.import_reports import import_report_csv_lines
-from scoring.services.ingestion import IngestionError, import_job_create, import_upload_store
+from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.registry import model_version_approve, model_version_promote
 from scoring.services.scoring import score_realtime
 from scoring.services.training import model_training_start
@@ -561,6 +561,7 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
                 encoding=data["encoding"], created_by=request.user, file_name=upload.name,
             )  # fmt: skip
         except IngestionError as exc:
+            import_upload_discard(path)
             raise ValidationError({"file": [str(exc)]}) from None
         transaction.on_commit(lambda: import_file.delay(job.pk, str(path), data["encoding"]))
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -64,7 +64,11 @@ def api_token_create(
 
 def api_token_revoke(*, token: ApiToken) -> ApiToken:
     """Revoke ``token`` from now on (idempotent: the first revocation time is kept)."""
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    from scoring.caches import invalidate
+
+    with transaction.atomic():
+        ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        invalidate()  # an update() sends no signal: every process drops its cached token now
     token.refresh_from_db(fields=["revoked_at"])
     return token
 
