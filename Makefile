@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_ENV := CELERY_QUEUE_PREFIX=test-$$$$-
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo worker web test test-fast test-full lint typecheck bench up down clean
+.PHONY: help install run demo worker web test test-fast test-full lint typecheck bench schemathesis up down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ lint: install ## ruff lint and format check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy riskapp scoring models
+
+schemathesis: install ## fuzz a real server with Schemathesis (all checks, stateful; 25,000+ cases a role; ~1 h)
+	bash bench/schemathesis.sh
 
 bench: install ## benchmarks (results in bench/results/); see bench/README.md
 	$(BIN)/python bench/run_all.py

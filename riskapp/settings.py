@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "scoring.metrics.RequestMetricsMiddleware",  # first: times the whole stack
+    "scoring.middleware.NoStoreMiddleware",  # no cache keeps a copy of any page or API answer
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

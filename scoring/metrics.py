@@ -17,7 +17,6 @@ read from the broker and the database when Prometheus scrapes.
 
 from __future__ import annotations
 
-import hmac
 import os
 import time
 
@@ -181,18 +180,19 @@ def metrics_text() -> bytes:
 
 
 def metrics_view(request):
-    """``/metrics`` in Prometheus' text format. With ``METRICS_BEARER_TOKEN`` set, the
-    scraper must send it (``Authorization: Bearer ...``); otherwise keep the path on
-    the internal network."""
-    from django.conf import settings
+    """``/metrics`` in Prometheus' text format, for authorised callers only: the scraper
+    sends ``METRICS_BEARER_TOKEN`` (``Authorization: Bearer ...``), or a signed-in
+    administrator looks. The series name portfolios and their champions, so without
+    the token set nobody anonymous reads them (the path used to be open then)."""
     from django.http import HttpResponse
 
-    token = getattr(settings, "METRICS_BEARER_TOKEN", None)
-    if token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return HttpResponse("metrics need the bearer token\n", status=401, content_type="text/plain")
-    return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
+    from scoring.probes import probe_details_allowed
+
+    if not probe_details_allowed(request):
+        return HttpResponse("metrics need the bearer token\n", status=401, content_type="text/plain")
+    response = HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # --- Middleware ----------------------------------------------------------------

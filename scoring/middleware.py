@@ -77,3 +77,24 @@ class ServiceErrorMiddleware:
         if not isinstance(exception, ServiceError) or request.path.startswith("/api/"):
             return None
         return render(request, "service_error.html", {"message": exception.message}, status=exception.status)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` (Django's never-cache headers) on every answer but
+    static files: pages, API responses, exports and the admin may all carry personal
+    data, and no browser or proxy cache may keep a copy. Failing closed here is simpler
+    than deciding page by page what holds PII."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.utils.cache import add_never_cache_headers
+
+        response = self.get_response(request)
+        if not request.path.startswith(_CACHEABLE_PREFIXES):
+            add_never_cache_headers(response)
+        return response
+
+
+_CACHEABLE_PREFIXES = ("/static/", "/favicon.ico")

@@ -19,6 +19,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -130,9 +131,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+@csrf_exempt  # whatever the method: a POST without a CSRF token was an HTML 403 before the 404
 def not_found_view(request, *args, **kwargs) -> JsonResponse:
-    """Any path under /api/v1/ that names no endpoint: a 404 in the API's format
-    rather than Django's HTML page."""
+    """Any path under /api/ that names no endpoint: a 404 in the API's format
+    rather than Django's HTML page, whatever the method."""
     return JsonResponse(
         error_body("not_found", f"No endpoint at {request.path}; see /api/v1/docs/."),
         status=status.HTTP_404_NOT_FOUND,

@@ -1,6 +1,19 @@
 import pytest
 
 
+PROBE_TOKEN = "probe-token-of-the-tests"
+
+
+@pytest.fixture
+def client(settings):
+    """An authorised caller of the probes and /metrics (the platform's bearer token):
+    anonymous callers get the status only (tests/scoring/test_exposure.py)."""
+    from django.test import Client
+
+    settings.METRICS_BEARER_TOKEN = PROBE_TOKEN
+    return Client(headers={"Authorization": f"Bearer {PROBE_TOKEN}"})
+
+
 @pytest.mark.django_db
 def test_healthz_reports_database_and_broker_ok(client):
     response = client.get("/healthz")

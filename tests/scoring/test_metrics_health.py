@@ -19,6 +19,7 @@ from scoring.services.health import queue_depths
 from scoring.services.registry import model_version_approve, model_version_promote
 from scoring.services.training import model_version_create, model_version_train
 from tests.factories import UserFactory, synthetic_portfolio
+from tests.scoring.test_health import client  # noqa: F401  (the authorised caller)
 
 FAST = {"max_epochs": 4, "patience": 2, "batch_size": 128}
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -122,7 +123,10 @@ def test_metrics_expose_every_series_after_a_scoring_request(book, client):
 
 
 @pytest.mark.django_db
-def test_metrics_need_the_bearer_token_when_one_is_set(client, settings):
+def test_metrics_need_the_bearer_token_when_one_is_set(settings):
+    from django.test import Client
+
+    client = Client()
     settings.METRICS_BEARER_TOKEN = "s3cret-scraper-token"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
