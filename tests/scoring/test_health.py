@@ -1,6 +1,5 @@
 import pytest
 
-
 PROBE_TOKEN = "probe-token-of-the-tests"
 
 
