@@ -9,11 +9,16 @@ app_name = "portal"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Browsers ask for /favicon.ico whatever the page's <link rel="icon"> says.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("applicants/", views.applicant_list, name="applicant_list"),
     path("applicants/<int:applicant_id>/", views.applicant_detail, name="applicant_detail"),
     path("applicants/<int:applicant_id>/whatif/", views.applicant_whatif, name="applicant_whatif"),
+    path("applicants/<int:applicant_id>/score/", views.applicant_score, name="applicant_score"),
+    path("score/", views.score_new, name="score_new"),
+    path("scores/<int:score_id>/", views.score_detail, name="score_detail"),
     path("imports/", views.import_list, name="import_list"),
     path("imports/<int:job_id>/", views.import_detail, name="import_detail"),
     path("imports/<int:job_id>/status/", views.import_status, name="import_status"),
@@ -29,6 +34,7 @@ urlpatterns = [
     path("runs/", views.run_list, name="run_list"),
     path("runs/start/", views.run_start, name="run_start"),
     path("runs/progress/", views.run_progress, name="run_progress"),
+    path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/resume/", views.run_resume, name="run_resume"),
     path("runs/<int:run_id>/export.<str:file_format>", views.run_export, name="run_export"),

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from scoring.models import DatasetSchema, ImportJob, Portfolio
 from scoring.services import bulk
+from scoring.services.errors import ServiceError
 
 from . import records
 from .readers import (
@@ -53,7 +54,7 @@ KINDS = (ImportJob.KIND_APPLICANTS, ImportJob.KIND_HISTORY, ImportJob.KIND_OUTCO
 Progress = Callable[[int, int, str], None]  # (rows_done, rows_total, phase: "validate" | "write")
 
 
-class IngestionError(ValueError):
+class IngestionError(ServiceError, ValueError):
     """The import cannot start (unknown kind, missing file, unknown encoding, a
     schema that does not apply); no job is recorded."""
 
