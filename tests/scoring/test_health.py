@@ -3,14 +3,18 @@ import pytest
 PROBE_TOKEN = "probe-token-of-the-tests"
 
 
-@pytest.fixture
-def client(settings):
+def authorised_client(settings):
     """An authorised caller of the probes and /metrics (the platform's bearer token):
     anonymous callers get the status only (tests/scoring/test_exposure.py)."""
     from django.test import Client
 
     settings.METRICS_BEARER_TOKEN = PROBE_TOKEN
     return Client(headers={"Authorization": f"Bearer {PROBE_TOKEN}"})
+
+
+@pytest.fixture
+def client(settings):
+    return authorised_client(settings)
 
 
 @pytest.mark.django_db

@@ -19,7 +19,7 @@ from scoring.services.health import queue_depths
 from scoring.services.registry import model_version_approve, model_version_promote
 from scoring.services.training import model_version_create, model_version_train
 from tests.factories import UserFactory, synthetic_portfolio
-from tests.scoring.test_health import client  # noqa: F401  (the authorised caller)
+from tests.scoring.test_health import authorised_client
 
 FAST = {"max_epochs": 4, "patience": 2, "batch_size": 128}
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -29,6 +29,11 @@ DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 def _own_artifact_dir(settings, tmp_path):
     """Artifacts of this test only: other test runs on the machine number portfolios alike."""
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
+
+
+@pytest.fixture
+def client(settings):
+    return authorised_client(settings)
 
 
 @pytest.fixture
