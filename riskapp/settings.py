@@ -156,6 +156,10 @@ IMPORT_MAX_FILE_MB = env_int("IMPORT_MAX_FILE_MB", 2048, minimum=1)
 # Bounds on training work (scoring/services/hyperparams.py): GPUs of a train worker
 # ("cuda:N" must be below it), versions queued or training per user, trials per study,
 # tuning studies running per user.
+# Denied anonymous requests per source address and window recorded one by one; beyond,
+# the source is answered 429 and the window's burst is one audit event (scoring/middleware.py).
+AUDIT_DENIED_BURST = env_int("AUDIT_DENIED_BURST", 30, minimum=1)
+AUDIT_DENIED_WINDOW_S = env_int("AUDIT_DENIED_WINDOW_S", 60, minimum=1)
 TRAIN_GPU_COUNT = env_int("TRAIN_GPU_COUNT", 1, minimum=0, maximum=64)
 TRAIN_MAX_QUEUED_PER_USER = env_int("TRAIN_MAX_QUEUED_PER_USER", 5, minimum=1)
 TUNE_MAX_TRIALS = env_int("TUNE_MAX_TRIALS", 50, minimum=1, maximum=1000)

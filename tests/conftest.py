@@ -34,6 +34,19 @@ def _fresh_process_cache():
     process_cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_denied_flood(settings):
+    """Every test client request comes from 127.0.0.1: each test starts with no flood
+    on record, and an allowance no ordinary test reaches (tests/scoring/test_flood.py
+    sets its own)."""
+    from scoring.middleware import denied_flood
+
+    settings.AUDIT_DENIED_BURST = 100_000
+    denied_flood.reset()
+    yield
+    denied_flood.reset()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The test database, minus the audit log's append-only triggers.

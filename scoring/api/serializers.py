@@ -162,10 +162,14 @@ class PromoteRequestSerializer(serializers.Serializer):
     )  # fmt: skip
 
 
+# Seeds as the portal takes them: a whole number a 32-bit signed column holds (an unbounded one overflowed SQLite, a 500).
+SEED_MAX = 2**31 - 1
+
+
 class TrainRequestSerializer(serializers.Serializer):
     portfolio = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=ModelVersion.KIND_CHOICES)
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, min_value=0, max_value=SEED_MAX)  # the database column holds it
     hyperparameters = serializers.DictField(required=False, default=dict)
 
 
@@ -178,7 +182,7 @@ class TuneRequestSerializer(serializers.Serializer):
         default=min(20, settings.TUNE_MAX_TRIALS),
         help_text="trials, one task each (at most TUNE_MAX_TRIALS)",
     )
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, min_value=0, max_value=SEED_MAX)  # the database column holds it
 
 
 class TuningStudySerializer(serializers.ModelSerializer):

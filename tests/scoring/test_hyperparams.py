@@ -103,6 +103,10 @@ def test_trials_and_queued_training_per_user_are_bounded(developer_world, settin
     response = api.post("/api/v1/models/tune/", {"portfolio": portfolio.pk, "kind": "mlp", "n_trials": 200},
                         format="json")  # fmt: skip
     assert response.status_code == 400 and "n_trials" in response.json()["error"]["details"]
+    for action in ("train", "tune"):  # found by Schemathesis: an unbounded seed overflowed SQLite (a 500)
+        huge = api.post(f"/api/v1/models/{action}/", {"portfolio": portfolio.pk, "kind": "mlp", "seed": 2**70},
+                        format="json")  # fmt: skip
+        assert huge.status_code == 400 and "seed" in huge.json()["error"]["details"], action
     assert not TuningStudy.objects.exists()
     for _ in range(settings.TRAIN_MAX_QUEUED_PER_USER):
         assert api.post("/api/v1/models/train/", {"portfolio": portfolio.pk, "kind": "mlp"},
