@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.management.commands._progress import ProgressBar
+from scoring.management.commands._progress import ProgressBar, refresh_patiently
 from scoring.models import BatchRun, ModelVersion, Portfolio
 from scoring.services.batch import (
     DEFAULT_CHUNK,
@@ -55,7 +55,7 @@ class Command(BaseCommand):
                 run.refresh_from_db()
                 bar.update(run.rows_done)
         while True:
-            run.refresh_from_db()
+            refresh_patiently(run)
             bar.update(run.rows_done)
             if run.status in (BatchRun.STATUS_DONE, BatchRun.STATUS_CANCELLED, BatchRun.STATUS_FAILED):
                 break

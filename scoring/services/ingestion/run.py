@@ -159,6 +159,7 @@ def import_job_create(
         schema=schema or portfolio.schema,
         file_name=(file_name or path.name)[:500],
         file_size=path.stat().st_size,
+        source=str(path)[:1000],  # what a retry reads again
         valid_only=valid_only,
         created_by=created_by,
     )
@@ -176,14 +177,19 @@ def import_job_run(
 ) -> ImportJob | None:
     """Claim a pending job and run it. Returns None when the job is gone or
     another worker claimed it first."""
+    from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
+
+    token = worker_identity()
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.STATUS_PENDING).update(
-        status=ImportJob.STATUS_RUNNING, started_at=timezone.now()
+        status=ImportJob.STATUS_RUNNING, started_at=timezone.now(), **lease_claim_fields(token)
     )
     if not claimed:
         return None
     job = ImportJob.objects.select_related("portfolio", "schema").get(pk=job_id)
     try:
-        _job_execute(job, path=Path(path), encoding=encoding_resolve(encoding), progress=progress)
+        # The lease tells the supervisor this process is alive (a killed import is marked failed).
+        with lease_held(ImportJob, job_id, token):
+            _job_execute(job, path=Path(path), encoding=encoding_resolve(encoding), progress=progress)
     except Exception as exc:  # the job records any failure; the traceback goes to the log
         logger.exception("Import job %s failed", job.pk)
         job.status = ImportJob.STATUS_FAILED
