@@ -7,18 +7,10 @@ which grant) are the service's (``scoring.services.jobs``)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from scoring.services import jobs
-from scoring.services.errors import ServiceError
-
-
-class _ServiceRefused(exceptions.APIException):
-    def __init__(self, error: ServiceError):
-        self.status_code = error.status
-        super().__init__(detail=error.message, code=error.code)
 
 
 class JobActionsMixin:
@@ -29,10 +21,8 @@ class JobActionsMixin:
 
     def _act(self, request, table: dict):
         _model, argument = jobs.MODELS[self.job_kind]
-        try:
-            obj = table[self.job_kind](**{argument: self.get_object(), "user": request.user})
-        except ServiceError as error:
-            raise _ServiceRefused(error) from None
+        # A refusal (a ServiceError) is mapped by the API's one exception handler.
+        obj = table[self.job_kind](**{argument: self.get_object(), "user": request.user})
         return Response(self.job_serializer(obj).data)
 
     @extend_schema(summary="Retry a failed job (its worker died, or it failed)", request=None)

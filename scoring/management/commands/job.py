@@ -1,10 +1,8 @@
-from django.core.management.base import BaseCommand, CommandError
-
-from scoring.services.errors import ServiceError
+from scoring.management.base import ServiceCommand
 from scoring.services.jobs import MODELS, job_act
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Retry a failed training, tuning study or import (its worker died, or it failed), or cancel a queued or "
         "running one: `job retry training 12`, `job cancel import 7`. The supervisor marks jobs whose worker is "
@@ -17,8 +15,5 @@ class Command(BaseCommand):
         parser.add_argument("id", type=int)
 
     def handle(self, *args, **options):
-        try:
-            obj = job_act(action=options["action"], kind=options["kind"], pk=options["id"])
-        except ServiceError as exc:
-            raise CommandError(exc.message) from None
+        obj = job_act(action=options["action"], kind=options["kind"], pk=options["id"])
         self.stdout.write(f"{options['kind'].title()} {obj.pk}: {obj.status}")

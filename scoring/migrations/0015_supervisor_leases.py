@@ -20,7 +20,7 @@ def unschedule_supervisor(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scoring", "0012_pii_encrypted"),
+        ("scoring", "0014_cacheversion"),
     ]
 
     operations = [
