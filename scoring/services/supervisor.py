@@ -279,3 +279,23 @@ def supervise() -> dict[str, int]:
             close_old_connections()
             repaired[kind] = 0
     return repaired
+
+
+SCHEDULE_NAME = "Supervisor: stale chunks, lost messages, unfinished runs, dead trainings and imports"
+
+
+def supervisor_schedule_ensure() -> bool:
+    """Beat's every-minute schedule of the supervisor exists and is enabled (an operator
+    may have removed or disabled it in the admin); True when it had to be created."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute="*", hour="*", day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
+    )
+    task, created = PeriodicTask.objects.get_or_create(
+        task="scoring.tasks.score_supervise", defaults={"name": SCHEDULE_NAME, "crontab": crontab}
+    )
+    if not created and not task.enabled:
+        task.enabled = True
+        task.save(update_fields=["enabled"])
+    return created
