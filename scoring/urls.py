@@ -23,6 +23,7 @@ urlpatterns = [
     path("imports/<int:job_id>/", views.import_detail, name="import_detail"),
     path("imports/<int:job_id>/status/", views.import_status, name="import_status"),
     path("imports/<int:job_id>/report.csv", views.import_report, name="import_report"),
+    path("imports/infer-schema/", views.schema_infer, name="schema_infer"),
     path("models/", views.model_list, name="model_list"),
     path("models/train/", views.model_train, name="model_train"),
     path("models/tune/", views.model_tune, name="model_tune"),

@@ -389,7 +389,42 @@ def import_list(request):
                 messages.success(request, f"Import #{job.pk} queued: the file is validated before anything is written.")
                 return redirect("portal:import_detail", job_id=job.pk)
     jobs = Paginator(selectors.import_job_list(user=request.user), 25).get_page(request.GET.get("page"))
-    return page(request, "scoring/import_list.html", {"form": form, "page_obj": jobs})
+    context = {
+        "form": form,
+        "page_obj": jobs,
+        "infer_form": forms.SchemaInferForm(auto_id="infer_%s", user=request.user),
+    }
+    return page(request, "scoring/import_list.html", context)
+
+
+@login_required
+@require_POST
+def schema_infer(request):
+    """Propose a schema for an uploaded sample: the JSON to review, as a download."""
+    from scoring.services.errors import ForbiddenError
+    from scoring.services.ingestion.inference import schema_infer_upload
+
+    form = forms.SchemaInferForm(request.POST, request.FILES, user=request.user)
+    if not form.is_valid():
+        messages.error(request, "Choose a file to propose a schema from.")
+        return redirect("portal:import_list")
+    data = form.cleaned_data
+    try:
+        result = schema_infer_upload(
+            user=request.user,
+            portfolio=data["portfolio"],
+            upload=data["file"],
+            name=data["name"] or None,
+            encoding=data["encoding"],
+        )
+    except ForbiddenError as exc:
+        raise PermissionDenied(exc.message) from None
+    except IngestionError as exc:
+        messages.error(request, str(exc))
+        return redirect("portal:import_list")
+    response = JsonResponse(result["schema"], json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="{result["schema"]["name"]}.schema.json"'
+    return response
 
 
 def import_upload(request, data: dict) -> ImportJob:

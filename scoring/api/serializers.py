@@ -235,6 +235,15 @@ class ImportJobSummarySerializer(ImportJobSerializer):
         read_only_fields = fields
 
 
+class SchemaInferRequestSerializer(serializers.Serializer):
+    portfolio = serializers.IntegerField(help_text="The portfolio the file is meant for (its import grant is needed)")
+    file = serializers.FileField(help_text="CSV (.csv, .csv.gz) or Parquet file; a sample of it is read")
+    name = serializers.CharField(required=False, max_length=200, help_text="Schema name (default: the file's)")
+    encoding = serializers.CharField(required=False, default="utf-8", max_length=40)
+    sample_rows = serializers.IntegerField(required=False, default=50_000, min_value=10, max_value=500_000)
+    top = serializers.IntegerField(required=False, default=50, min_value=1, max_value=5_000)
+
+
 class ImportRequestSerializer(serializers.Serializer):
     portfolio = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=ImportJob.KIND_CHOICES)

@@ -576,6 +576,32 @@ class ImportJobViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        summary="Propose a schema for a file: types (money, date formats), id, features, PII, target candidates",
+        description="Reads a sample of the uploaded file (deleted within the request) and returns "
+        "`{schema, columns: [profile with frequencies and reasons], targets, rows_sampled}`: the schema to "
+        "review and register. Nothing is imported. Needs the import grant on `portfolio`.",
+        request={"multipart/form-data": s.SchemaInferRequestSerializer},
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=False, methods=["post"], url_path="infer-schema", filterset_class=None)
+    def infer_schema(self, request):
+        from scoring.services.errors import ForbiddenError
+        from scoring.services.ingestion.inference import schema_infer_upload
+
+        body = s.SchemaInferRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        portfolio = _visible_portfolio(request, data.pop("portfolio"))
+        upload = data.pop("file")
+        try:
+            result = schema_infer_upload(user=request.user, portfolio=portfolio, upload=upload, **data)
+        except ForbiddenError as exc:
+            raise PermissionDenied(exc.message) from None
+        except IngestionError as exc:
+            raise ValidationError({"file": [str(exc)]}) from None
+        return Response(result)
+
+    @extend_schema(
         summary="Download an import job's validation report as CSV (row, column, value, message)",
         description="The problems the report kept (the first `IMPORT_MAX_REPORTED_ERRORS`; `error_count` "
         "counts all). Values of personal-data columns are redacted. Cells are escaped like exports.",
