@@ -34,7 +34,7 @@ def _on_logout(sender, request, user, **kwargs) -> None:
         audit_record(action="logout", actor=user, request=request)
 
 
-def audit_schedules_reconcile(**kwargs) -> None:
+def audit_schedules_reconcile(*, request=None) -> None:
     """Record each audit schedule whose state (enabled, disabled, deleted) differs from
     the last state recorded for it. Stateless: the log itself holds the last state, so
     bulk updates that send no per-row signal are caught as well."""
@@ -60,18 +60,24 @@ def audit_schedules_reconcile(**kwargs) -> None:
                 object_type="periodic_task",
                 object_ids=[row["id"]],
                 details={"name": name, "task": row["task"]},
-                outcome="success",
+                request=request,
             )
     for name, last in recorded.items():
         if name not in present and last != "audit.schedule_deleted":
-            audit_record(action="audit.schedule_deleted", object_type="periodic_task", details={"name": name})
+            audit_record(
+                action="audit.schedule_deleted", object_type="periodic_task", details={"name": name}, request=request
+            )
 
 
 def _schedule_changed(sender, instance, **kwargs) -> None:
     from django.db import transaction
 
-    # After the change commits, so the reconciliation reads the new state.
-    transaction.on_commit(audit_schedules_reconcile)
+    from scoring.audit.events import current_request
+
+    # After the change commits, so the reconciliation reads the new state; by then the
+    # request may be over, so its user is taken now.
+    request = current_request.get()
+    transaction.on_commit(lambda: audit_schedules_reconcile(request=request))
 
 
 def _schedule_deleted(sender, instance, **kwargs) -> None:
