@@ -66,6 +66,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication: it records denied requests with their user.
     "scoring.middleware.AuditMiddleware",
+    # Last: sees a view's unhandled service error first, and answers it as a page.
+    "scoring.middleware.ServiceErrorMiddleware",
 ]
 
 ROOT_URLCONF = "riskapp.urls"
@@ -150,10 +152,22 @@ LOGOUT_REDIRECT_URL = "portal:login"
 
 # --- Ingestion limits ----------------------------------------------------------
 IMPORT_MAX_FILE_MB = env_int("IMPORT_MAX_FILE_MB", 2048, minimum=1)
+# Bounds on training work (scoring/services/hyperparams.py): GPUs of a train worker
+# ("cuda:N" must be below it), versions queued or training per user, trials per study,
+# tuning studies running per user.
+TRAIN_GPU_COUNT = env_int("TRAIN_GPU_COUNT", 1, minimum=0, maximum=64)
+TRAIN_MAX_QUEUED_PER_USER = env_int("TRAIN_MAX_QUEUED_PER_USER", 5, minimum=1)
+TUNE_MAX_TRIALS = env_int("TUNE_MAX_TRIALS", 50, minimum=1, maximum=1000)
+TUNE_MAX_RUNNING_PER_USER = env_int("TUNE_MAX_RUNNING_PER_USER", 2, minimum=1)
 IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 50_000_000, minimum=1)
 IMPORT_MAX_COLUMNS = env_int("IMPORT_MAX_COLUMNS", 500, minimum=1)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 50_000, minimum=100)
 IMPORT_MAX_REPORTED_ERRORS = env_int("IMPORT_MAX_REPORTED_ERRORS", 1000, minimum=1)
+# Examples kept of each (column, problem) pair of the report's summary (the counts are never capped).
+IMPORT_REPORT_EXAMPLES = env_int("IMPORT_REPORT_EXAMPLES", 5, minimum=1)
+# Limits enforced while the file is read (a small compressed file can expand without bound).
+IMPORT_MAX_DECOMPRESSED_MB = env_int("IMPORT_MAX_DECOMPRESSED_MB", 8192, minimum=1)
+IMPORT_MAX_CELL_CHARS = env_int("IMPORT_MAX_CELL_CHARS", 100_000, minimum=100)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("UPLOAD_MAX_MEMORY_MB", 10, minimum=1) * 1024 * 1024
 # Uploads above this are streamed to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
@@ -169,7 +183,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # An upload larger than IMPORT_MAX_FILE_MB is refused before it is stored (scoring/api/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "scoring.api.parsers.DepthLimitedJSONParser",  # nesting depth bounded: no RecursionError
         "rest_framework.parsers.FormParser",
         "scoring.api.parsers.LimitedMultiPartParser",
     ],

@@ -248,6 +248,12 @@ class ImportJob(models.Model):
     rows_unchanged = models.BigIntegerField(default=0)
     error_count = models.BigIntegerField(default=0, help_text="All problems found; the report keeps the first ones.")
     errors = models.JSONField(default=list, blank=True, help_text="[{row, column, value, message}], capped")
+    warning_count = models.BigIntegerField(default=0, help_text="Cells accepted with a change (unseen -> other).")
+    summary = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{severity, column, problem, count, examples: [{row, value}]}] over the whole file, never capped",
+    )
     message = models.TextField(blank=True)
 
     class Meta:
@@ -678,3 +684,15 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures} failures"
+
+
+class CacheVersion(models.Model):
+    """CacheVersion: the one counter that per-process caches of grants, tokens,
+    champions, policies and reason texts compare with on each request
+    (``scoring.caches``). Any change to what they hold bumps it in the changing
+    transaction, so every web process sees the change on its next request."""
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"cache version {self.value}"

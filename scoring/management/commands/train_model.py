@@ -1,8 +1,9 @@
 import json
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.management.commands._progress import ProgressBar
 from scoring.models import ModelVersion, Portfolio
 from scoring.services.training import model_training_start, model_version_create, model_version_train
@@ -27,7 +28,7 @@ def metrics_table(version: ModelVersion) -> str:
     return "\n".join(out)
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Train a credit model of a portfolio: enqueue it on the `train` queue and follow its progress "
         "(a worker must be running), or run it in this process with --sync."
