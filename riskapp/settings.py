@@ -168,6 +168,9 @@ IMPORT_REPORT_EXAMPLES = env_int("IMPORT_REPORT_EXAMPLES", 5, minimum=1)
 # Limits enforced while the file is read (a small compressed file can expand without bound).
 IMPORT_MAX_DECOMPRESSED_MB = env_int("IMPORT_MAX_DECOMPRESSED_MB", 8192, minimum=1)
 IMPORT_MAX_CELL_CHARS = env_int("IMPORT_MAX_CELL_CHARS", 100_000, minimum=100)
+IMPORT_MAX_LINE_KB = env_int("IMPORT_MAX_LINE_KB", 4096, minimum=64)
+# Uncompressed bytes of one Parquet batch: with the chunk size, what bounds an import's memory.
+IMPORT_MAX_BATCH_MB = env_int("IMPORT_MAX_BATCH_MB", 64, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("UPLOAD_MAX_MEMORY_MB", 10, minimum=1) * 1024 * 1024
 # Uploads above this are streamed to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

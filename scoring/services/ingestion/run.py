@@ -32,6 +32,7 @@ from . import records
 from .readers import (
     FIRST_DATA_ROW,
     FileProblem,
+    ReadLimits,
     encoding_resolve,
     file_facts,
     file_format,
@@ -354,7 +355,9 @@ def _file_pass(
     """Read and validate the whole file (and hand each chunk to ``write``, if
     given). Returns the number of data rows."""
     max_rows = settings.IMPORT_MAX_ROWS
-    reader = table_reader_open(path, fmt=fmt, encoding=encoding, chunk_rows=settings.IMPORT_CHUNK_ROWS)
+    reader = table_reader_open(
+        path, fmt=fmt, encoding=encoding, chunk_rows=settings.IMPORT_CHUNK_ROWS, limits=ReadLimits.from_settings()
+    )
     if len(reader.columns) > settings.IMPORT_MAX_COLUMNS:
         raise FileProblem(
             f"The file has {len(reader.columns):,} columns; at most {settings.IMPORT_MAX_COLUMNS:,} are accepted "
