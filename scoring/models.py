@@ -255,6 +255,12 @@ class ImportJob(models.Model):
         help_text="[{severity, column, problem, count, examples: [{row, value}]}] over the whole file, never capped",
     )
     message = models.TextField(blank=True)
+    # The file a retry reads again (a path or a storage name); empty when it is gone.
+    source = models.CharField(max_length=1000, blank=True)
+    # The lease of the process running it: renewed while it runs, so the supervisor can
+    # tell a running import from one whose process is gone (scoring.services.supervisor).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -342,6 +348,9 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     promotion_override_at = models.DateTimeField(null=True, blank=True)
+    # The lease of the worker training it (see ImportJob.worker).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["portfolio_id", "-version"]
@@ -389,6 +398,9 @@ class TuningStudy(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Renewed by every worker running one of its trials (see ImportJob.worker).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -454,6 +466,9 @@ class BatchRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The run is pinned to model_version at start; when that version retires mid-run
+    # (a new champion) the rest is still scored by it, and this says when it retired.
+    model_retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -476,6 +491,9 @@ class ScoreChunk(models.Model):
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default="pending", db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # When a message for it was last sent: a pending chunk whose message is older than
+    # the stale limit has lost it (a broker restarted empty) and is sent again.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)
 
