@@ -12,7 +12,7 @@ never holds. Removing, editing or reordering a sealed event breaks the chain
 (``manage.py verify_audit_log`` finds the first broken link).
 
 The database refuses UPDATE (except sealing an unsealed event, once), DELETE and
-TRUNCATE on the audit tables (triggers, migration 0015), and the application's
+TRUNCATE on the audit tables (triggers, migration 0016), and the application's
 database role is not their owner, so it cannot disable them (``grant_app_role``).
 Checkpoints sign the count and head of the chain, in the database and in a file
 outside it (``scoring.audit.signing`` says why both), so a deleted tail is caught.

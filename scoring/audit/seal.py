@@ -13,7 +13,7 @@ lands in the next batch: seq order is sealing order, not id order.
 The window: until it is sealed, an event is protected by the append-only trigger
 and the application role's grants only. Someone able to bypass the trigger (the
 table owner, a superuser) could alter or delete it then without a trace. Beat seals
-every 5 seconds (migration 0015) and verify seals before it walks;
+every 5 seconds (migration 0016) and verify seals before it walks;
 ``AUDIT_SEAL_WINDOW_SECONDS`` (30 by default) bounds how long an event may stay
 unsealed: verify and /readyz fail on any older unsealed event.
 """

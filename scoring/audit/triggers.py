@@ -9,7 +9,7 @@ from django.db import connection
 
 def _trigger_migration():
     # The SQL lives in the migration that installs it (frozen with it); read from there.
-    return importlib.import_module("scoring.migrations.0015_audit_sealer")
+    return importlib.import_module("scoring.migrations.0016_audit_sealer")
 
 
 def append_only_expected() -> set[str]:

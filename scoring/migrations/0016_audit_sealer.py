@@ -153,7 +153,7 @@ def schedule_remove(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scoring", "0014_cacheversion"),
+        ("scoring", "0015_supervisor_leases"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
