@@ -24,6 +24,16 @@ def _plain_static_storage(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_cache():
+    """Each test starts with an empty per-process cache (scoring/caches.py): a test's
+    rolled-back transaction can take the cache version back to a number this process
+    already cached other data under, which production (where versions only grow) never does."""
+    from scoring.caches import process_cache
+
+    process_cache.clear()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The test database, minus the audit log's append-only triggers.
@@ -39,6 +49,23 @@ def django_db_setup(django_db_setup, django_db_blocker):
         missing = append_only_expected() - append_only_installed()
         assert not missing, f"the migrations did not install the audit triggers {sorted(missing)}"
         append_only_uninstall()
+
+
+@pytest.fixture(autouse=True)
+def _own_audit_head_file(settings, tmp_path):
+    """Each test's database starts empty (it rolls back), so its chain's signed heads kept
+    outside the database (settings.AUDIT_HEAD_FILE) go to a file of its own."""
+    settings.AUDIT_HEAD_FILE = tmp_path / "audit-heads.jsonl"
+
+
+@pytest.fixture
+def append_only(db):
+    """The audit log's append-only triggers, installed inside the test's transaction
+    (which rolls them back; the session's database has them dropped, see
+    ``django_db_setup``). For tests that need a protected log: /readyz, verify."""
+    from scoring.audit import append_only_install
+
+    append_only_install()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,13 +19,14 @@ from scoring.inference import decider_load
 from scoring.metrics import ExplanationTimer, scores_written
 from scoring.models import ModelVersion, Portfolio, ReasonCode, Score
 from scoring.services.datasets import PortfolioData
+from scoring.services.errors import ConflictError
 from scoring.services.reason_codes import reason_codes_ensure
 
 TOP_REASONS = 4
 SCORABLE = (ModelVersion.STATUS_APPROVED, ModelVersion.STATUS_CHAMPION)
 
 
-class ScoringError(ValueError):
+class ScoringError(ConflictError, ValueError):
     """Scoring is not possible (no champion, an unapproved model, bad input)."""
 
 
@@ -90,11 +92,18 @@ def _catalogue(version: ModelVersion, groups: list[str]) -> dict[str, tuple[str,
 
 
 def rows_from_decisions(
-    decisions: Decisions, data: PortfolioData, *, version: ModelVersion, top_k: int = TOP_REASONS
+    decisions: Decisions,
+    data: PortfolioData,
+    *,
+    version: ModelVersion,
+    top_k: int = TOP_REASONS,
+    reason_texts: Callable[[ModelVersion, list[str]], dict[str, tuple[str, str]]] | None = None,
 ) -> list[ScoredRow]:
-    """Per row: PD, score, decision, the top reasons (raising risk most), the contributions."""
+    """Per row: PD, score, decision, the top reasons (raising risk most), the contributions.
+    ``reason_texts(version, groups)``: where the texts come from (default: read now;
+    the real-time path passes its per-process cache)."""
     assert decisions.contributions is not None
-    catalogue = _catalogue(version, decisions.groups)
+    catalogue = (reason_texts or _catalogue)(version, decisions.groups)
     value_of = ValueLookup(data.static, history_facts(data.history, data.history_mask))
     scale = decider_load(version).scale  # cached: the same decider decide_rows used
     tops = top_reasons(decisions.contributions, decisions.groups, k=top_k)
@@ -134,12 +143,17 @@ def rows_from_decisions(
 
 
 def decide_rows(
-    *, version: ModelVersion, data: PortfolioData, top_k: int = TOP_REASONS, mode: str = "realtime"
+    *,
+    version: ModelVersion,
+    data: PortfolioData,
+    top_k: int = TOP_REASONS,
+    mode: str = "realtime",
+    reason_texts: Callable[[ModelVersion, list[str]], dict[str, tuple[str, str]]] | None = None,
 ) -> tuple[Decisions, list[ScoredRow]]:
     decider = decider_load(version)
     with ExplanationTimer(version.kind, mode):  # mode: realtime or batch, a label of /metrics
         decisions = decider.decide(**data.model_inputs(version.kind))
-    return decisions, rows_from_decisions(decisions, data, version=version, top_k=top_k)
+    return decisions, rows_from_decisions(decisions, data, version=version, top_k=top_k, reason_texts=reason_texts)
 
 
 def score_values(
@@ -285,14 +299,24 @@ def score_realtime(
     (score,) = score_objects(
         version=version, data=data, features=stored, rows=rows, requested_by=requested_by, applicant_ids=ids
     )
-    score.save()
-    scores_written(portfolio=portfolio, version=version, count=1, mode="realtime")
+    return score_record(score=score, version=version, requested_by=requested_by)
+
+
+def score_record(*, score: Score, version: ModelVersion, requested_by=None, request=None) -> Score:
+    """Save a real-time decision and its audit event in ONE transaction: a crash
+    between the two can no longer leave a decision without its audit row."""
+    from django.db import transaction
+
     from scoring.audit import audit_record
 
-    audit_record(
-        action="score.create", actor=requested_by, portfolio_id=portfolio.pk, object_type="score", object_ids=[score.pk],
-        details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
-    )  # fmt: skip
+    with transaction.atomic():
+        score.save(force_insert=True)
+        audit_record(
+            action="score.create", actor=requested_by, request=request, portfolio_id=version.portfolio_id,
+            object_type="score", object_ids=[score.pk],
+            details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
+        )  # fmt: skip
+    scores_written(portfolio=version.portfolio, version=version, count=1, mode="realtime")
     return score
 
 
@@ -366,8 +390,13 @@ def score_whatif(
 
 
 class ApplicantDataError(ScoringError):
+    """The applicant's data given for scoring does not fit the schema (a 400 with each problem)."""
+
+    code = "invalid"
+    status = 400
+
     def __init__(self, problems: list[dict]):
-        super().__init__(f"{len(problems)} problem(s) in the applicant's data")
+        super().__init__(f"{len(problems)} problem(s) in the applicant's data", details={"applicant": problems})
         self.problems = problems
 
 
