@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from scoring.api import examples as ex
 from scoring.api import serializers as s
 from scoring.api.errors import ErrorResponseSerializer, error_body
+from scoring.api.jobs import JobActionsMixin
 from scoring.audit import audit_record
 from scoring.filters import (
     ApplicantFilter,
@@ -262,10 +263,14 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         examples=_example_list(("Model version", ex.MODEL_DETAIL)),
     ),
 )
-class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = ModelVersion.objects.order_by("portfolio_id", "-version")
     filterset_class = ModelVersionFilter
-    required_portfolio_perms = {"approve": "validate_portfolio", "promote": "validate_portfolio"}
+    required_portfolio_perms = {
+        "approve": "validate_portfolio", "promote": "validate_portfolio",
+        "retry": "train_portfolio", "cancel": "train_portfolio",
+    }  # fmt: skip
+    job_kind, job_serializer = "training", s.ModelVersionSerializer
 
     def get_serializer_class(self):
         return s.ModelVersionDetailSerializer if self.action == "retrieve" else s.ModelVersionSerializer
@@ -393,10 +398,12 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
         examples=_example_list(("Done", ex.TUNING_STUDY_DONE)),
     ),
 )
-class TuningStudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class TuningStudyViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = TuningStudy.objects.order_by("-created_at", "-id")
     serializer_class = s.TuningStudySerializer
     filterset_class = TuningStudyFilter
+    required_portfolio_perms = {"retry": "train_portfolio", "cancel": "train_portfolio"}
+    job_kind, job_serializer = "tuning", s.TuningStudySerializer
 
 
 @extend_schema(tags=["Batch scoring"])
@@ -521,9 +528,11 @@ class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         examples=_example_list(("Rejected", ex.IMPORT_JOB)),
     ),
 )
-class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class ImportJobViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = ImportJob.objects.order_by("-created_at", "-id")
     filterset_class = ImportJobFilter
+    required_portfolio_perms = {"retry": "import_portfolio", "cancel": "import_portfolio"}
+    job_kind, job_serializer = "import", s.ImportJobSerializer
 
     def get_serializer_class(self):
         return s.ImportJobSummarySerializer if self.action == "list" else s.ImportJobSerializer

@@ -203,6 +203,7 @@ def import_job_create(
         schema=schema or portfolio.schema,
         file_name=(file_name or path.name)[:500],
         file_size=path.stat().st_size,
+        source=str(path)[:1000],  # what a retry reads again
         valid_only=valid_only,
         created_by=created_by,
     )
@@ -220,15 +221,20 @@ def import_job_run(
 ) -> ImportJob | None:
     """Claim a pending job and run it. Returns None when the job is gone or
     another worker claimed it first."""
+    from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
+
+    token = worker_identity()
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.STATUS_PENDING).update(
-        status=ImportJob.STATUS_RUNNING, started_at=timezone.now()
+        status=ImportJob.STATUS_RUNNING, started_at=timezone.now(), **lease_claim_fields(token)
     )
     if not claimed:
         if not ImportJob.objects.filter(pk=job_id).exists():
             import_upload_discard(path)  # nobody will read it
         return None
     try:
-        return _job_claimed_run(job_id=job_id, path=path, encoding=encoding, progress=progress)
+        # The lease tells the supervisor this process is alive (a killed import is marked failed).
+        with lease_held(ImportJob, job_id, token):
+            return _job_claimed_run(job_id=job_id, path=path, encoding=encoding, progress=progress)
     finally:
         # However the import ended, the uploaded copy goes (a redelivered message
         # finds the job done and the file gone, and reads neither).
