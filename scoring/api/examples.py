@@ -326,6 +326,31 @@ IMPORT_REQUEST = {
     "valid_only": False,
     "encoding": "utf-8",
 }
+SCHEMA_INFER_REQUEST = {"portfolio": 1, "file": "SBAnational.csv", "encoding": "utf-8", "top": 50}
+SCHEMA_INFER_RESULT = {
+    "schema": {
+        "name": "sbanational",
+        "version": 1,
+        "description": "Proposed by infer_schema from 50,000 rows of SBAnational.csv; review before use.",
+        "application_date": "ApprovalDate",
+        "columns": [
+            {"name": "LoanNr_ChkDgt", "role": "id", "type": "string"},
+            {"name": "DisbursementGross", "role": "numeric", "type": "money", "currency": ["$"],
+             "thousands": ",", "decimal": "."},
+            {"name": "ApprovalDate", "role": "numeric", "type": "date", "formats": ["%d-%b-%y"],
+             "two_digit_year_pivot": 2026, "derive": []},
+            {"name": "MIS_Status", "role": "target", "type": "category", "categories": ["P I F", "CHGOFF"],
+             "positive_label": "CHGOFF", "nullable": True},
+        ],
+    },
+    "columns": [
+        {"name": "DisbursementGross", "missing": 0, "distinct": 2174, "unique": False,
+         "frequencies": [{"value": "$50,000.00", "count": 412}], "reasons": ["money in 50,000 of 50,000 cells"],
+         "proposed": {"name": "DisbursementGross", "role": "numeric", "type": "money"}},
+    ],
+    "targets": [{"name": "MIS_Status", "labels": ["P I F", "CHGOFF"], "positive_label": "CHGOFF"}],
+    "rows_sampled": 50000,
+}  # fmt: skip
 IMPORT_JOB = {
     "id": 31,
     "portfolio": 1,

@@ -249,6 +249,15 @@ class SchemaInferRequestSerializer(serializers.Serializer):
     top = serializers.IntegerField(required=False, default=50, min_value=1, max_value=5_000)
 
 
+class RecordBatchRequestSerializer(serializers.Serializer):
+    portfolio = serializers.IntegerField()
+    records = serializers.ListField(
+        child=serializers.DictField(), min_length=1, max_length=10_000,
+        help_text="Objects keyed by the schema's column names (applications) or applicant_id, defaulted, "
+        "observed_on (outcomes); null for a missing value",
+    )  # fmt: skip
+
+
 class ImportRequestSerializer(serializers.Serializer):
     portfolio = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=ImportJob.KIND_CHOICES)

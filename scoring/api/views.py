@@ -592,6 +592,51 @@ class ImportJobViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveMo
         transaction.on_commit(lambda: import_file.delay(job.pk, str(path), data["encoding"]))
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    def _records(self, request, kind: str):
+        from scoring.services.ingestion.batches import records_import
+
+        body = s.RecordBatchRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        portfolio = _visible_portfolio(request, body.validated_data["portfolio"], "import_portfolio")
+        # A RecordsRejected (400, with the report in the file format) is answered by the handler.
+        job = records_import(
+            portfolio=portfolio, kind=kind, records=body.validated_data["records"], created_by=request.user
+        )
+        return Response(s.ImportJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Send a batch of applications as JSON (validated like a file, all or nothing, idempotent)",
+        description="Each record is an applicant keyed by the schema's columns; upserted by its external id, so "
+        "a batch sent twice changes nothing. A record without a label is an application to score. Problems "
+        "answer 400 in the report's format (record 1 is row 2) and nothing is written. Needs the import grant.",
+        request=s.RecordBatchRequestSerializer,
+        responses={201: s.ImportJobSerializer},
+        examples=[
+            ex.request("Applications", {"portfolio": 1, "records": [{"applicant_id": "A-1001", **ex.FEATURES}]}),
+            ex.response("Stored", {**ex.IMPORT_JOB, "status": "succeeded", "errors": [], "summary": []}, status=201),
+        ],
+    )  # fmt: skip
+    @action(detail=False, methods=["post"], url_path="applications", filterset_class=None)
+    def applications(self, request):
+        return self._records(request, ImportJob.KIND_APPLICANTS)
+
+    @extend_schema(
+        summary="Send a batch of outcomes as JSON (applicant_id, defaulted, observed_on)",
+        description="Outcomes of applicants already sent, validated like an outcome file; idempotent by "
+        "(applicant, observed_on). Needs the import grant.",
+        request=s.RecordBatchRequestSerializer,
+        responses={201: s.ImportJobSerializer},
+        examples=[
+            ex.request("Outcomes", {"portfolio": 1, "records": [
+                {"applicant_id": "A-1001", "defaulted": True, "observed_on": "2026-10-01"}]}),
+            ex.response("Stored", {**ex.IMPORT_JOB, "kind": "outcomes", "status": "succeeded", "errors": [],
+                                   "summary": []}, status=201),
+        ],
+    )  # fmt: skip
+    @action(detail=False, methods=["post"], url_path="outcomes", filterset_class=None)
+    def outcomes(self, request):
+        return self._records(request, ImportJob.KIND_OUTCOMES)
+
     @extend_schema(
         summary="Propose a schema for a file: types (money, date formats), id, features, PII, target candidates",
         description="Reads a sample of the uploaded file (deleted within the request) and returns "
@@ -599,6 +644,10 @@ class ImportJobViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveMo
         "review and register. Nothing is imported. Needs the import grant on `portfolio`.",
         request={"multipart/form-data": s.SchemaInferRequestSerializer},
         responses={200: OpenApiTypes.OBJECT},
+        examples=[
+            ex.request("A raw loan file", ex.SCHEMA_INFER_REQUEST, media_type="multipart/form-data"),
+            ex.response("Proposal", ex.SCHEMA_INFER_RESULT),
+        ],
     )
     @action(detail=False, methods=["post"], url_path="infer-schema", filterset_class=None)
     def infer_schema(self, request):
