@@ -416,6 +416,17 @@ CONTENT_SECURITY_POLICY = {
 # --- Audit log and personal data ----------------------------------------------
 # Checkpoints of the audit chain are signed with this key (HMAC-SHA256); old keys only verify.
 AUDIT_SIGNING_KEY, AUDIT_SIGNING_OLD_KEYS = audit_signing_keys(VAR_DIR)
+# The sealer (beat, every 5 s) must seal an event within this many seconds; verify and
+# /readyz fail on an older unsealed event. Until sealed, only the trigger protects it.
+AUDIT_SEAL_WINDOW_SECONDS = env_int("AUDIT_SEAL_WINDOW_SECONDS", 30, minimum=10, maximum=3600)
+AUDIT_SEAL_BATCH = env_int("AUDIT_SEAL_BATCH", 1000, minimum=1, maximum=50_000)
+# Signed heads of the chain, appended outside the database (a volume the database server
+# cannot write): verify compares the chain with the newest, so a deleted tail is caught.
+# One file per database: a fresh database does not inherit another's heads.
+AUDIT_HEAD_FILE = Path(
+    env_str("AUDIT_HEAD_FILE", "")
+    or VAR_DIR / "audit" / f"heads-{Path(str(DATABASES['default']['NAME'])).stem or 'default'}.jsonl"
+)
 # Fernet keys of applicant PII, newest first. A key generated into var/ is only
 # acceptable for development and the embedded (SQLite) default; a production
 # database without PII_ENCRYPTION_KEYS refuses to start.

@@ -596,17 +596,51 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
-    # Position in the chain (1, 2, 3, ...): ids may skip (a rolled-back insert uses up a
-    # PostgreSQL sequence value), seq never does, so a missing event shows as a gap.
-    seq = models.BigIntegerField(unique=True)
+    # Written empty; the sealer (scoring.audit.audit_seal) fills them, once, in one batch:
+    # the position in the chain (1, 2, 3, ...; ids may skip and may commit out of order,
+    # seq never skips, so a missing event shows as a gap), the link to the event before,
+    # this event's hash and the batch (AuditSeal) whose signed Merkle root covers it.
+    # The trigger lets an UPDATE set these four on an unsealed row and nothing else.
+    seq = models.BigIntegerField(unique=True, null=True, blank=True)
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    seal = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The sealer's queue and /readyz's overdue check: unsealed rows only, so it stays tiny.
+            models.Index(fields=["occurred_at"], condition=models.Q(seq__isnull=True), name="scoring_audit_unsealed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action}"
+
+    @property
+    def is_sealed(self) -> bool:
+        return self.seq is not None
+
+
+class AuditSeal(models.Model):
+    """AuditSeal: one batch of the audit chain. The sealer gives the events written
+    since the last batch their ``seq`` (in id order), hashes them, and signs the Merkle
+    root of their hashes chained to the previous batch (``prev_hash``), so every sealed
+    event is tamper-evident without a lock on the writers. Append-only like the events."""
+
+    first_seq = models.BigIntegerField()
+    last_seq = models.BigIntegerField(unique=True)
+    merkle_root = models.CharField(max_length=64)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=128)
+    sealed_at = models.DateTimeField()
 
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action}"
+        return f"seal {self.pk}: events {self.first_seq}-{self.last_seq}"
 
 
 class AuditCheckpoint(models.Model):

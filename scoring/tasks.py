@@ -94,6 +94,15 @@ def nightly_rescore() -> list[int]:
     return [run.pk for run in nightly_runs_start()]
 
 
+@shared_task(name="scoring.tasks.audit_seal", time_limit=120, soft_time_limit=100)
+def audit_seal() -> int:
+    """Seal the audit events written since the last run into signed Merkle batches
+    (celery beat, every 5 seconds); the number of events sealed."""
+    from scoring.audit import audit_seal as seal
+
+    return seal()
+
+
 @shared_task(name="scoring.tasks.audit_checkpoint")
 def audit_checkpoint() -> int | None:
     """Sign the audit chain's head (celery beat, every 10 minutes); the id of the signed event."""
