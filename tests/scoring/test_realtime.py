@@ -18,7 +18,9 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from rest_framework.renderers import JSONRenderer
 
+from scoring.api.serializers import ScoreSerializer
 from scoring.caches import cache_version, process_cache
 from scoring.models import Applicant, AuditEvent, Score
 from scoring.services.access import portfolio_access_grant, portfolio_access_revoke
@@ -87,6 +89,7 @@ def test_the_lean_path_gives_the_full_paths_decisions_hashes_and_reasons(trained
         response = post(client, portfolio, {"external_id": applicant.external_id})
         assert response.status_code == 201, response.content
         lean = Score.objects.get(pk=response.json()["id"])
+        assert response.json() == json.loads(JSONRenderer().render(ScoreSerializer(lean).data))  # the API's contract
         assert lean.model_version_id == full.model_version_id == trained["versions"][kind].pk
         assert (lean.decision, lean.pd, lean.score, lean.input_hash) == (
             full.decision,

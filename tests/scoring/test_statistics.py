@@ -35,3 +35,14 @@ def test_an_import_leaves_the_planner_statistics_of_what_it_wrote(synthetic_port
         assert job.status == ImportJob.STATUS_SUCCEEDED, job.errors
     assert analyzed_rows("scoring_applicant") == 150
     assert analyzed_rows("scoring_repaymentmonth") == 150 * 24
+
+
+def test_scores_keep_their_foreign_keys_without_the_redundant_single_column_indexes(db):
+    constraints = connection.introspection.get_constraints(connection.cursor(), "scoring_score")
+    indexed = [c["columns"] for c in constraints.values() if c["index"] or c["unique"]]
+    for column in ("portfolio_id", "applicant_id", "run_id"):
+        assert [column] not in indexed, f"{column} has an index of its own"
+        assert any(cols[0] == column for cols in indexed), f"no index leads with {column}"
+    if connection.vendor == "postgresql":  # SQLite's introspection does not name its foreign keys
+        foreign = {c["columns"][0] for c in constraints.values() if c["foreign_key"]}
+        assert {"portfolio_id", "applicant_id", "run_id", "model_version_id"} <= foreign
