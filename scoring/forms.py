@@ -5,6 +5,7 @@ offer (or accept) a portfolio the user may not act on."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from models.coltypes import column_type
 from scoring.models import DatasetSchema, ImportJob, ModelVersion, Portfolio
@@ -79,6 +80,19 @@ class ImportForm(forms.Form):
         self.fields["portfolio"] = _portfolio_field(user, "import_portfolio")
 
 
+class SchemaInferForm(forms.Form):
+    """A sample file to propose a schema from (nothing is imported)."""
+
+    portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none(), help_text="The portfolio it is meant for")
+    file = forms.FileField(help_text="CSV (.csv, .csv.gz) or Parquet; a sample is read, the copy deleted at once.")
+    name = forms.CharField(required=False, max_length=200, help_text="Schema name (default: from the file name)")
+    encoding = forms.CharField(initial="utf-8", max_length=40)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"] = _portfolio_field(user, "import_portfolio")
+
+
 class TrainForm(forms.Form):
     portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
@@ -95,7 +109,7 @@ class TrainForm(forms.Form):
 class TuneForm(forms.Form):
     portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
-    n_trials = forms.IntegerField(label="Trials", initial=10, min_value=1, max_value=200)
+    n_trials = forms.IntegerField(label="Trials", initial=10, min_value=1, max_value=settings.TUNE_MAX_TRIALS)
     seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1)
 
     def __init__(self, *args, user, **kwargs):

@@ -31,6 +31,7 @@ from scoring.models import BatchRun, ImportJob, ModelVersion, Portfolio
 from scoring.permissions import has_portfolio_perm, permitted_portfolio_ids
 from scoring.services import display
 from scoring.services.batch import BatchError, batch_run_cancel, batch_run_progress, batch_run_resume, batch_run_start
+from scoring.services.errors import public_error_text
 from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
@@ -388,7 +389,42 @@ def import_list(request):
                 messages.success(request, f"Import #{job.pk} queued: the file is validated before anything is written.")
                 return redirect("portal:import_detail", job_id=job.pk)
     jobs = Paginator(selectors.import_job_list(user=request.user), 25).get_page(request.GET.get("page"))
-    return page(request, "scoring/import_list.html", {"form": form, "page_obj": jobs})
+    context = {
+        "form": form,
+        "page_obj": jobs,
+        "infer_form": forms.SchemaInferForm(auto_id="infer_%s", user=request.user),
+    }
+    return page(request, "scoring/import_list.html", context)
+
+
+@login_required
+@require_POST
+def schema_infer(request):
+    """Propose a schema for an uploaded sample: the JSON to review, as a download."""
+    from scoring.services.errors import ForbiddenError
+    from scoring.services.ingestion.inference import schema_infer_upload
+
+    form = forms.SchemaInferForm(request.POST, request.FILES, user=request.user)
+    if not form.is_valid():
+        messages.error(request, "Choose a file to propose a schema from.")
+        return redirect("portal:import_list")
+    data = form.cleaned_data
+    try:
+        result = schema_infer_upload(
+            user=request.user,
+            portfolio=data["portfolio"],
+            upload=data["file"],
+            name=data["name"] or None,
+            encoding=data["encoding"],
+        )
+    except ForbiddenError as exc:
+        raise PermissionDenied(exc.message) from None
+    except IngestionError as exc:
+        messages.error(request, str(exc))
+        return redirect("portal:import_list")
+    response = JsonResponse(result["schema"], json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="{result["schema"]["name"]}.schema.json"'
+    return response
 
 
 def import_upload(request, data: dict) -> ImportJob:
@@ -558,6 +594,7 @@ def model_detail(request, version_id: int):
     may_validate = has_portfolio_perm(request.user, version.portfolio_id, "validate_portfolio")
     context = {
         "version": version,
+        "error": public_error_text(version.error),  # no traceback or paths on the page
         "state": model_progress_state(version),
         "charts": model_charts(version),
         "comparison": comparison,

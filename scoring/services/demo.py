@@ -16,6 +16,7 @@ from models.scaling import APPROVE, DECLINE, REFER
 from scoring import roles
 from scoring.models import BatchRun, ImportJob, Outcome, Portfolio, Score
 from scoring.services.access import portfolio_access_grant, user_role_add
+from scoring.services.errors import ConflictError
 from scoring.services.ingestion import import_file_run
 from scoring.services.schemas import schema_register_file
 from scoring.services.synthetic import synthetic_files_write
@@ -46,8 +47,8 @@ DEMO_USERS: dict[str, tuple[bool, bool, str, tuple[str, ...]]] = {
 }
 
 
-class DemoError(RuntimeError):
-    pass
+class DemoError(ConflictError, RuntimeError):
+    """The demo set-up cannot go on (an import of its files failed)."""
 
 
 @dataclass

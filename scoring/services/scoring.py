@@ -19,13 +19,14 @@ from scoring.inference import decider_load
 from scoring.metrics import ExplanationTimer, scores_written
 from scoring.models import ModelVersion, Portfolio, ReasonCode, Score
 from scoring.services.datasets import PortfolioData
+from scoring.services.errors import ConflictError
 from scoring.services.reason_codes import reason_codes_ensure
 
 TOP_REASONS = 4
 SCORABLE = (ModelVersion.STATUS_APPROVED, ModelVersion.STATUS_CHAMPION)
 
 
-class ScoringError(ValueError):
+class ScoringError(ConflictError, ValueError):
     """Scoring is not possible (no champion, an unapproved model, bad input)."""
 
 
@@ -389,8 +390,13 @@ def score_whatif(
 
 
 class ApplicantDataError(ScoringError):
+    """The applicant's data given for scoring does not fit the schema (a 400 with each problem)."""
+
+    code = "invalid"
+    status = 400
+
     def __init__(self, problems: list[dict]):
-        super().__init__(f"{len(problems)} problem(s) in the applicant's data")
+        super().__init__(f"{len(problems)} problem(s) in the applicant's data", details={"applicant": problems})
         self.problems = problems
 
 

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from scoring.models import ApiToken, Portfolio
+from scoring.services.errors import ServiceError
 
 KEY_PREFIX_LENGTH = 8
 # last_used_at is written at most this often per token: a busy client must not turn
@@ -24,7 +25,7 @@ KEY_PREFIX_LENGTH = 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-class TokenError(ValueError):
+class TokenError(ServiceError, ValueError):
     """The token cannot be created as asked."""
 
 

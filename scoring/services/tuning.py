@@ -20,6 +20,8 @@ from django.utils import timezone
 from models.splits import stratified_split
 from models.training import CreditModel
 from scoring.models import ModelVersion, Portfolio, TuningStudy
+from scoring.services.hyperparams import tuning_capacity_check
+from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
 from scoring.services.training import (
     SPLITS,
     _credit_data,
@@ -68,8 +70,7 @@ def params_from_trial(kind: str, trial_params: dict[str, Any]) -> dict[str, Any]
 def tuning_study_create(
     *, portfolio: Portfolio, kind: str, n_trials: int, seed: int = 0, requested_by=None
 ) -> TuningStudy:
-    if n_trials < 1:
-        raise ValueError("n_trials must be at least 1")
+    tuning_capacity_check(user=requested_by, n_trials=n_trials)
     study = TuningStudy.objects.create(
         portfolio=portfolio,
         kind=kind,
@@ -111,6 +112,14 @@ def tuning_trial_run(*, study_id: int) -> TuningStudy | None:
     if study is None or study.status in ("done", "failed"):
         return study
     TuningStudy.objects.filter(pk=study.pk, status="queued").update(status="running")
+    # Every worker running one of its trials renews the study's lease (see the supervisor).
+    token = worker_identity()
+    TuningStudy.objects.filter(pk=study.pk, status="running").update(**lease_claim_fields(token))
+    with lease_held(TuningStudy, study.pk, None):
+        return _trial_run(study)
+
+
+def _trial_run(study: TuningStudy) -> TuningStudy | None:
     data, y = training_data(portfolio=study.portfolio, kind=study.kind)
     parts = stratified_split(y, seed=study.seed)
     split = {name: data.subset(parts[name]) for name in SPLITS}

@@ -120,7 +120,7 @@ def test_a_warm_request_reads_the_version_and_the_applicant_and_writes_score_and
     insert_event = next(i for i, s in enumerate(statements) if s.startswith('INSERT INTO "scoring_auditevent"'))
     between = statements[insert_score:insert_event]
     assert not any(s.upper().startswith(("COMMIT", "RELEASE SAVEPOINT")) for s in between), between
-    event = AuditEvent.objects.order_by("-seq").first()
+    event = AuditEvent.objects.order_by("-id").first()
     assert event.action == "score.create" and event.object_ids == [response.json()["id"]]
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.models import ImportJob, Portfolio
 from scoring.services.ingestion import (
     KINDS,
@@ -20,7 +21,7 @@ from scoring.services.schemas import SchemaError, schema_register_file
 _SHOWN_WIDTH = 40  # the widest a row/column/value cell of the report table gets
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Validate a CSV (.csv, .csv.gz) or Parquet (.parquet) file and import it into a portfolio. "
         "The whole file is checked before anything is written: with any problem nothing is written "

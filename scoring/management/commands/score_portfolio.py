@@ -1,8 +1,9 @@
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from scoring.management.commands._progress import ProgressBar
+from scoring.management.base import ServiceCommand
+from scoring.management.commands._progress import ProgressBar, refresh_patiently
 from scoring.models import BatchRun, ModelVersion, Portfolio
 from scoring.services.batch import (
     DEFAULT_CHUNK,
@@ -17,7 +18,7 @@ from scoring.services.batch import (
 from scoring.services.scoring import ScoringError
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Score every applicant of a portfolio with its champion (or --model-version): a batch run split into "
         "chunks on the `score` queue, with a progress bar. --resume RUN continues a cancelled or interrupted run; "
@@ -55,7 +56,7 @@ class Command(BaseCommand):
                 run.refresh_from_db()
                 bar.update(run.rows_done)
         while True:
-            run.refresh_from_db()
+            refresh_patiently(run)
             bar.update(run.rows_done)
             if run.status in (BatchRun.STATUS_DONE, BatchRun.STATUS_CANCELLED, BatchRun.STATUS_FAILED):
                 break

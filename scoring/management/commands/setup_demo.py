@@ -1,9 +1,10 @@
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from models.training import CreditModel
+from scoring.management.base import ServiceCommand
 from scoring.management.commands._progress import ProgressBar
 from scoring.models import Applicant, ModelVersion, Portfolio, Score
 from scoring.services.batch import BatchError, batch_run_create, score_chunk_run
@@ -43,7 +44,7 @@ def rates_text(rates: DecisionRates) -> str:
     return ", ".join(parts) + f"; book {bad(rates.bad_rate)}"
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Load the demo portfolios (German credit, and a seeded synthetic portfolio with histories), train a "
         "model for each, and create demo users with generated passwords, printed once. Safe to run again."

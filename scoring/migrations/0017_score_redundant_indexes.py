@@ -17,7 +17,7 @@ INDEXES = (
 
 
 class Migration(migrations.Migration):
-    dependencies = [("scoring", "0014_cacheversion")]
+    dependencies = [("scoring", "0016_audit_sealer")]
 
     operations = [
         migrations.SeparateDatabaseAndState(
