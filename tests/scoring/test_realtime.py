@@ -221,13 +221,20 @@ class Gunicorn:
         self.log_path = tmp_path / "access.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 90) -> Gunicorn:
+    def start(self, timeout: float = 180) -> Gunicorn:
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()  # never leave a server behind holding the port
+            raise
+
+    def _start(self, timeout: float) -> Gunicorn:
         env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "PYTHONUNBUFFERED": "1"}
         env["VAR_DIR"] = str(django_settings.VAR_DIR)
         env["ARTIFACT_DIR"] = str(django_settings.ARTIFACT_DIR)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "riskapp.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "2", "--access-logfile", str(self.log_path), "--access-logformat", "%(p)s %(s)s %(r)s",
+             "--workers", "2", "--timeout", "180", "--access-logfile", str(self.log_path), "--access-logformat", "%(p)s %(s)s %(r)s",
              "--log-level", "warning"],
             cwd=ROOT, env=env, start_new_session=True,
         )  # fmt: skip
@@ -241,12 +248,16 @@ class Gunicorn:
                     return self
             except OSError:
                 time.sleep(0.3)
-        raise RuntimeError("gunicorn not ready")
+        raise RuntimeError(f"gunicorn not ready after {timeout} s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # workers still booting ignore a graceful stop
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
 
     def answered(self) -> list[tuple[str, int]]:
         """(worker pid, status) of each scoring request logged so far."""
