@@ -80,6 +80,19 @@ class ImportForm(forms.Form):
         self.fields["portfolio"] = _portfolio_field(user, "import_portfolio")
 
 
+class SchemaInferForm(forms.Form):
+    """A sample file to propose a schema from (nothing is imported)."""
+
+    portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none(), help_text="The portfolio it is meant for")
+    file = forms.FileField(help_text="CSV (.csv, .csv.gz) or Parquet; a sample is read, the copy deleted at once.")
+    name = forms.CharField(required=False, max_length=200, help_text="Schema name (default: from the file name)")
+    encoding = forms.CharField(initial="utf-8", max_length=40)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"] = _portfolio_field(user, "import_portfolio")
+
+
 class TrainForm(forms.Form):
     portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
@@ -116,7 +129,8 @@ class BatchRunForm(forms.Form):
 class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False, max_length=50)
     actor = forms.CharField(label="User name", required=False, max_length=150)
-    portfolio = forms.IntegerField(label="Portfolio id", required=False, min_value=1)
+    # By name: the log is read across portfolios (scoring.selectors.audit_may_read).
+    portfolio = PortfolioField(queryset=Portfolio.objects.order_by("name"), required=False, empty_label="Any")
     outcome = forms.ChoiceField(
         choices=[("", "Any"), ("success", "Success"), ("denied", "Denied"), ("failure", "Failure")], required=False
     )
