@@ -8,7 +8,7 @@ from models.families import family_choices
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scoring", "0014_cacheversion"),
+        ("scoring", "0017_score_redundant_indexes"),
     ]
 
     operations = [
