@@ -515,9 +515,17 @@ class Score(models.Model):
     ``base_log_odds`` to the calibrated log-odds), the model version, and the exact
     input (and its hash) so the decision can be replayed."""
 
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
-    applicant = models.ForeignKey(Applicant, null=True, blank=True, on_delete=models.CASCADE, related_name="scores")
-    run = models.ForeignKey(BatchRun, null=True, blank=True, on_delete=models.CASCADE, related_name="scores")
+    # No single-column indexes on portfolio, applicant and run: the (portfolio,
+    # -created_at), (applicant, -created_at) and unique (run, applicant,
+    # model_version) indexes lead with them and serve the same lookups; three more
+    # indexes cost every one of a batch's millions of inserts.
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_index=False)
+    applicant = models.ForeignKey(
+        Applicant, null=True, blank=True, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
+    run = models.ForeignKey(
+        BatchRun, null=True, blank=True, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="scores")
     is_shadow = models.BooleanField(default=False, help_text="a challenger's score, never a decision")
     pd = models.FloatField()

@@ -43,11 +43,16 @@ class ReasonSerializer(serializers.Serializer):
 
 class ScoreSerializer(serializers.ModelSerializer):
     reasons = ReasonSerializer(many=True)
-    model_version = serializers.IntegerField(source="model_version_id")
+    model_version = serializers.IntegerField(source="model_version_id", help_text="the model version's id")
+    model_version_number = serializers.IntegerField(
+        source="model_version.version",
+        read_only=True,
+        help_text="its number within the portfolio (v2), as the portal shows",
+    )
 
     class Meta:
         model = Score
-        fields = ["id", "portfolio", "applicant", "run", "model_version", "is_shadow", "pd", "score", "decision",
+        fields = ["id", "portfolio", "applicant", "run", "model_version", "model_version_number", "is_shadow", "pd", "score", "decision",
                   "base_log_odds", "reasons", "input_hash", "created_at"]  # fmt: skip
 
 

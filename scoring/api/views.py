@@ -118,15 +118,30 @@ class PortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
             ),
         },
         examples=[
-            ex.request("Existing applicant", {"external_id": "SYN00004711"}),
+            # After `make run`, portfolio 1 is German credit and 2 Synthetic: one example each.
             ex.request(
-                "New applicant",
+                "Existing applicant (German credit, portfolio 1)",
+                {"external_id": "GC-0001"},
+                description="POST /api/v1/portfolios/1/score/",
+            ),
+            ex.request(
+                "Existing applicant (Synthetic, portfolio 2)",
+                {"external_id": "SYN00004711"},
+                description="POST /api/v1/portfolios/2/score/",
+            ),
+            ex.request(
+                "New applicant (German credit, portfolio 1)",
+                {"applicant": ex.GERMAN_FEATURES, "top_reasons": 4},
+                description="POST /api/v1/portfolios/1/score/",
+            ),
+            ex.request(
+                "New applicant (Synthetic, portfolio 2)",
                 {
                     "applicant": ex.FEATURES,
                     "history": [{"balance": 9000, "amount_paid": 270, "days_past_due": 0}],
                     "top_reasons": 4,
                 },
-                description="History months oldest first; only CNN models read them.",
+                description="POST /api/v1/portfolios/2/score/. History months oldest first; only CNN models read them.",
             ),
             ex.response("Refer", ex.SCORE, status=201),
         ],
@@ -205,7 +220,9 @@ class ApplicantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     @action(detail=True, methods=["get"], filterset_class=None)
     def scores(self, request, pk=None):
         applicant = self.get_object()
-        page = self.paginate_queryset(Score.objects.filter(applicant=applicant).order_by("-created_at", "-id"))
+        page = self.paginate_queryset(
+            Score.objects.filter(applicant=applicant).select_related("model_version").order_by("-created_at", "-id")
+        )
         return self.get_paginated_response(s.ScoreSerializer(page, many=True).data)
 
 
@@ -223,7 +240,7 @@ class ApplicantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     ),
 )
 class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
-    queryset = Score.objects.order_by("-created_at", "-id")
+    queryset = Score.objects.select_related("model_version").order_by("-created_at", "-id")
     filterset_class = ScoreFilter
 
     def get_serializer_class(self):
