@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0016_audit_sealer'),
+        ('scoring', '0017_score_redundant_indexes'),
     ]
 
     operations = [
