@@ -169,7 +169,11 @@ class RepaymentMonth(models.Model):
     the million, not a ledger.
     """
 
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
+    # Denormalised from the applicant (reads restrict by portfolio without a join). No
+    # database FK: checking it costs every one of millions of history inserts, and the only
+    # writer (bulk.history_upsert) takes it from applicants looked up in that portfolio;
+    # Django still cascades a portfolio's deletion (integrity: tests/scoring/test_ingestion_history.py).
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     # No index of its own: the unique (applicant, month) constraint's index serves
     # lookups by applicant, and a second index costs every one of millions of inserts.
     applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="history", db_index=False)
