@@ -8,7 +8,7 @@ from models.families import family_choices
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scoring", "0017_score_redundant_indexes"),
+        ("scoring", "0018_repaymentmonth_portfolio_no_db_fk"),
     ]
 
     operations = [
