@@ -167,7 +167,11 @@ class RepaymentMonth(models.Model):
     the million, not a ledger.
     """
 
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
+    # Denormalised from the applicant (reads restrict by portfolio without a join). No
+    # database FK: checking it costs every one of millions of history inserts, and the only
+    # writer (bulk.history_upsert) takes it from applicants looked up in that portfolio;
+    # Django still cascades a portfolio's deletion (integrity: tests/scoring/test_ingestion_history.py).
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     # No index of its own: the unique (applicant, month) constraint's index serves
     # lookups by applicant, and a second index costs every one of millions of inserts.
     applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="history", db_index=False)
@@ -511,9 +515,17 @@ class Score(models.Model):
     ``base_log_odds`` to the calibrated log-odds), the model version, and the exact
     input (and its hash) so the decision can be replayed."""
 
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
-    applicant = models.ForeignKey(Applicant, null=True, blank=True, on_delete=models.CASCADE, related_name="scores")
-    run = models.ForeignKey(BatchRun, null=True, blank=True, on_delete=models.CASCADE, related_name="scores")
+    # No single-column indexes on portfolio, applicant and run: the (portfolio,
+    # -created_at), (applicant, -created_at) and unique (run, applicant,
+    # model_version) indexes lead with them and serve the same lookups; three more
+    # indexes cost every one of a batch's millions of inserts.
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_index=False)
+    applicant = models.ForeignKey(
+        Applicant, null=True, blank=True, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
+    run = models.ForeignKey(
+        BatchRun, null=True, blank=True, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="scores")
     is_shadow = models.BooleanField(default=False, help_text="a challenger's score, never a decision")
     pd = models.FloatField()

@@ -27,6 +27,7 @@ urlpatterns = [
     path("models/", views.model_list, name="model_list"),
     path("models/train/", views.model_train, name="model_train"),
     path("models/tune/", views.model_tune, name="model_tune"),
+    path("models/compare/", views.model_compare, name="model_compare"),
     path("models/<int:version_id>/", views.model_detail, name="model_detail"),
     path("models/<int:version_id>/progress/", views.model_progress, name="model_progress"),
     path("models/<int:version_id>/approve/", views.model_approve, name="model_approve"),
