@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from models.families import family_choices, family_of
+
 
 class Portfolio(models.Model):
     """Portfolio: a book of applicants and the unit of access control. An analyst is
@@ -167,7 +169,11 @@ class RepaymentMonth(models.Model):
     the million, not a ledger.
     """
 
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
+    # Denormalised from the applicant (reads restrict by portfolio without a join). No
+    # database FK: checking it costs every one of millions of history inserts, and the only
+    # writer (bulk.history_upsert) takes it from applicants looked up in that portfolio;
+    # Django still cascades a portfolio's deletion (integrity: tests/scoring/test_ingestion_history.py).
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     # No index of its own: the unique (applicant, month) constraint's index serves
     # lookups by applicant, and a second index costs every one of millions of inserts.
     applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="history", db_index=False)
@@ -255,6 +261,12 @@ class ImportJob(models.Model):
         help_text="[{severity, column, problem, count, examples: [{row, value}]}] over the whole file, never capped",
     )
     message = models.TextField(blank=True)
+    # The file a retry reads again (a path or a storage name); empty when it is gone.
+    source = models.CharField(max_length=1000, blank=True)
+    # The lease of the process running it: renewed while it runs, so the supervisor can
+    # tell a running import from one whose process is gone (scoring.services.supervisor).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -272,9 +284,11 @@ class ModelVersion(models.Model):
     most one champion per portfolio.
     """
 
+    # The kinds are the registered model families (models.families); callers ask the
+    # family (``version.family``) what it needs instead of comparing kind strings.
     KIND_MLP = "mlp"
     KIND_CNN = "cnn"
-    KIND_CHOICES = [(KIND_MLP, "MLP on static features"), (KIND_CNN, "CNN on repayment history + static features")]
+    KIND_CHOICES = family_choices()
 
     STATUS_QUEUED = "queued"
     STATUS_TRAINING = "training"
@@ -295,7 +309,7 @@ class ModelVersion(models.Model):
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="model_versions")
     version = models.PositiveIntegerField(help_text="Sequence number within the portfolio.")
-    kind = models.CharField(max_length=10, choices=KIND_CHOICES)
+    kind = models.CharField(max_length=10, choices=family_choices)
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=STATUS_QUEUED, db_index=True)
     schema = models.ForeignKey(DatasetSchema, on_delete=models.PROTECT, related_name="+")
     hyperparameters = models.JSONField(default=dict)
@@ -342,6 +356,9 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     promotion_override_at = models.DateTimeField(null=True, blank=True)
+    # The lease of the worker training it (see ImportJob.worker).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["portfolio_id", "-version"]
@@ -354,6 +371,11 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.portfolio_id}/{self.kind} v{self.version} ({self.status})"
+
+    @property
+    def family(self):
+        """The model family (``models.families.Family``) of this version's kind."""
+        return family_of(self.kind)
 
     @property
     def is_champion(self) -> bool:
@@ -372,7 +394,7 @@ class TuningStudy(models.Model):
     STATUS_CHOICES = [(s, s.title()) for s in ("queued", "running", "done", "failed")]
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="tuning_studies")
-    kind = models.CharField(max_length=10, choices=ModelVersion.KIND_CHOICES)
+    kind = models.CharField(max_length=10, choices=family_choices)
     study_name = models.CharField(max_length=200, unique=True)
     n_trials = models.PositiveIntegerField()
     seed = models.IntegerField(default=0)
@@ -389,6 +411,9 @@ class TuningStudy(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Renewed by every worker running one of its trials (see ImportJob.worker).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -454,6 +479,9 @@ class BatchRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The run is pinned to model_version at start; when that version retires mid-run
+    # (a new champion) the rest is still scored by it, and this says when it retired.
+    model_retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -476,6 +504,9 @@ class ScoreChunk(models.Model):
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default="pending", db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # When a message for it was last sent: a pending chunk whose message is older than
+    # the stale limit has lost it (a broker restarted empty) and is sent again.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)
 
@@ -493,9 +524,17 @@ class Score(models.Model):
     ``base_log_odds`` to the calibrated log-odds), the model version, and the exact
     input (and its hash) so the decision can be replayed."""
 
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
-    applicant = models.ForeignKey(Applicant, null=True, blank=True, on_delete=models.CASCADE, related_name="scores")
-    run = models.ForeignKey(BatchRun, null=True, blank=True, on_delete=models.CASCADE, related_name="scores")
+    # No single-column indexes on portfolio, applicant and run: the (portfolio,
+    # -created_at), (applicant, -created_at) and unique (run, applicant,
+    # model_version) indexes lead with them and serve the same lookups; three more
+    # indexes cost every one of a batch's millions of inserts.
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_index=False)
+    applicant = models.ForeignKey(
+        Applicant, null=True, blank=True, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
+    run = models.ForeignKey(
+        BatchRun, null=True, blank=True, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="scores")
     is_shadow = models.BooleanField(default=False, help_text="a challenger's score, never a decision")
     pd = models.FloatField()
@@ -578,17 +617,51 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
-    # Position in the chain (1, 2, 3, ...): ids may skip (a rolled-back insert uses up a
-    # PostgreSQL sequence value), seq never does, so a missing event shows as a gap.
-    seq = models.BigIntegerField(unique=True)
+    # Written empty; the sealer (scoring.audit.audit_seal) fills them, once, in one batch:
+    # the position in the chain (1, 2, 3, ...; ids may skip and may commit out of order,
+    # seq never skips, so a missing event shows as a gap), the link to the event before,
+    # this event's hash and the batch (AuditSeal) whose signed Merkle root covers it.
+    # The trigger lets an UPDATE set these four on an unsealed row and nothing else.
+    seq = models.BigIntegerField(unique=True, null=True, blank=True)
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    seal = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The sealer's queue and /readyz's overdue check: unsealed rows only, so it stays tiny.
+            models.Index(fields=["occurred_at"], condition=models.Q(seq__isnull=True), name="scoring_audit_unsealed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action}"
+
+    @property
+    def is_sealed(self) -> bool:
+        return self.seq is not None
+
+
+class AuditSeal(models.Model):
+    """AuditSeal: one batch of the audit chain. The sealer gives the events written
+    since the last batch their ``seq`` (in id order), hashes them, and signs the Merkle
+    root of their hashes chained to the previous batch (``prev_hash``), so every sealed
+    event is tamper-evident without a lock on the writers. Append-only like the events."""
+
+    first_seq = models.BigIntegerField()
+    last_seq = models.BigIntegerField(unique=True)
+    merkle_root = models.CharField(max_length=64)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=128)
+    sealed_at = models.DateTimeField()
 
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action}"
+        return f"seal {self.pk}: events {self.first_seq}-{self.last_seq}"
 
 
 class AuditCheckpoint(models.Model):

@@ -169,7 +169,7 @@ def score_values(
 ) -> list[dict]:
     """The field values of each row's ``Score`` (plain dicts: a batch chunk writes
     thousands by COPY and needs no model instances)."""
-    is_cnn = version.kind == ModelVersion.KIND_CNN
+    is_cnn = version.family.needs_history
     ids = applicant_ids if applicant_ids is not None else data.applicant_ids.tolist()
     out = []
     for i, row in enumerate(rows):
@@ -286,7 +286,7 @@ def score_realtime(
         data = portfolio_data_of(
             portfolio=portfolio,
             records=[(applicant.pk, applicant.external_id, applicant.features)],
-            with_history=version.kind == ModelVersion.KIND_CNN,
+            with_history=version.family.needs_history,
         )
         stored = [applicant.features]
         ids: list[int | None] = [applicant.pk]
@@ -294,7 +294,7 @@ def score_realtime(
         if features is None:
             raise ScoringError("Give an applicant id or the applicant's data.")
         data, clean = _new_applicant_data(portfolio=portfolio, version=version, features=features, history=history)
-        stored, ids = [clean], [None]
+        stored, ids = [clean], [applicant_from_score_store(portfolio=portfolio, features=features, clean=clean)]
     _, rows = decide_rows(version=version, data=data, top_k=top_k)
     (score,) = score_objects(
         version=version, data=data, features=stored, rows=rows, requested_by=requested_by, applicant_ids=ids
@@ -320,6 +320,23 @@ def score_record(*, score: Score, version: ModelVersion, requested_by=None, requ
     return score
 
 
+def applicant_from_score_store(*, portfolio: Portfolio, features: dict, clean: dict) -> int | None:
+    """New data scored with its external id (the schema's id column) is stored as that
+    applicant (created, or its model features updated), so the decision can be found in
+    the portal; returns its id. Without an id nothing is stored (a quote). Only the model
+    features are kept: personal data and outcomes come through imports or the record API."""
+    from scoring.models import Applicant
+
+    id_column = next(iter(portfolio.schema.columns_with_role(portfolio.schema.ROLE_ID)), {}).get("name")
+    external_id = features.get(id_column) if id_column else None
+    if external_id is None or str(external_id).strip() == "":
+        return None
+    applicant, _ = Applicant.objects.update_or_create(
+        portfolio=portfolio, external_id=str(external_id), defaults={"features": clean, "schema": portfolio.schema}
+    )
+    return applicant.pk
+
+
 def _validated(*, portfolio: Portfolio, features: dict) -> dict:
     clean, problems = applicant_features_validate(portfolio=portfolio, features=features)
     if problems:
@@ -338,7 +355,7 @@ def _new_applicant_data(
     data = PortfolioData(
         applicant_ids=np.zeros(1, dtype=np.int64), external_ids=[""], static=static_frame(portfolio.schema, [clean])
     )
-    if version.kind == ModelVersion.KIND_CNN:
+    if version.family.needs_history:
         data.history, data.history_mask = history_payload_arrays(
             history or [], months=decider_load(version).model.history_pipeline_.months_
         )
@@ -378,7 +395,7 @@ def score_whatif(
         data = portfolio_data_of(
             portfolio=portfolio,
             records=[(applicant.pk, applicant.external_id, clean)],
-            with_history=version.kind == ModelVersion.KIND_CNN,
+            with_history=version.family.needs_history,
         )
     else:
         base = applicant.features if applicant is not None else {}

@@ -20,10 +20,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from models.families import family_of
 from models.metrics import baseline_logistic
 from models.reasons import background_sample, background_write
 from models.splits import stratified_split
-from models.training import CreditData, CreditModel
+from models.training import CreditData
 from riskapp.version import code_version
 from scoring.inference import artifact_path_for
 from scoring.models import ModelVersion, Portfolio
@@ -31,6 +32,7 @@ from scoring.services.datasets import PortfolioData, attach_outcomes, portfolio_
 from scoring.services.errors import ConflictError, public_error_text
 from scoring.services.hyperparams import hyperparameters_validate, training_capacity_check
 from scoring.services.monitoring import monitoring_reference_build
+from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,11 @@ EpochCallback = Callable[[int, float, float], None]
 
 class TrainingDataError(ConflictError, ValueError):
     """The portfolio cannot train this kind of model (no outcomes, one class, no history)."""
+
+
+class TrainingStopped(RuntimeError):
+    """The version left ``training`` under a running fit (cancelled, or failed by the
+    supervisor): the fit stops at its next epoch and writes nothing."""
 
 
 def _next_version(portfolio: Portfolio) -> int:
@@ -58,11 +65,10 @@ def model_version_create(
     requested_by=None,
     tuning_study=None,
 ) -> ModelVersion:
-    if kind not in dict(ModelVersion.KIND_CHOICES):
-        raise ValueError(f"kind must be one of {[k for k, _ in ModelVersion.KIND_CHOICES]}")
+    family = family_of(kind)  # UnknownFamily (a ValueError) names the registered kinds
     # Every entry point comes here: values outside the family's space are a 400 now, not a worker failure later.
     hyperparameters = hyperparameters_validate(kind=kind, values=hyperparameters)
-    CreditModel(kind, seed=seed, **hyperparameters)
+    family.build(seed=seed, **hyperparameters)
     version = ModelVersion.objects.create(
         portfolio=portfolio,
         version=_next_version(portfolio),
@@ -100,34 +106,28 @@ def model_training_start(
 
 def training_data(*, portfolio: Portfolio, kind: str) -> tuple[PortfolioData, np.ndarray]:
     """Applicants with an observed outcome, with the history for a CNN; y = 1 for default."""
-    data = attach_outcomes(
-        portfolio_data(portfolio=portfolio, with_history=kind == ModelVersion.KIND_CNN), portfolio=portfolio
-    )
+    family = family_of(kind)
+    data = attach_outcomes(portfolio_data(portfolio=portfolio, with_history=family.needs_history), portfolio=portfolio)
     assert data.defaulted is not None
     observed = np.flatnonzero(~np.isnan(data.defaulted))
     data = data.subset(observed)
     y = np.asarray(data.defaulted, dtype=np.int64)
     if len(y) < 50 or len(np.unique(y)) < 2:
         raise TrainingDataError(f"{portfolio} has {len(y)} applicants with outcomes and needs ≥ 50 with both outcomes.")
-    if kind == ModelVersion.KIND_CNN and (data.history_mask is None or not data.history_mask.any()):
+    if family.needs_history and (data.history_mask is None or not data.history_mask.any()):
         raise TrainingDataError(f"{portfolio} has no repayment history: train an MLP instead.")
     return data, y
 
 
 def _credit_data(data: PortfolioData, y: np.ndarray, kind: str) -> CreditData:
-    if kind == ModelVersion.KIND_CNN:
+    if family_of(kind).needs_history:
         return CreditData(data.static, y, data.history, data.history_mask)
     return CreditData(data.static, y)
 
 
-def _baseline_inputs(model: CreditModel, data: PortfolioData) -> np.ndarray:
-    """The baseline sees the same inputs as the network, flattened."""
-    static = model.static_pipeline_.transform(data.static)
-    if model.history_pipeline_ is None:
-        return static
-    assert data.history is not None
-    history = model.history_pipeline_.transform(data.history, data.history_mask)
-    return np.hstack([static, history.reshape(len(history), -1)])
+def _baseline_inputs(model: Any, data: PortfolioData) -> np.ndarray:
+    """The baseline sees the same inputs as the model, flattened (the family says how)."""
+    return family_of(model.kind).baseline_inputs(model, **data.model_inputs(model.kind))
 
 
 def model_fit_evaluate(
@@ -139,20 +139,24 @@ def model_fit_evaluate(
     seed: int,
     hyperparameters: dict,
     on_epoch: EpochCallback | None = None,
-) -> tuple[CreditModel, dict, dict, dict]:
+) -> tuple[Any, dict, dict, dict]:
     """Fit on a seeded stratified split (train / validation for early stopping /
     calibration for Platt scaling / test); metrics on each split, and the logistic
     baseline fitted on the same train split and measured on the same test split."""
     parts = stratified_split(y, seed=seed)
     split = {name: data.subset(parts[name]) for name in SPLITS}
     ys = {name: y[parts[name]] for name in SPLITS}
-    model = CreditModel(kind, seed=seed, **hyperparameters).fit(
-        y=ys["train"],
-        schema=schema,
-        validation=_credit_data(split["validation"], ys["validation"], kind),
-        calibration=_credit_data(split["calibration"], ys["calibration"], kind),
-        on_epoch=on_epoch,
-        **split["train"].model_inputs(kind),
+    model = (
+        family_of(kind)
+        .build(seed=seed, **hyperparameters)
+        .fit(
+            y=ys["train"],
+            schema=schema,
+            validation=_credit_data(split["validation"], ys["validation"], kind),
+            calibration=_credit_data(split["calibration"], ys["calibration"], kind),
+            on_epoch=on_epoch,
+            **split["train"].model_inputs(kind),
+        )
     )
     metrics = {
         name: model.evaluate(y=ys[name], **split[name].model_inputs(kind)) for name in ("train", "validation", "test")
@@ -171,7 +175,10 @@ def _progress_recorder(version: ModelVersion, max_epochs: int) -> EpochCallback:
         history.append({"epoch": epoch, "train_loss": round(train_loss, 6), "val_auc": round(val_auc, 6)})
         progress = {"phase": "training", "epoch": epoch, "max_epochs": max_epochs, "train_loss": train_loss,
                     "val_auc": val_auc, "history": history}  # fmt: skip
-        ModelVersion.objects.filter(pk=version.pk).update(progress=progress)
+        if not ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.STATUS_TRAINING).update(
+            progress=progress
+        ):
+            raise TrainingStopped(f"model version {version.pk} is no longer training (cancelled or failed)")
 
     return record
 
@@ -179,16 +186,25 @@ def _progress_recorder(version: ModelVersion, max_epochs: int) -> EpochCallback:
 def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None = None) -> ModelVersion | None:
     """Train a queued model version. Returns None when it is gone or another worker
     already claimed it (a redelivered message)."""
+    token = worker_identity()
     claimed = ModelVersion.objects.filter(pk=model_version_id, status=ModelVersion.STATUS_QUEUED).update(
-        status=ModelVersion.STATUS_TRAINING, started_at=timezone.now(), progress={"phase": "loading data"}
-    )
+        status=ModelVersion.STATUS_TRAINING, started_at=timezone.now(), progress={"phase": "loading data"},
+        **lease_claim_fields(token),
+    )  # fmt: skip
     if not claimed:
         logger.info("model version %s: gone or already claimed by another worker", model_version_id)
         return None
+    # The lease tells the supervisor this worker is alive; one that stops renewing it
+    # (killed) has its version marked failed, and retry offered.
+    with lease_held(ModelVersion, model_version_id, token):
+        return _train_claimed(model_version_id, token, on_epoch)
+
+
+def _train_claimed(model_version_id: int, token: str, on_epoch: EpochCallback | None) -> ModelVersion | None:
     version = ModelVersion.objects.select_related("portfolio", "schema").get(pk=model_version_id)
     try:
         data, y = training_data(portfolio=version.portfolio, kind=version.kind)
-        max_epochs = CreditModel(version.kind, **version.hyperparameters).get_params()["max_epochs"]
+        max_epochs = version.family.max_epochs(version.hyperparameters)
         recorder = _progress_recorder(version, max_epochs)
 
         def each_epoch(epoch: int, loss: float, auc: float) -> None:
@@ -208,7 +224,10 @@ def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None
         train_rows = data.subset(stratified_split(y, seed=version.seed)["train"])
         reference = monitoring_reference_build(model=model, data=train_rows, schema=version.schema, kind=version.kind)
     except Exception as exc:
-        ModelVersion.objects.filter(pk=version.pk).update(
+        if isinstance(exc, TrainingStopped):
+            logger.info("model version %s: %s", version.pk, exc)
+            return None
+        ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.STATUS_TRAINING, worker=token).update(
             status=ModelVersion.STATUS_FAILED,
             # The user sees the error's sentence; its traceback goes to the worker's log.
             error=public_error_text(f"{type(exc).__name__}: {exc}"),
@@ -233,5 +252,15 @@ def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None
     version.trained_at = timezone.now()
     version.progress = {**ModelVersion.objects.get(pk=version.pk).progress, "phase": "done"}
     version.hyperparameters = {**model.get_params(), **version.hyperparameters}
-    version.save()
+    with transaction.atomic():
+        # Fenced: a version cancelled, or marked failed while this worker was stalled,
+        # stays so (its retry trains it afresh); this late result is dropped.
+        if not ModelVersion.objects.select_for_update().filter(
+            pk=version.pk, status=ModelVersion.STATUS_TRAINING, worker=token
+        ):
+            logger.warning(
+                "model version %s: no longer ours (cancelled or failed meanwhile); result dropped", version.pk
+            )
+            return None
+        version.save()
     return version

@@ -37,7 +37,7 @@ def client(settings):
 
 
 @pytest.fixture
-def book(db):
+def book(db, append_only):
     portfolio = synthetic_portfolio(n=800, seed=41, name="Metrics book")
     analyst, validator = UserFactory(username="analyst"), UserFactory(username="validator")
     portfolio_access_grant(portfolio=portfolio, grantee=analyst, role="analyst")

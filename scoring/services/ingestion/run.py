@@ -27,6 +27,7 @@ from django.utils import timezone
 from scoring.models import DatasetSchema, ImportJob, Portfolio
 from scoring.services import bulk
 from scoring.services.errors import ServiceError
+from scoring.services.statistics import table_statistics_refresh
 
 from . import records
 from .readers import (
@@ -203,6 +204,7 @@ def import_job_create(
         schema=schema or portfolio.schema,
         file_name=(file_name or path.name)[:500],
         file_size=path.stat().st_size,
+        source=str(path)[:1000],  # what a retry reads again
         valid_only=valid_only,
         created_by=created_by,
     )
@@ -220,15 +222,20 @@ def import_job_run(
 ) -> ImportJob | None:
     """Claim a pending job and run it. Returns None when the job is gone or
     another worker claimed it first."""
+    from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
+
+    token = worker_identity()
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.STATUS_PENDING).update(
-        status=ImportJob.STATUS_RUNNING, started_at=timezone.now()
+        status=ImportJob.STATUS_RUNNING, started_at=timezone.now(), **lease_claim_fields(token)
     )
     if not claimed:
         if not ImportJob.objects.filter(pk=job_id).exists():
             import_upload_discard(path)  # nobody will read it
         return None
     try:
-        return _job_claimed_run(job_id=job_id, path=path, encoding=encoding, progress=progress)
+        # The lease tells the supervisor this process is alive (a killed import is marked failed).
+        with lease_held(ImportJob, job_id, token):
+            return _job_claimed_run(job_id=job_id, path=path, encoding=encoding, progress=progress)
     finally:
         # However the import ended, the uploaded copy goes (a redelivered message
         # finds the job done and the file gone, and reads neither).
@@ -331,6 +338,7 @@ def _job_execute(job: ImportJob, *, path: Path, encoding: str, progress: Progres
             or (stat_after.st_size, stat_after.st_mtime_ns) != (stat_before.st_size, stat_before.st_mtime_ns)
         ):
             raise _FileChanged()  # rolls back the transaction
+    table_statistics_refresh(kind=job.kind)  # the planner sees the new rows (scoring/services/statistics.py)
     job.status = ImportJob.STATUS_SUCCEEDED
     job.rows_created, job.rows_updated, job.rows_unchanged = counts.created, counts.updated, counts.unchanged
     elapsed = time.monotonic() - started
