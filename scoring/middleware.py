@@ -3,6 +3,7 @@ response, and an audit event for every denied request."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 import time
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from scoring.audit import _clean_ip, audit_record, current_request, new_request_id
+from scoring.audit import audit_record, current_request, new_request_id
 
 # A client-supplied X-Request-ID is kept only when it cannot smuggle anything into
 # logs or headers: short, and letters, digits and - _ . : only.
@@ -134,7 +135,10 @@ denied_flood = DeniedFlood()
 
 
 def _source(request) -> str:
-    return _clean_ip(request.META.get("REMOTE_ADDR")) or "unknown"
+    try:
+        return str(ipaddress.ip_address(str(request.META.get("REMOTE_ADDR", "")).strip()))
+    except ValueError:
+        return "unknown"
 
 
 def _too_many(request, retry_after: int):
