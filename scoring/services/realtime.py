@@ -205,7 +205,7 @@ def _data(cache: CacheView, *, portfolio: Portfolio, version: ModelVersion, reco
         # ColumnFrame reads stored values as they are.
         static=static_frame(portfolio.schema, [features])
         if _has_derived_inputs(cache, portfolio.schema)
-        else ColumnFrame([features], numeric=numeric, categorical=categorical),  # type: ignore[arg-type]
+        else ColumnFrame([features], numeric=numeric, categorical=categorical),
         features=[features],
     )
     if version.family.needs_history and applicant_id is not None:
