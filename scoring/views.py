@@ -577,6 +577,33 @@ def model_charts(version: ModelVersion) -> dict:
     }
 
 
+def model_monitoring(user, version: ModelVersion) -> dict:
+    """This version's latest stability, backtest and fairness reports, laid out for the
+    model page, where a validator reads them before approving or promoting: PSI/CSI by
+    feature (worst first) with its bins, and each protected attribute's groups."""
+    reports = selectors.monitoring_latest(user=user, portfolio=version.portfolio_id, model_version=version)
+    labels = display.feature_labels(version.schema)
+    stability, fairness = reports.get("stability"), reports.get("fairness")
+    features = []
+    if stability is not None:
+        for name, result in (stability.results.get("features") or {}).items():
+            features.append({"label": labels.get(name, name), **result})
+        features.sort(key=lambda f: -(f.get("psi") or 0.0))
+    attributes = []
+    if fairness is not None:
+        for name, result in (fairness.results.get("attributes") or {}).items():
+            attributes.append({"label": labels.get(name, name), "groups": result.get("groups") or []})
+    return {
+        "reports": [r for r in reports.values() if r is not None],
+        "stability": stability,
+        "score_psi": (stability.results.get("score") or {}) if stability else {},
+        "features": features,
+        "fairness": fairness,
+        "attributes": attributes,
+        "backtest": reports.get("backtest"),
+    }
+
+
 def model_splits(version: ModelVersion) -> list[dict]:
     """Every split the training carved, the calibration split (metrics not stored) too, so
     the rows add up to the training rows."""
@@ -691,6 +718,7 @@ def model_detail(request, version_id: int):
         "comparison": comparison,
         "peer": peer,
         "others": others,
+        "monitoring": model_monitoring(request.user, version),
         "splits": model_splits(version),
         "early_stop": early_stop(version),
         "can_approve": may_validate and version.status == ModelVersion.STATUS_TRAINED,
