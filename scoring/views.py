@@ -192,14 +192,17 @@ def waterfall(score, groups: list[str] | None) -> dict:
     return {"labels": labels, "bars": bars, "log_odds": round(level, 6)}
 
 
-def explanation_groups(score) -> list[str] | None:
-    """Names of the contribution vector's entries, from the model version that scored."""
+def explanation_groups(score, schema=None) -> list[str] | None:
+    """Names of the contribution vector's entries, from the model version that scored,
+    under the schema's labels where the entry is a schema column."""
     from scoring.inference import decider_load
 
     try:
-        return list(decider_load(score.model_version).groups_)
+        groups = list(decider_load(score.model_version).groups_)
     except (OSError, ValueError):  # artifact missing or failing its checksum: show the bars unnamed
         return None
+    labels = display.feature_labels(schema) if schema is not None else {}
+    return [labels.get(g, g) for g in groups]
 
 
 SCORE_AXIS_MARGIN = 100  # points shown beyond the cutoffs on a score chart
@@ -252,7 +255,7 @@ def applicant_detail(request, applicant_id: int):
         "score_history": score_history_chart(portfolio, scores),
     }
     if latest is not None:
-        context["waterfall"] = waterfall(latest, explanation_groups(latest))
+        context["waterfall"] = waterfall(latest, explanation_groups(latest, applicant.schema))
         context["latest_reasons"] = display.reasons_labelled(applicant.schema, latest.reasons)
     audit_record(
         action="applicant.view", request=request, portfolio_id=portfolio.pk, object_type="applicant",
@@ -362,7 +365,7 @@ def score_detail(request, score_id: int):
         "portfolio": score.portfolio,
         "reasons": display.reasons_labelled(schema, score.reasons),
         "features": display.feature_rows(schema, score.input_features or {}),
-        "waterfall": waterfall(score, explanation_groups(score)),
+        "waterfall": waterfall(score, explanation_groups(score, schema)),
     }
     audit_record(
         action="score.view", request=request, portfolio_id=score.portfolio_id, object_type="score",
