@@ -27,6 +27,7 @@ from django.utils import timezone
 from scoring.models import DatasetSchema, ImportJob, Portfolio
 from scoring.services import bulk
 from scoring.services.errors import ServiceError
+from scoring.services.statistics import table_statistics_refresh
 
 from . import records
 from .readers import (
@@ -337,6 +338,7 @@ def _job_execute(job: ImportJob, *, path: Path, encoding: str, progress: Progres
             or (stat_after.st_size, stat_after.st_mtime_ns) != (stat_before.st_size, stat_before.st_mtime_ns)
         ):
             raise _FileChanged()  # rolls back the transaction
+    table_statistics_refresh(kind=job.kind)  # the planner sees the new rows (scoring/services/statistics.py)
     job.status = ImportJob.STATUS_SUCCEEDED
     job.rows_created, job.rows_updated, job.rows_unchanged = counts.created, counts.updated, counts.unchanged
     elapsed = time.monotonic() - started
