@@ -191,7 +191,7 @@ def _data(cache: CacheView, *, portfolio: Portfolio, version: ModelVersion, reco
         static=ColumnFrame([features], numeric=numeric, categorical=categorical),  # type: ignore[arg-type]
         features=[features],
     )
-    if version.kind == ModelVersion.KIND_CNN and applicant_id is not None:
+    if version.family.needs_history and applicant_id is not None:
         as_of = latest_month(portfolio) or date.today()
         data.months = month_range(as_of, HISTORY_MONTHS)
         data.history, data.history_mask = _history_of(applicant_id, portfolio_id=portfolio.pk, months=data.months)
@@ -225,7 +225,7 @@ def realtime_score(
             raise ScoringError("Give an applicant id or the applicant's data.")
         clean = _validated(portfolio=portfolio, features=features)
         data = _data(cache, portfolio=portfolio, version=version, record=(None, "", clean))
-        if version.kind == ModelVersion.KIND_CNN:
+        if version.family.needs_history:
             from scoring.inference import decider_load
 
             months = decider_load(version).model.history_pipeline_.months_

@@ -51,7 +51,7 @@ def replay_many(scores: list[Score]) -> list[Replay]:
         external_ids=[str(s.applicant_id) for s in scores],
         static=static_frame(version.schema, [s.input_features for s in scores]),
     )
-    if version.kind == ModelVersion.KIND_CNN:
+    if version.family.needs_history:
         first = scores[0].input_history
         if first is None:
             raise ValueError(f"score {scores[0].pk} of a CNN has no stored history")

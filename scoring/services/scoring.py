@@ -169,7 +169,7 @@ def score_values(
 ) -> list[dict]:
     """The field values of each row's ``Score`` (plain dicts: a batch chunk writes
     thousands by COPY and needs no model instances)."""
-    is_cnn = version.kind == ModelVersion.KIND_CNN
+    is_cnn = version.family.needs_history
     ids = applicant_ids if applicant_ids is not None else data.applicant_ids.tolist()
     out = []
     for i, row in enumerate(rows):
@@ -286,7 +286,7 @@ def score_realtime(
         data = portfolio_data_of(
             portfolio=portfolio,
             records=[(applicant.pk, applicant.external_id, applicant.features)],
-            with_history=version.kind == ModelVersion.KIND_CNN,
+            with_history=version.family.needs_history,
         )
         stored = [applicant.features]
         ids: list[int | None] = [applicant.pk]
@@ -355,7 +355,7 @@ def _new_applicant_data(
     data = PortfolioData(
         applicant_ids=np.zeros(1, dtype=np.int64), external_ids=[""], static=static_frame(portfolio.schema, [clean])
     )
-    if version.kind == ModelVersion.KIND_CNN:
+    if version.family.needs_history:
         data.history, data.history_mask = history_payload_arrays(
             history or [], months=decider_load(version).model.history_pipeline_.months_
         )
@@ -395,7 +395,7 @@ def score_whatif(
         data = portfolio_data_of(
             portfolio=portfolio,
             records=[(applicant.pk, applicant.external_id, clean)],
-            with_history=version.kind == ModelVersion.KIND_CNN,
+            with_history=version.family.needs_history,
         )
     else:
         base = applicant.features if applicant is not None else {}
