@@ -258,3 +258,11 @@ def test_a_study_waiting_for_a_worker_is_left_alone_and_one_whose_trial_died_is_
     assert supervise()["tuning_failed"] == 1
     study.refresh_from_db()
     assert study.status == "failed" and "Worker gone" in study.error
+
+
+def test_the_run_page_says_its_model_retired_mid_run(champion, client):
+    run = batch_run_create(portfolio=champion.portfolio, chunk_size=N)
+    BatchRun.objects.filter(pk=run.pk).update(model_retired_at=timezone.now())
+    client.force_login(UserFactory(username="admin", is_superuser=True, is_staff=True))
+    page = client.get(f"/runs/{run.pk}/")
+    assert page.status_code == 200 and "retired mid-run" in page.content.decode()
