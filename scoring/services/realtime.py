@@ -23,7 +23,7 @@ from models.synthetic import month_range
 from scoring.caches import CacheView
 from scoring.models import ApiToken, Applicant, DatasetSchema, ModelVersion, Portfolio
 from scoring.permissions import permitted_portfolio_ids
-from scoring.services.datasets import HISTORY_MONTHS, PortfolioData, feature_columns, latest_month
+from scoring.services.datasets import HISTORY_MONTHS, PortfolioData, feature_columns, latest_month, static_frame
 from scoring.services.scoring import (
     TOP_REASONS,
     ScoringError,
@@ -145,9 +145,22 @@ def _reason_texts(cache: CacheView):
 def _schema_columns(cache: CacheView, schema: DatasetSchema) -> tuple[list[str], list[str]]:
     def load() -> tuple[list[str], list[str]]:
         numeric = [c["name"] for c in schema.columns_with_role(DatasetSchema.ROLE_NUMERIC)]
-        return numeric, [name for name in feature_columns(schema) if name not in set(numeric)]
+        categorical = [c["name"] for c in schema.columns_with_role(DatasetSchema.ROLE_CATEGORICAL)]
+        return numeric, [name for name in feature_columns(schema) if name in set(categorical)]
 
     return cache.get("columns", schema.pk, load)
+
+
+def _has_derived_inputs(cache: CacheView, schema: DatasetSchema) -> bool:
+    def load() -> bool:
+        from models.coltypes import model_input_columns
+
+        inputs = model_input_columns(
+            schema.definition["columns"], (DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL)
+        )
+        return any("derived_from" in c for c in inputs)
+
+    return bool(cache.get("derived", schema.pk, load))
 
 
 # --- Inputs -------------------------------------------------------------------
@@ -188,7 +201,11 @@ def _data(cache: CacheView, *, portfolio: Portfolio, version: ModelVersion, reco
     data = PortfolioData(
         applicant_ids=np.array([applicant_id or 0], dtype=np.int64),
         external_ids=[external_id],
-        static=ColumnFrame([features], numeric=numeric, categorical=categorical),  # type: ignore[arg-type]
+        # A schema with derived inputs (a date's parts) takes the general encoder: the
+        # ColumnFrame reads stored values as they are.
+        static=static_frame(portfolio.schema, [features])
+        if _has_derived_inputs(cache, portfolio.schema)
+        else ColumnFrame([features], numeric=numeric, categorical=categorical),  # type: ignore[arg-type]
         features=[features],
     )
     if version.family.needs_history and applicant_id is not None:
@@ -238,4 +255,6 @@ def realtime_score(
     (values,) = score_values(
         version=version, data=data, features=[stored], rows=rows, requested_by_id=user.pk, applicant_ids=[ids]
     )
-    return score_record(score=score_from_values(values), version=version, requested_by=user, request=request)
+    score = score_from_values(values)
+    score.model_version = version  # the response names its number: no query for the row we hold
+    return score_record(score=score, version=version, requested_by=user, request=request)
