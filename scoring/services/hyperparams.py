@@ -197,6 +197,8 @@ def family_space(kind: str) -> dict[str, ParamSpec]:
 def hyperparameters_validate(*, kind: str, values: dict[str, Any] | None) -> dict[str, Any]:
     """``values`` checked against the family's space: the clean values, or
     :class:`HyperparameterError` naming every problem."""
+    if kind not in FAMILY_SPACES:
+        return _family_check(kind, values)
     space = family_space(kind)
     if values is None:
         return {}
@@ -219,6 +221,23 @@ def hyperparameters_validate(*, kind: str, values: dict[str, Any] | None) -> dic
             f"Invalid hyper-parameter {first}: {problems[first][0]}.", details={"hyperparameters": problems}
         )
     return clean
+
+
+def _family_check(kind: str, values: dict[str, Any] | None) -> dict[str, Any]:
+    """A family without an entry above (the trees) checks its own declared space
+    (``models.params``); its refusal is the same 400."""
+    from models.families import FAMILIES
+    from models.params import ParamError
+
+    family = FAMILIES.get(kind)
+    if family is None:
+        raise HyperparameterError(f"Unknown model kind {kind!r}; known: {sorted({*FAMILY_SPACES, *FAMILIES})}.")
+    try:
+        return family.check(values or {})
+    except ParamError as exc:
+        raise HyperparameterError(
+            f"Invalid hyper-parameter {exc}.", details={"hyperparameters": {exc.name: [str(exc)]}}
+        ) from None
 
 
 # --- Work per user ------------------------------------------------------------------------
