@@ -213,4 +213,10 @@ def score_view(drf_view: Callable, viewset) -> Callable:
         response["Vary"] = "Accept"
         return response
 
+    # The lean view stands for the DRF action: whatever inspects the URL table (the
+    # permission test generated from the schema, resolve() in tools) sees the viewset
+    # and action that define the endpoint and its permission gate.
+    for attribute in ("cls", "actions", "initkwargs"):
+        if hasattr(drf_view, attribute):
+            setattr(portfolio_score, attribute, getattr(drf_view, attribute))
     return portfolio_score
