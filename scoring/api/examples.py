@@ -108,6 +108,7 @@ SCORE = {
     "applicant": 4711,
     "run": None,
     "model_version": 7,
+    "policy_version": 3,
     "is_shadow": False,
     "pd": 0.0790736768698401,
     "score": 557.9592,
@@ -135,6 +136,7 @@ EXPLANATION = {
     "base_points": 570.7992,
     "log_odds": -2.455,
     "scale": {"base_score": 600.0, "base_odds": 50.0, "pdo": 20.0},
+    "policy_version": {"id": 3, "version": 2, "note": "decided and explained under policy v2"},
     "contributions": [
         {"group": "debt_to_income", "value": 0.61, "log_odds": 0.412, "points": -11.8878},
         {"group": "history.days_past_due:last_6m", "value": 2, "log_odds": 0.231, "points": -6.6653},

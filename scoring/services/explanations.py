@@ -22,9 +22,12 @@ def score_explanation(*, score: Score) -> dict[str, Any]:
     log-odds, points; largest risk first) and the reasons with their texts.
 
     ``base_log_odds + sum(log_odds)`` is the calibrated log-odds of default of the
-    stored PD. Points use the portfolio's current scale (``scale``), so
-    ``base_points + sum(points)`` equals the stored score unless the scale changed since.
+    stored PD. Points use the scale of the policy version the score was decided under
+    (``policy_version`` says which), so ``base_points + sum(points)`` equals the stored
+    score whatever policy is in force now.
     """
+    from scoring.services.policy import policy_in_force, policy_of
+
     version: ModelVersion = score.model_version
     try:
         decider = decider_load(version)
@@ -41,7 +44,8 @@ def score_explanation(*, score: Score) -> dict[str, Any]:
         months = len(bytes(score.input_history)) // (3 * 4)  # float32 (months, 3)
         history, mask = history_from_bytes(score.input_history, months)
         facts = history_facts(history, mask)
-    scale = decider.scale
+    policy = policy_of(score.policy_version_id) if score.policy_version_id else policy_in_force(version.portfolio)
+    scale = policy.scale
     value_of = ValueLookup(static, facts)
     contributions = [
         {
@@ -64,6 +68,13 @@ def score_explanation(*, score: Score) -> dict[str, Any]:
         "base_points": round(scale.base_points(score.base_log_odds), 4),
         "log_odds": score.base_log_odds + float(sum(score.contributions)),
         "scale": scale.to_dict(),
+        "policy_version": {
+            "id": score.policy_version_id,
+            "version": policy.version if score.policy_version_id else None,
+            "note": f"decided and explained under policy v{policy.version}"
+            if score.policy_version_id
+            else f"scored before policies were versioned; points on policy v{policy.version}, in force now",
+        },
         "contributions": contributions,
         "reasons": score.reasons,
         "created_at": score.created_at,

@@ -54,3 +54,9 @@ def reason_codes_ensure(*, schema: DatasetSchema) -> dict[str, ReasonCode]:
         )
         existing = {rc.feature: rc for rc in ReasonCode.objects.filter(schema=schema)}
     return existing
+
+
+def reason_catalogue_default(*, schema: DatasetSchema) -> dict[str, dict[str, str]]:
+    """The catalogue a portfolio's first policy version starts from: reason key →
+    {code, text}, a snapshot (later edits of the schema's table do not change a policy)."""
+    return {feature: {"code": rc.code, "text": rc.text} for feature, rc in reason_codes_ensure(schema=schema).items()}
