@@ -77,7 +77,7 @@ def test_train_model_records_the_acting_user_as_trainer(book, django_capture_on_
 def test_a_failed_challenger_is_refused_by_the_service_the_api_the_command_and_the_nightly_run(
     book, django_capture_on_commit_callbacks
 ):
-    portfolio, validator, developer, _ = book
+    portfolio, _validator, developer, _ = book
     failed = version_of(portfolio, 2, "failed", trained_by=developer)
     with pytest.raises(BatchError, match="only an approved model can be a challenger"):
         batch_run_create(portfolio=portfolio, challenger=failed)

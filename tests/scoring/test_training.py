@@ -5,9 +5,9 @@ from django.core.management import call_command
 from models.training import CreditModel
 from scoring.inference import model_load
 from scoring.models import ModelVersion
+from scoring.services.access import portfolio_access_grant
 from scoring.services.datasets import attach_outcomes, portfolio_data
 from scoring.services.training import model_version_create, model_version_train
-from scoring.services.access import portfolio_access_grant
 from tests.factories import UserFactory, synthetic_portfolio
 
 FAST = {"max_epochs": 10, "patience": 3, "batch_size": 128}
