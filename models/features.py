@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models import coltypes
+
 INPUT_ROLES = ("numeric", "categorical")
 UNSEEN = "__unseen__"
 MISSING_SUFFIX = "__missing"
@@ -27,8 +29,9 @@ HISTORY_SOURCES = ("history.balance", "history.amount_paid", "history.days_past_
 
 
 def input_columns(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The schema's column definitions that are model inputs, in schema order."""
-    return [dict(c) for c in schema["columns"] if c["role"] in INPUT_ROLES]
+    """The model inputs of the schema's columns, in schema order: each column's type
+    says which (a date gives its derived parts, see :mod:`models.coltypes`)."""
+    return coltypes.model_input_columns(schema["columns"], INPUT_ROLES)
 
 
 def target_vector(frame: pd.DataFrame, schema: Mapping[str, Any]) -> np.ndarray:

@@ -154,6 +154,11 @@ IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 50_000_000, minimum=1)
 IMPORT_MAX_COLUMNS = env_int("IMPORT_MAX_COLUMNS", 500, minimum=1)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 50_000, minimum=100)
 IMPORT_MAX_REPORTED_ERRORS = env_int("IMPORT_MAX_REPORTED_ERRORS", 1000, minimum=1)
+# Examples kept of each (column, problem) pair of the report's summary (the counts are never capped).
+IMPORT_REPORT_EXAMPLES = env_int("IMPORT_REPORT_EXAMPLES", 5, minimum=1)
+# Limits enforced while the file is read (a small compressed file can expand without bound).
+IMPORT_MAX_DECOMPRESSED_MB = env_int("IMPORT_MAX_DECOMPRESSED_MB", 8192, minimum=1)
+IMPORT_MAX_CELL_CHARS = env_int("IMPORT_MAX_CELL_CHARS", 100_000, minimum=100)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("UPLOAD_MAX_MEMORY_MB", 10, minimum=1) * 1024 * 1024
 # Uploads above this are streamed to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

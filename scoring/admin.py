@@ -17,6 +17,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.utils.html import format_html_join
@@ -50,6 +55,7 @@ from scoring.services.access import portfolio_access_grant, portfolio_access_rev
 from scoring.services.errors import ServiceError
 from scoring.services.schemas import SchemaError, schema_document_validate, schema_register
 from scoring.services.tokens import api_token_revoke
+from scoring.services.users import EscalationRefused, group_change_check, user_change_check
 
 # --- Scoping --------------------------------------------------------------------------
 
@@ -536,6 +542,100 @@ class LoginThrottleAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# --- Users and groups -------------------------------------------------------------------
+def _checked_form(form_class, check):
+    """``form_class`` whose ``clean`` asks ``check(form, cleaned_data)`` (a service rule):
+    a refusal is a form error (and an audit event, which commits: the form is only re-shown)."""
+
+    def clean(self):
+        cleaned = super(checked, self).clean()
+        try:
+            check(self, cleaned)
+        except EscalationRefused as exc:
+            raise forms.ValidationError(exc.message) from None
+        return cleaned
+
+    checked = type(form_class.__name__, (form_class,), {"clean": clean})
+    return checked
+
+
+def _touches_superuser(request, obj) -> bool:
+    return obj is not None and obj.is_superuser and not request.user.is_superuser
+
+
+class UserAdmin(DjangoUserAdmin):
+    """Django's user admin under ``scoring.services.users``' rules: an administrator who
+    is not a superuser manages users, roles (groups) and direct permissions, but cannot
+    make or touch a superuser (its change form, password form and deletion answer 403)
+    nor give a group or permission carrying rights they do not hold. Every change is
+    recorded in the audit log by the users service's signal net."""
+
+    def has_change_permission(self, request, obj=None):
+        return not _touches_superuser(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not _touches_superuser(request, obj) and super().has_delete_permission(request, obj)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if getattr(form, "_meta", None) is None or not {"groups", "is_superuser", "user_permissions"} & set(
+            form.base_fields
+        ):
+            return form  # the add form (username, password) and the password form
+
+        def check(form, cleaned):
+            user_change_check(
+                actor=request.user, user=form.instance,
+                is_superuser=cleaned.get("is_superuser") if "is_superuser" in form.fields else None,
+                groups=cleaned.get("groups") if "groups" in form.fields else None,
+                user_permissions=cleaned.get("user_permissions") if "user_permissions" in form.fields else None,
+            )  # fmt: skip
+
+        return _checked_form(form, check)
+
+    def user_change_password(self, request, id, form_url=""):
+        user = self.get_object(request, unquote(id))
+        if _touches_superuser(request, user):
+            # The audit middleware records the 403 as request.denied; name the attempt too.
+            from scoring.audit import audit_record
+
+            audit_record(action="user.change", outcome="denied", object_type="user", object_ids=[user.pk],
+                         details={"refused": ["a superuser can be changed by a superuser only"]})  # fmt: skip
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if object_id is not None and request.method == "POST":
+            user = self.get_object(request, unquote(object_id))
+            if _touches_superuser(request, user):
+                from scoring.audit import audit_record
+
+                audit_record(action="user.change", outcome="denied", object_type="user", object_ids=[user.pk],
+                             details={"refused": ["a superuser can be changed by a superuser only"]})  # fmt: skip
+                raise PermissionDenied
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+
+class GroupAdmin(DjangoGroupAdmin):
+    """Groups (the roles, and any team): a role's permissions are declared in code, and
+    nobody but a superuser gives a group permissions they do not hold."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        def check(form, cleaned):
+            if "permissions" in form.fields:
+                group_change_check(actor=request.user, group=form.instance, permissions=cleaned.get("permissions"))
+
+        return _checked_form(form, check)
+
+
+for _model, _model_admin in ((get_user_model(), UserAdmin), (Group, GroupAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _model_admin)
 
 
 # --- Audit log (read-only: the database refuses changes anyway) --------------------------

@@ -17,3 +17,8 @@ class ScoringConfig(AppConfig):
         from scoring.audit import audit_signals_connect
 
         audit_signals_connect()
+
+        from scoring.services.users import users_audit_connect
+
+        # Every change of a user, group or beat schedule, whatever made it, enters the audit log.
+        users_audit_connect()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django import forms
 
+from models.coltypes import column_type
 from scoring.models import DatasetSchema, ImportJob, ModelVersion, Portfolio
 from scoring.selectors import APPLICANT_SORTS, portfolios_visible
 from scoring.services.ingestion import KINDS
@@ -129,15 +130,18 @@ def whatif_form_class(schema: DatasetSchema) -> type[forms.Form]:
         name = column["name"]
         label = name.replace("_", " ").capitalize()
         required = not column.get("nullable", False)
-        if column["role"] == DatasetSchema.ROLE_CATEGORICAL:
+        kind = column_type(column).form
+        if kind == "choice":
             choices = [(c, c) for c in column.get("categories", [])]
             if not required:
                 choices = [("", "(missing)"), *choices]
             fields[name] = forms.ChoiceField(label=label, choices=choices, required=required)
+        elif kind == "date":
+            fields[name] = forms.DateField(
+                label=label, required=required, widget=forms.DateInput(attrs={"type": "date"})
+            )
         else:
             low, high = column.get("min"), column.get("max")
-            if column.get("type") == "integer":
-                fields[name] = forms.IntegerField(label=label, required=required, min_value=low, max_value=high)
-            else:
-                fields[name] = forms.FloatField(label=label, required=required, min_value=low, max_value=high)
+            field_class = forms.IntegerField if kind == "integer" else forms.FloatField
+            fields[name] = field_class(label=label, required=required, min_value=low, max_value=high)
     return type("WhatIfForm", (forms.Form,), fields)

@@ -256,6 +256,12 @@ class ImportJob(models.Model):
     rows_unchanged = models.BigIntegerField(default=0)
     error_count = models.BigIntegerField(default=0, help_text="All problems found; the report keeps the first ones.")
     errors = models.JSONField(default=list, blank=True, help_text="[{row, column, value, message}], capped")
+    warning_count = models.BigIntegerField(default=0, help_text="Cells accepted with a change (unseen -> other).")
+    summary = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{severity, column, problem, count, examples: [{row, value}]}] over the whole file, never capped",
+    )
     message = models.TextField(blank=True)
 
     class Meta:

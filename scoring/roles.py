@@ -139,6 +139,14 @@ def roles_ensure(**kwargs) -> None:
     ones. Idempotent; connected to ``post_migrate`` (kwargs are the signal's)."""
     from django.contrib.auth.models import Group, Permission
 
+    from scoring.services.users import recorded_by_service
+
+    # Like a migration, this applies what the code declares: the deploy is the record, not the log.
+    with recorded_by_service():
+        _roles_set(Group, Permission)
+
+
+def _roles_set(Group, Permission) -> None:
     for role in ROLES.values():
         wanted = [f"scoring.{perm}" for perm in role.portfolio_perms] + list(role.model_perms)
         found = {

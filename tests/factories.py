@@ -31,6 +31,16 @@ class UserFactory(factory.django.DjangoModelFactory):
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
     password = factory.django.Password("a-long-test-password")
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # A test's cast is set-up, not an administrator's action: it stays out of the audit
+        # log, so tests of the log see only the events they cause (tests/scoring/test_users.py
+        # checks that real user changes are recorded).
+        from scoring.services.users import recorded_by_service
+
+        with recorded_by_service():
+            return super()._create(model_class, *args, **kwargs)
+
 
 class PortfolioFactory(factory.django.DjangoModelFactory):
     class Meta:

@@ -50,15 +50,25 @@ def _role_group(role: str) -> Group:
 
 @transaction.atomic
 def user_role_add(*, user, role: str, actor=None) -> None:
-    """Give ``user`` the role (membership of its group); it acts only in granted portfolios."""
-    user.groups.add(_role_group(role))
+    """Give ``user`` the role (membership of its group); it acts only in granted portfolios.
+    Refused (and recorded) when the role carries rights ``actor`` does not hold."""
+    from scoring.services.users import recorded_by_service, user_change_check
+
+    group = _role_group(role)
+    user_change_check(actor=actor, user=user, groups=[*user.groups.all(), group])
+    with recorded_by_service():
+        user.groups.add(group)
     _audit("permission.grant", actor=actor, grantee=user, role=role)
 
 
 @transaction.atomic
 def user_role_remove(*, user, role: str, actor=None) -> None:
     """Take the role away; the user's grants stay but no longer allow what only this role did."""
-    user.groups.remove(_role_group(role))
+    from scoring.services.users import recorded_by_service, user_change_check
+
+    user_change_check(actor=actor, user=user)  # a superuser's roles are a superuser's business
+    with recorded_by_service():
+        user.groups.remove(_role_group(role))
     _audit("permission.revoke", actor=actor, grantee=user, role=role)
 
 

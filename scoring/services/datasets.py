@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 
+from models import coltypes
 from models.synthetic import HISTORY_CHANNELS, month_range
 from scoring.models import Applicant, DatasetSchema, Portfolio
 
@@ -34,6 +35,7 @@ class PortfolioData:
     months: list[date] = field(default_factory=list)
     defaulted: np.ndarray | None = None  # latest observed outcome, float (nan: none observed)
     features: list[dict] = field(default_factory=list)  # the stored feature dicts behind ``static``
+    application_dates: np.ndarray | None = None  # datetime64[D] when the schema declares application_date
 
     def __len__(self) -> int:
         return len(self.applicant_ids)
@@ -48,6 +50,7 @@ class PortfolioData:
             months=self.months,
             defaulted=None if self.defaulted is None else self.defaulted[index],
             features=[self.features[i] for i in index] if self.features else [],
+            application_dates=None if self.application_dates is None else self.application_dates[index],
         )
 
     def model_inputs(self, kind: str) -> dict:
@@ -68,17 +71,28 @@ class PortfolioData:
         return digest.hexdigest()
 
 
+FEATURE_ROLES = (DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL)
+
+
 def feature_columns(schema: DatasetSchema) -> list[str]:
-    return [c["name"] for c in schema.columns_with_role(DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL)]
+    """The model's static input columns: the schema's features, a date as its derived parts."""
+    return [c["name"] for c in coltypes.model_input_columns(schema.definition["columns"], FEATURE_ROLES)]
 
 
 def static_frame(schema: DatasetSchema, rows: list[dict]) -> pd.DataFrame:
-    """The model's static inputs from stored feature dicts; missing keys are missing values."""
-    columns = feature_columns(schema)
-    frame = pd.DataFrame.from_records(rows, columns=columns)
-    for column in schema.columns_with_role(DatasetSchema.ROLE_NUMERIC):
-        frame[column["name"]] = pd.to_numeric(frame[column["name"]], errors="coerce").astype("float64")
-    return frame
+    """The model's static inputs from stored feature dicts (each column encoded by
+    its type; a date gives its derived parts); missing keys are missing values."""
+    return coltypes.encode_frame(schema.definition["columns"], rows, FEATURE_ROLES)
+
+
+def application_dates(schema: DatasetSchema, rows: list[dict]) -> np.ndarray | None:
+    """Each row's application date (datetime64[D], NaT where missing) when the schema
+    declares ``application_date``: what an out-of-time split orders by."""
+    name = schema.definition.get("application_date")
+    if not name:
+        return None
+    text = pd.Series([row.get(name) or None for row in rows], dtype=object)
+    return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").to_numpy(dtype="datetime64[D]")
 
 
 def _fetch(sql: str, params: list) -> pd.DataFrame:
@@ -193,6 +207,7 @@ def portfolio_data_of(
         external_ids=[r[1] for r in records],
         static=static_frame(portfolio.schema, [r[2] for r in records]),
         features=[r[2] for r in records],
+        application_dates=application_dates(portfolio.schema, [r[2] for r in records]),
     )
     if with_history:
         as_of = as_of or latest_month(portfolio) or date.today()

@@ -25,6 +25,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 
 from models import monitoring as m
+from models.coltypes import column_type
 from models.scaling import APPROVE
 from scoring.models import Applicant, BatchRun, DatasetSchema, ModelVersion, MonitoringReport, Portfolio
 from scoring.services.datasets import PortfolioData, _fetch, history_arrays, latest_month, portfolio_data
@@ -202,7 +203,7 @@ def _group_labels(values: list[Any], column: dict) -> list[Any]:
     """Groups of a protected attribute. A categorical one is its own groups; a
     numeric one is banded (ages by the usual bands, anything else by quartiles), as
     a group per distinct number would be too small to judge."""
-    if column.get("type") not in ("integer", "float"):
+    if not column_type(column).numeric:
         return values
     numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
     if "age" in column["name"].lower():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -112,35 +113,67 @@ def pii_read(applicant: Applicant | int) -> dict[str, Any] | None:
 
 
 # --- Masking --------------------------------------------------------------------
+# Masking fails closed: a character is shown only when a rule below keeps it on
+# purpose, whatever its script. Kept: whitespace and the ASCII separators of ids,
+# phone numbers and addresses; the last four digits of an id; the domain of an
+# e-mail; and the initial of a word when it is a letter of a cased alphabet (Latin,
+# Greek, Cyrillic, Armenian...) or an ASCII digit. A word in an uncased script (CJK,
+# Arabic, Hebrew, Thai...) keeps nothing: one of its characters can be a whole
+# syllable or name. Everything else (letters, digits of any script, combining marks,
+# emoji, other symbols) becomes "*".
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-_ALNUM = re.compile(r"[A-Za-z0-9]")
+_DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}$")
+_SEPARATORS = frozenset(" -+()./,:#'")
+_CASED = {"Lu", "Ll", "Lt"}
+
+
+def _is_separator(c: str) -> bool:
+    return c.isspace() or c in _SEPARATORS
+
+
+def _initial(word: str) -> str:
+    first = word[:1]
+    if first and (unicodedata.category(first) in _CASED or first in "0123456789"):
+        # A letter followed by a combining mark is shown without the mark ("e" of "e\u0301").
+        return first
+    return ""
+
+
+def _mask_word(word: str) -> str:
+    if all(c in _SEPARATORS for c in word):
+        return word  # "-", "&" stand alone: nothing personal
+    return f"{_initial(word)}***"
 
 
 def mask_value(value: Any) -> Any:
     """One PII value masked by its shape: an e-mail keeps its first letter and
     domain, an id or phone number its last four digits, a date nothing, a name
-    or address the first letter of each word."""
+    or address the initial of each word (see the rules above)."""
     if value is None or value == "":
         return value
     text = str(value)
     if _DATE.match(text):
-        return re.sub(r"\d", "*", text)
+        return "".join(c if c in "-:" else "*" for c in text)
     if "@" in text:
         local, _, domain = text.rpartition("@")
-        return f"{local[:1]}***@{domain}"
+        if _DOMAIN.match(domain):
+            return f"{_initial(local)}***@{domain}"
+        return f"{_initial(local)}***@***"  # not a plain DNS name: nothing of it is shown
     digits = sum(c.isdigit() for c in text)
     letters = sum(c.isalpha() for c in text)
     if digits >= 4 and digits >= letters:
         keep = 4
         out = []
         for c in reversed(text):
-            if c.isalnum():
-                out.append(c if keep > 0 and c.isdigit() else "*")
-                keep -= c.isdigit()
-            else:
+            if _is_separator(c):
                 out.append(c)
+            elif keep > 0 and c in "0123456789":
+                out.append(c)
+                keep -= 1
+            else:
+                out.append("*")
         return "".join(reversed(out))
-    return " ".join(f"{word[:1]}***" if _ALNUM.search(word) else word for word in text.split())
+    return " ".join(_mask_word(word) for word in text.split())
 
 
 def pii_masked(data: dict[str, Any] | None = None, can_view: bool = False, *, applicant=None, user=None, request=None):

@@ -13,10 +13,16 @@ A schema document is JSON::
         {"name": "creditability", "role": "target", "categories": ["good", "bad"], "positive_label": "bad"},
         {"name": "comment", "role": "ignore"}]}
 
-Types: ``integer``, ``float`` (numbers, optional ``min``/``max``), ``category``
-(``categories`` required), ``string`` (optional ``max_length``), ``date`` (ISO
-8601). Any column may say ``"nullable": true``; numeric features may be missing
-(the model pipeline imputes them), ids and targets may not.
+Types are the registry of :mod:`models.coltypes` (one class each, with its options):
+``integer``, ``float``, ``money`` (``currency``, ``thousands``, ``decimal``),
+``percentage``, ``boolean`` (``true``/``false`` spellings), ``category``
+(``categories``; ``unseen``: "reject" or "other"), ``string`` (``max_length``),
+``date`` (``formats``, ``two_digit_year_pivot``; as a numeric feature, ``derive``
+and ``reference``). Any column may say ``"nullable": true``; numeric features may be
+missing (the model pipeline imputes them), ids may not. A target cell may be empty:
+that row is an application without a known outcome yet (``"nullable": false``
+requires every label). ``"application_date": COLUMN`` names the date column that
+orders applications in time (out-of-time splits).
 """
 
 from __future__ import annotations
@@ -27,30 +33,18 @@ from typing import Any
 
 from django.db import transaction
 
+from models import coltypes
 from scoring.models import DatasetSchema
+from scoring.services.errors import ServiceError
 
-TYPES = {"integer", "float", "category", "string", "date"}
-_DEFAULT_TYPE = {
-    DatasetSchema.ROLE_ID: "string",
-    DatasetSchema.ROLE_NUMERIC: "float",
-    DatasetSchema.ROLE_CATEGORICAL: "category",
-    DatasetSchema.ROLE_PII: "string",
-    DatasetSchema.ROLE_TARGET: "category",
-    DatasetSchema.ROLE_IGNORE: "string",
-}
-_ALLOWED_TYPES = {
-    DatasetSchema.ROLE_ID: {"string", "integer"},
-    DatasetSchema.ROLE_NUMERIC: {"integer", "float"},
-    DatasetSchema.ROLE_CATEGORICAL: {"category"},
-    DatasetSchema.ROLE_PII: {"string", "date"},
-    DatasetSchema.ROLE_PROTECTED: {"integer", "float", "category", "string"},
-    DatasetSchema.ROLE_TARGET: {"category"},
-    DatasetSchema.ROLE_IGNORE: TYPES,
-}
+TYPES = coltypes.TYPES
+FEATURE_ROLES = (DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL)
 
 
-class SchemaError(ValueError):
+class SchemaError(ServiceError, ValueError):
     """The schema document itself is not valid."""
+
+    code = "invalid_schema"
 
 
 def schema_document_validate(document: Any) -> dict:
@@ -87,31 +81,22 @@ def schema_document_validate(document: Any) -> dict:
         if role not in DatasetSchema.ROLES:
             problems.append(f"{where}: role {role!r} is not one of {DatasetSchema.ROLES}.")
             continue
-        ctype = column.get("type") or _DEFAULT_TYPE.get(role) or ("category" if "categories" in column else "float")
-        if ctype not in _ALLOWED_TYPES[role]:
-            problems.append(
-                f"{where}: type {ctype!r} is not allowed for role {role!r} ({sorted(_ALLOWED_TYPES[role])})."
-            )
+        ctype = (
+            column.get("type") or coltypes.DEFAULT_TYPE.get(role) or ("category" if "categories" in column else "float")
+        )
+        kind = TYPES.get(ctype)
+        if kind is None:
+            problems.append(f"{where}: type {ctype!r} is not one of {sorted(TYPES)}.")
+            continue
+        if role not in kind.roles:
+            allowed = sorted(name for name, t in TYPES.items() if role in t.roles)
+            problems.append(f"{where}: type {ctype!r} is not allowed for role {role!r} ({allowed}).")
         out = {**column, "type": ctype}
-        if ctype == "category":
-            categories = column.get("categories")
-            if (
-                not isinstance(categories, list)
-                or not categories
-                or not all(isinstance(c, str) for c in categories)
-                or len(set(categories)) != len(categories)
-            ):
-                problems.append(f"{where}: 'categories' must be a non-empty list of distinct strings.")
-        for bound in ("min", "max"):
-            if bound in column and (not isinstance(column[bound], (int, float)) or isinstance(column[bound], bool)):
-                problems.append(f"{where}: {bound!r} must be a number.")
-        low, high = column.get("min"), column.get("max")
-        if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
-            problems.append(f"{where}: 'min' is above 'max'.")
+        problems.extend(f"{where}: {problem}" for problem in kind.options_problems(out))
         if role == DatasetSchema.ROLE_TARGET and column.get("positive_label") not in (column.get("categories") or []):
             problems.append(f"{where}: 'positive_label' must be one of its categories (the label meaning default).")
-        if role in (DatasetSchema.ROLE_ID, DatasetSchema.ROLE_TARGET) and column.get("nullable"):
-            problems.append(f"{where}: a {role} column cannot be nullable.")
+        if role == DatasetSchema.ROLE_ID and column.get("nullable"):
+            problems.append(f"{where}: an id column cannot be nullable.")
         normalised.append(out)
 
     roles = [c.get("role") for c in normalised]
@@ -119,11 +104,24 @@ def schema_document_validate(document: Any) -> dict:
         problems.append("exactly one column must have role 'id'.")
     if roles.count(DatasetSchema.ROLE_TARGET) > 1:
         problems.append("at most one column may have role 'target'.")
-    if not any(r in (DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL) for r in roles):
+    if not problems and not coltypes.model_input_columns(normalised, FEATURE_ROLES):
         problems.append("at least one model feature (role 'numeric' or 'categorical') is needed.")
+    dated = document.get("application_date")
+    if dated is not None:
+        column = next((c for c in normalised if c["name"] == dated), None)
+        if column is None or column["type"] != "date" or column["role"] != DatasetSchema.ROLE_NUMERIC:
+            problems.append(
+                "'application_date' must name a column of type 'date' with role 'numeric' "
+                '(with "derive": [] it is stored without being a model input).'
+            )
     if problems:
         raise SchemaError("Invalid schema: " + "; ".join(problems))
     return {**document, "columns": normalised}
+
+
+def schema_application_date(schema: DatasetSchema) -> str | None:
+    """The column holding each application's date (for out-of-time splits), if declared."""
+    return schema.definition.get("application_date")
 
 
 @transaction.atomic

@@ -249,6 +249,7 @@ def applicant_features_validate(*, portfolio: Portfolio, features: dict) -> tupl
     Returns (stored-form features, problems); problems use the import report's format."""
     import pandas as pd
 
+    from models.coltypes import TYPES
     from scoring.services.ingestion.validation import ChunkValidator, FileSpec, ImportReport, spec_for_applicants
 
     schema = portfolio.schema
@@ -271,8 +272,9 @@ def applicant_features_validate(*, portfolio: Portfolio, features: dict) -> tupl
     for f in fields:
         if f.role in model_roles:
             value = chunk.values[f.name].iloc[0]
-            if f.role == schema.ROLE_NUMERIC:
-                stored[f.name] = None if pd.isna(value) else (int(value) if f.type == "integer" else float(value))
+            storage = TYPES[f.type].storage
+            if storage in ("integer", "number"):
+                stored[f.name] = None if pd.isna(value) else (int(value) if storage == "integer" else float(value))
             else:
                 stored[f.name] = value or None
     return stored, []

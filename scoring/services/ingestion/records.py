@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from models import coltypes
 from scoring.models import DatasetSchema
 
 from .validation import ChunkValues, Field, FileSpec
@@ -37,23 +38,19 @@ def _valid_values(chunk: ChunkValues) -> dict[str, pd.Series]:
 
 
 def _json_texts(f: Field, series: pd.Series) -> pa.Array:
-    """Each value of a column as JSON text."""
-    if f.type in ("integer", "float"):
+    """Each value of a column as JSON text, as its type stores it."""
+    storage = coltypes.TYPES[f.type].storage if f.type in coltypes.TYPES else "text"
+    if storage in ("integer", "number"):
         numbers = series.to_numpy(dtype="float64")
         missing = np.isnan(numbers)
-        if f.type == "integer":
+        if storage == "integer":
             text = pc.cast(pa.array(np.where(missing, 0, numbers).astype(np.int64)), pa.large_string())
         else:
             text = pc.cast(pa.array(numbers), pa.large_string())
             whole = pc.match_substring_regex(text, r"^-?\d+$")  # Arrow writes 52300.0 as "52300"
             text = pc.if_else(whole, pc.binary_join_element_wise(text, _large(".0"), _large("")), text)
         return pc.if_else(pa.array(missing), _large("null"), text)
-    if f.type == "category":
-        # Validated values are declared categories (or "" when missing): look the JSON up.
-        at = pc.index_in(_text(series), value_set=pa.array(f.categories, type=pa.large_string()))
-        texts = pa.array([json.dumps(c) for c in f.categories], type=pa.large_string()).take(at)
-        return pc.fill_null(texts, _large("null"))
-    text = _text(series)  # free text and dates
+    text = _text(series)  # categories, free text and dates: "" is missing
     return pc.if_else(pc.equal(text, ""), _large("null"), _json_strings(text))
 
 
@@ -91,8 +88,11 @@ def applicant_rows(spec: FileSpec, chunk: ChunkValues) -> tuple[pa.Table, pa.Arr
     features = [f for f in spec.fields if f.role in FEATURE_ROLES]
     protected = by_role.get(DatasetSchema.ROLE_PROTECTED, [])
     target = by_role.get(DatasetSchema.ROLE_TARGET, [None])[0]
-    if target is not None:
-        defaulted = pa.array((values[target.name] == target.positive_label).to_numpy(dtype=bool))
+    if target is not None:  # an empty label: an application without an outcome yet
+        label = values[target.name]
+        defaulted = pa.array(
+            (label == target.positive_label).to_numpy(dtype=bool), mask=(label == "").to_numpy(dtype=bool)
+        )
     else:
         defaulted = pa.nulls(size, type=pa.bool_())
     table = pa.table(

@@ -207,7 +207,7 @@ def _spec(job: ImportJob) -> FileSpec:
 
 
 def _job_execute(job: ImportJob, *, path: Path, encoding: str, progress: Progress | None) -> None:
-    report = ImportReport(cap=settings.IMPORT_MAX_REPORTED_ERRORS)
+    report = ImportReport(cap=settings.IMPORT_MAX_REPORTED_ERRORS, examples=settings.IMPORT_REPORT_EXAMPLES)
     started = time.monotonic()
     stat_before = path.stat()
     try:
@@ -232,6 +232,8 @@ def _job_execute(job: ImportJob, *, path: Path, encoding: str, progress: Progres
     job.rows_valid = max(job.rows_total - report.rows_invalid, 0)
     job.error_count = report.error_count
     job.errors = report.errors
+    job.warning_count = report.warning_count
+    job.summary = report.summary_list()
     if rows is None or report.structural or (report.error_count and not job.valid_only):
         job.status = ImportJob.STATUS_REJECTED
         why = (

@@ -18,21 +18,18 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from models import coltypes
 from scoring.models import Applicant, DatasetSchema
 
 from .readers import FIRST_DATA_ROW, REPLACEMENT_CHARACTER
 
-REDACTED = "<redacted>"
+REDACTED = "<redacted>"  # kept for callers; the report shows a PII value's shape instead (value_shape)
 VALUE_MAX_CHARS = 100
 ID_MAX_LENGTH = Applicant._meta.get_field("external_id").max_length
 DAYS_PAST_DUE_MAX = 36_500  # a hundred years: anything above is a broken file, not a debtor
-_INTEGER_LIMIT = 2**53  # integers above this are not exact as JSON numbers or floats
-_NAN_INF = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 _FLAG_TRUE = {"1", "true", "yes"}
 _FLAG_FALSE = {"0", "false", "no"}
-_DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
 _MONTH_PATTERN = r"\d{4}-\d{2}(?:-\d{2})?"
 
 HISTORY_COLUMNS = ("applicant_id", "month", "balance", "amount_paid", "days_past_due")
@@ -58,6 +55,14 @@ class Field:
     max_length: int | None = None
     positive_label: str | None = None
     redact: bool = False  # PII: the report never shows the value
+    options: dict = field(default_factory=dict, compare=False, hash=False)  # the schema's column entry
+
+    @property
+    def column(self) -> dict:
+        """The column as the type registry reads it (its options and role)."""
+        return {**self.options, "name": self.name, "role": self.role, "type": self.type,
+                "min": self.minimum, "max": self.maximum, "categories": list(self.categories),
+                "max_length": self.max_length}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,14 +93,17 @@ def spec_for_applicants(schema: DatasetSchema) -> FileSpec:
                 name=column["name"],
                 role=role,
                 type=column["type"],
-                nullable=bool(column.get("nullable"))
-                and role not in (DatasetSchema.ROLE_ID, DatasetSchema.ROLE_TARGET),
+                # Labels are optional (an unlabelled row is an application to score)
+                # unless the schema says "nullable": false for its target.
+                nullable=bool(column.get("nullable", role == DatasetSchema.ROLE_TARGET))
+                and role != DatasetSchema.ROLE_ID,
                 minimum=column.get("min"),
                 maximum=column.get("max"),
                 categories=tuple(column.get("categories") or ()),
                 max_length=ID_MAX_LENGTH if role == DatasetSchema.ROLE_ID else column.get("max_length"),
                 positive_label=column.get("positive_label"),
                 redact=role == DatasetSchema.ROLE_PII,
+                options=dict(column),
             )
         )
     return FileSpec(kind="applicants", fields=tuple(fields), optional=frozenset(optional), key=(id_name,))
@@ -141,52 +149,106 @@ def spec_for_outcomes(schema: DatasetSchema) -> FileSpec:
 
 @dataclass
 class ImportReport:
-    """All problems of one file: counted in full, kept up to ``cap``."""
+    """All problems of one file. ``errors``: the first ``cap`` in row order;
+    ``summary``: every (column, problem) pair with its count over the whole file
+    (never capped) and its first ``examples`` cells; warnings (cells accepted with a
+    change, like an unseen category stored as "other") are summarised the same way
+    and do not make a row invalid."""
 
     cap: int
+    examples: int = 5
     errors: list[dict] = field(default_factory=list)
     error_count: int = 0
+    warning_count: int = 0
     rows_invalid: int = 0
     rows_read: int = 0
     structural: bool = False  # a problem with the file itself: nothing can be written
+    summary: dict[tuple[str, str | None, str], dict] = field(default_factory=dict)
 
     def file_error(self, message: str, *, row: int | None = None, column: str | None = None) -> None:
         self.structural = True
         self.error_count += 1
         if len(self.errors) < self.cap:
             self.errors.append({"row": row, "column": column, "value": None, "message": message})
+        entry = self._entry("error", column, message)
+        entry["count"] += 1
+        if len(entry["examples"]) < self.examples:
+            entry["examples"].append({"row": row, "value": None})
+
+    def _entry(self, severity: str, column: str | None, problem: str) -> dict:
+        key = (severity, column, problem)
+        if key not in self.summary:
+            self.summary[key] = {"severity": severity, "column": column, "problem": problem, "count": 0, "examples": []}
+        return self.summary[key]
+
+    def summary_list(self) -> list[dict]:
+        """The summary as stored on the job: errors first, then by count, largest first."""
+        return sorted(self.summary.values(), key=lambda e: (e["severity"] != "error", -e["count"]))
 
     @property
     def room(self) -> int:
         return self.cap - len(self.errors)
 
 
+def value_shape(value: str) -> str:
+    """The shape of a value without the value: letters become A/a, digits 9, the
+    rest stays (``AB12 3cd`` -> ``AA99 9aa``): enough to see which format failed in a
+    personal-data column, not enough to read it."""
+    out = []
+    for char in value[:VALUE_MAX_CHARS]:
+        if char.isdigit():
+            out.append("9")
+        elif char.isalpha():
+            out.append("A" if char.isupper() else "a")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def _shown(value: str, redact: bool) -> str:
-    return REDACTED if redact else value[:VALUE_MAX_CHARS]
+    return value_shape(value) if redact else value[:VALUE_MAX_CHARS]
 
 
 class _ChunkProblems:
-    """The problems of one chunk: boolean masks with a column and a message."""
+    """The problems of one chunk: boolean masks with a column and a message
+    (``key``: the problem as summarised, when the message names a row)."""
 
     def __init__(self, offset: int, size: int, positions: dict[str, int]):
         self.offset = offset
         self.size = size
         self.positions = positions
-        self.items: list[tuple[np.ndarray, Field, pd.Series, str | Callable[[int], str]]] = []
+        self.items: list[tuple[np.ndarray, Field, pd.Series, str | Callable[[int], str], str]] = []
+        self.warnings: list[tuple[np.ndarray, Field, pd.Series, str]] = []
 
-    def add(self, mask, fld: Field, raw: pd.Series, message: str | Callable[[int], str]) -> None:
+    def add(self, mask, fld: Field, raw: pd.Series, message: str | Callable[[int], str], key: str = "") -> None:
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
-            self.items.append((mask, fld, raw, message))
+            self.items.append((mask, fld, raw, message, key or str(message)))
+
+    def warn(self, mask, fld: Field, raw: pd.Series, message: str) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            self.warnings.append((mask, fld, raw, message))
+
+    def _summarise(self, report: ImportReport, severity: str, mask, fld: Field, raw: pd.Series, key: str) -> int:
+        count = int(mask.sum())
+        entry = report._entry(severity, fld.name, key)
+        entry["count"] += count
+        wanted = report.examples - len(entry["examples"])
+        for index in np.flatnonzero(mask)[: max(wanted, 0)]:
+            entry["examples"].append(
+                {"row": self.offset + int(index) + FIRST_DATA_ROW, "value": _shown(str(raw.iat[index]), fld.redact)}
+            )
+        return count
 
     def record(self, report: ImportReport) -> np.ndarray:
         """Count into ``report`` and return the mask of invalid rows."""
         invalid = np.zeros(self.size, dtype=bool)
         candidates = []
         room = report.room
-        for order, (mask, fld, raw, message) in enumerate(self.items):
+        for order, (mask, fld, raw, message, key) in enumerate(self.items):
             invalid |= mask
-            report.error_count += int(mask.sum())
+            report.error_count += self._summarise(report, "error", mask, fld, raw, key)
             if room <= 0:
                 continue
             for index in np.flatnonzero(mask)[:room]:
@@ -204,6 +266,8 @@ class _ChunkProblems:
                         },
                     )
                 )
+        for mask, fld, raw, message in self.warnings:
+            report.warning_count += self._summarise(report, "warning", mask & ~invalid, fld, raw, message)
         candidates.sort(key=lambda item: item[:3])
         report.errors.extend(item[3] for item in candidates[:room])
         report.rows_invalid += int(invalid.sum())
@@ -347,6 +411,7 @@ class ChunkValidator:
             column,
             frame[column.name],
             lambda index: template.format(row=int(first_row[index]) + FIRST_DATA_ROW),
+            key=template.replace("{row}", "…"),
         )
 
     def _references_check(self, frame, ids: pd.Series, ok: np.ndarray, problems) -> np.ndarray:
@@ -406,78 +471,40 @@ def _field_check(
     present = checkable & ~empty
     bad = np.zeros(len(raw), dtype=bool)
 
-    if f.role == DatasetSchema.ROLE_ID:  # ids stay text, exactly as written
-        values = raw
-        if f.type == "integer":
-            bad = present & ~stripped.str.fullmatch(r"[+-]?\d+").to_numpy(dtype=bool)
-            problems.add(bad, f, raw, "not a whole-number id")
-    elif f.type in ("integer", "float"):
-        values, bad = _numbers_check(f, stripped, present, raw, problems)
-    elif f.type == "category":
-        values = raw
-        bad = present & ~raw.isin(f.categories).to_numpy(dtype=bool)
-        label = "a label of the target" if f.role == DatasetSchema.ROLE_TARGET else "one of the declared categories"
-        problems.add(bad, f, raw, f"not {label}: {_listing(f.categories)}")
-    elif f.type == TYPE_FLAG:
+    if f.type == TYPE_FLAG:
         values, bad = _flag_check(f, raw, stripped, present, problems)
-    elif f.type in ("date", TYPE_MONTH):
-        values, bad = _dates_check(f, stripped, present, raw, problems)
-    else:  # string
-        values = raw
-    if (f.type == "string" or f.role == DatasetSchema.ROLE_ID) and f.max_length:
-        too_long = present & (raw.str.len() > f.max_length).to_numpy(dtype=bool)
-        problems.add(too_long, f, raw, f"longer than {f.max_length} characters")
-        bad |= too_long
+    elif f.type == TYPE_MONTH:
+        values, bad = _months_check(f, stripped, present, raw, problems)
+    elif f.type == TYPE_REFERENCE:
+        values, bad = raw, np.zeros(len(raw), dtype=bool)
+    else:
+        values, bad = _typed_check(f, raw, stripped, present, problems)
+    if f.role == DatasetSchema.ROLE_ID:
+        values = raw  # ids stay text, exactly as written
+        if f.max_length:
+            too_long = present & (raw.str.len() > f.max_length).to_numpy(dtype=bool)
+            problems.add(too_long, f, raw, f"longer than {f.max_length} characters")
+            bad |= too_long
     return values, present & ~bad
 
 
-def _listing(items: tuple[str, ...], shown: int = 8) -> str:
-    text = ", ".join(items[:shown])
-    return text + (f", … ({len(items)} in all)" if len(items) > shown else "")
+def _typed_check(f: Field, raw: pd.Series, stripped: pd.Series, present: np.ndarray, problems):
+    """A schema column: its type (from the registry) parses and checks it."""
+    column = f.column
+    kind = coltypes.TYPES[f.type]
+    if f.role == DatasetSchema.ROLE_ID and f.type == "integer":
+        bad = present & ~stripped.str.fullmatch(r"[+-]?\d+").to_numpy(dtype=bool)
+        problems.add(bad, f, raw, "not a whole-number id")
+        return raw, bad
+    parsed = kind.parse(column, raw if kind.exact else stripped, present)
+    for mask, message in parsed.problems:
+        problems.add(present & mask, f, raw, message)
+    for mask, message in parsed.warnings:
+        problems.warn(present & mask, f, raw, message)
+    return parsed.values, present & parsed.bad()
 
 
-def _numbers_parse(stripped: pd.Series) -> np.ndarray:
-    """Text to float64, NaN where the text is empty or no number. Arrow parses a
-    clean column twenty times faster than pandas; any odd cell sends the whole
-    column to pandas, which marks each bad cell NaN."""
-    text = pa.array(stripped, type=pa.large_string())
-    try:
-        return pc.cast(pc.if_else(pc.equal(text, ""), None, text), pa.float64()).to_numpy(zero_copy_only=False)
-    except pa.ArrowInvalid:
-        return pd.to_numeric(stripped, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def _numbers_check(
-    f: Field, stripped: pd.Series, present: np.ndarray, raw: pd.Series, problems
-) -> tuple[pd.Series, np.ndarray]:
-    array = _numbers_parse(stripped)
-    odd = present & ~np.isfinite(array)
-    nan_inf = np.zeros(len(array), dtype=bool)
-    if odd.any():  # tell "nan"/"inf" written out (or overflowing) from text that is no number
-        at = np.flatnonzero(odd)
-        nan_inf[at] = stripped.iloc[at].str.lower().isin(_NAN_INF).to_numpy(dtype=bool) | np.isinf(array[at])
-    not_number = odd & ~nan_inf
-    problems.add(nan_inf, f, raw, "NaN and infinity are not allowed")
-    problems.add(not_number, f, raw, "not a number")
-    ok = present & ~nan_inf & ~not_number
-    bad = nan_inf | not_number
-    if f.type == "integer":
-        with np.errstate(invalid="ignore"):
-            fractional = ok & ((np.floor(array) != array) | (np.abs(array) > _INTEGER_LIMIT))
-        problems.add(fractional, f, raw, "not a whole number")
-        ok &= ~fractional
-        bad |= fractional
-    with np.errstate(invalid="ignore"):
-        if f.minimum is not None:
-            low = ok & (array < f.minimum)
-            message = "negative values are not allowed" if f.minimum == 0 else f"below the minimum {f.minimum}"
-            problems.add(low, f, raw, message)
-            bad |= low
-        if f.maximum is not None:
-            high = ok & (array > f.maximum)
-            problems.add(high, f, raw, f"above the maximum {f.maximum}")
-            bad |= high
-    return pd.Series(np.where(present & ~bad, array, np.nan), index=stripped.index), bad
+_listing = coltypes.listing
 
 
 def _flag_check(f: Field, raw: pd.Series, stripped: pd.Series, present: np.ndarray, problems):
@@ -499,23 +526,18 @@ def _flag_check(f: Field, raw: pd.Series, stripped: pd.Series, present: np.ndarr
     return flags, bad
 
 
-def _dates_check(f: Field, stripped: pd.Series, present: np.ndarray, raw: pd.Series, problems):
+def _months_check(f: Field, stripped: pd.Series, present: np.ndarray, raw: pd.Series, problems):
+    """A history month (``YYYY-MM`` or a full date), stored as its first day."""
     # Only the distinct values are checked: a history chunk holds a few dozen months.
     codes, uniques = pd.factorize(stripped)
     uniques = pd.Series(uniques, dtype=object)
-    if f.type == TYPE_MONTH:
-        shaped = uniques.str.fullmatch(_MONTH_PATTERN)
-        normal = uniques.str.slice(0, 7) + "-01"
-        full = uniques.where(uniques.str.len() == 10, normal)  # a full date must exist too
-        expected = "a month (YYYY-MM or YYYY-MM-DD)"
-    else:
-        shaped = uniques.str.fullmatch(_DATE_PATTERN)
-        normal = full = uniques
-        expected = "a date (YYYY-MM-DD)"
+    shaped = uniques.str.fullmatch(_MONTH_PATTERN)
+    normal = uniques.str.slice(0, 7) + "-01"
+    full = uniques.where(uniques.str.len() == 10, normal)  # a full date must exist too
     parsed = pd.to_datetime(full.where(shaped.fillna(False).astype(bool), ""), format="%Y-%m-%d", errors="coerce")
     good = parsed.notna().to_numpy()
     bad = present & ~good[codes]
-    problems.add(bad, f, raw, f"not {expected}")
+    problems.add(bad, f, raw, "not a month (YYYY-MM or YYYY-MM-DD)")
     text = pd.Series(
         pa.array(normal.to_numpy(dtype=object), type=pa.large_string()).take(pa.array(codes)), dtype=raw.dtype
     )
