@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0012_pii_encrypted'),
+        ('scoring', '0013_import_report_summary'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
