@@ -238,9 +238,13 @@ def rules_parse(rules: Any) -> tuple[Rule, ...]:
         pairs = []
         for name, expression in sorted(conditions.items()):
             expression = str(expression).strip()
-            problem = zen.validate_unary_expression(expression) if expression else {"source": "empty"}
-            if problem:
-                raise PolicyError(f"Rule {n} ({code}): the condition on {name} ({expression!r}) does not parse.")
+            try:
+                # Compiling is the check: zen's validate_unary_expression rejects plain "< 18" (2.1.3).
+                _expression(expression) if expression else zen.compile_unary_expression("<<")
+            except RuntimeError:
+                raise PolicyError(
+                    f"Rule {n} ({code}): the condition on {name} ({expression!r}) does not parse."
+                ) from None
             pairs.append((str(name), expression))
         codes.add(code)
         out.append(Rule(code=code, action=action, text=text, conditions=tuple(pairs)))

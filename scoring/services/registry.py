@@ -197,9 +197,11 @@ def challenger_check(*, portfolio, challenger: ModelVersion | None, champion: Mo
         return
     if challenger.portfolio_id != portfolio.pk or (champion is not None and challenger.pk == champion.pk):
         raise RegistryError("The challenger must be another model version of the same portfolio.")
-    if challenger.status not in (ModelVersion.STATUS_APPROVED, ModelVersion.STATUS_CHAMPION):
+    # The stored status, not the caller's copy (which may predate its approval or its failure).
+    status = ModelVersion.objects.filter(pk=challenger.pk).values_list("status", flat=True).first()
+    if status not in (ModelVersion.STATUS_APPROVED, ModelVersion.STATUS_CHAMPION):
         raise RegistryError(
-            f"Model version {challenger.version} is {challenger.status}: only an approved model can be a challenger."
+            f"Model version {challenger.version} is {status}: only an approved model can be a challenger."
         )
 
 
