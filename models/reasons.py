@@ -26,7 +26,7 @@ import torch
 
 from models.artifacts import write_bytes_atomically
 from models.explain import DeepExplainer
-from models.features import HISTORY_SOURCES
+from models.features import HISTORY_SOURCES, ColumnFrame
 from models.scaling import PointsScale, decide_many
 from models.training import CreditModel
 
@@ -192,7 +192,7 @@ class ValueLookup:
     once, because indexing a DataFrame row by row costs ~60 µs a value and a batch
     chunk quotes four values for each of thousands of rows."""
 
-    def __init__(self, static: pd.DataFrame, facts: dict[str, np.ndarray]):
+    def __init__(self, static: pd.DataFrame | ColumnFrame, facts: dict[str, np.ndarray]):
         self._static = static
         self._facts = {key: values.tolist() for key, values in facts.items()}
         self._columns: dict[str, list] = {}
@@ -204,7 +204,7 @@ class ValueLookup:
             column = self._static[name]
             if pd.api.types.is_float_dtype(column.dtype):
                 # Vectorised: floats to Python floats, NaN to None.
-                values = column.to_numpy(dtype=np.float64)
+                values = np.asarray(column, dtype=np.float64)  # a Series or a ColumnFrame's array
                 missing = np.isnan(values)
                 out = values.tolist()
                 for i in np.flatnonzero(missing).tolist():

@@ -66,6 +66,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication: it records denied requests with their user.
     "scoring.middleware.AuditMiddleware",
+    # Last: sees a view's unhandled service error first, and answers it as a page.
+    "scoring.middleware.ServiceErrorMiddleware",
 ]
 
 ROOT_URLCONF = "riskapp.urls"
@@ -150,6 +152,13 @@ LOGOUT_REDIRECT_URL = "portal:login"
 
 # --- Ingestion limits ----------------------------------------------------------
 IMPORT_MAX_FILE_MB = env_int("IMPORT_MAX_FILE_MB", 2048, minimum=1)
+# Bounds on training work (scoring/services/hyperparams.py): GPUs of a train worker
+# ("cuda:N" must be below it), versions queued or training per user, trials per study,
+# tuning studies running per user.
+TRAIN_GPU_COUNT = env_int("TRAIN_GPU_COUNT", 1, minimum=0, maximum=64)
+TRAIN_MAX_QUEUED_PER_USER = env_int("TRAIN_MAX_QUEUED_PER_USER", 5, minimum=1)
+TUNE_MAX_TRIALS = env_int("TUNE_MAX_TRIALS", 50, minimum=1, maximum=1000)
+TUNE_MAX_RUNNING_PER_USER = env_int("TUNE_MAX_RUNNING_PER_USER", 2, minimum=1)
 IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 50_000_000, minimum=1)
 IMPORT_MAX_COLUMNS = env_int("IMPORT_MAX_COLUMNS", 500, minimum=1)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 50_000, minimum=100)
@@ -174,7 +183,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # An upload larger than IMPORT_MAX_FILE_MB is refused before it is stored (scoring/api/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "scoring.api.parsers.DepthLimitedJSONParser",  # nesting depth bounded: no RecursionError
         "rest_framework.parsers.FormParser",
         "scoring.api.parsers.LimitedMultiPartParser",
     ],

@@ -678,3 +678,37 @@ class AuditEventAdmin(_AuditReadOnlyAdmin):
 class AuditCheckpointAdmin(_AuditReadOnlyAdmin):
     list_display = ["last_event_id", "events", "key_id", "created_at"]
     fields = readonly_fields = _AUDIT_CHECKPOINT_FIELDS
+
+
+# --- Query strings of change lists -----------------------------------------------------
+# Lookups whose value the database cannot take answer like any other unusable filter
+# (Django's "?e=1" redirect), not a 500: a NUL character (PostgreSQL refuses it in text)
+# or a date part that is no small number (``occurred_at__year=99999999999999999999999``
+# overflowed while the query was built).
+_DATE_PARTS = ("year", "iso_year", "month", "day", "week", "week_day", "iso_week_day", "quarter", "hour", "minute",
+               "second")  # fmt: skip
+
+
+def lookup_value_unusable(key: str, value: str) -> bool:
+    if "\x00" in key or "\x00" in value:
+        return True
+    if any(part in _DATE_PARTS for part in key.split("__")[1:]):  # occurred_at__year, created_at__month__gte
+        return not (value.isascii() and value.lstrip("-").isdigit() and len(value) <= 5)
+    return False
+
+
+def _guard_changelist(model_admin: admin.ModelAdmin) -> None:
+    view = model_admin.changelist_view
+
+    def changelist_view(request, extra_context=None):
+        from django.http import HttpResponseRedirect
+
+        if any(lookup_value_unusable(k, v) for k, values in request.GET.lists() for v in values):
+            return HttpResponseRedirect(f"{request.path}?e=1")
+        return view(request, extra_context)
+
+    model_admin.changelist_view = changelist_view
+
+
+for _model_admin in admin.site._registry.values():
+    _guard_changelist(_model_admin)

@@ -22,3 +22,9 @@ class ScoringConfig(AppConfig):
 
         # Every change of a user, group or beat schedule, whatever made it, enters the audit log.
         users_audit_connect()
+
+        from scoring.caches import cache_signals_connect
+
+        # Every change of a grant, role, token, champion, policy or reason text tells the
+        # per-process caches of every web process (scoring/caches.py).
+        cache_signals_connect()

@@ -9,8 +9,12 @@ for another portfolio's, telling the two apart.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters as filters
+from django import forms
 from django.db.models import OuterRef, QuerySet, Subquery
+from django_filters.fields import IsoDateTimeField
 
 from models.scaling import APPROVE, DECLINE, REFER
 from scoring.models import Applicant, BatchRun, ImportJob, ModelVersion, Score, TuningStudy
@@ -29,11 +33,31 @@ class IdFilter(filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time turned into UTC here, so the database never sees the
+    client's offset: PostgreSQL refuses offsets beyond 15:59 (``+16:00`` was a 500),
+    and a date at the edge of the calendar can overflow once moved to UTC (a 400)."""
+
+    def to_python(self, value):
+        # Django's DateTimeField parses ISO 8601 itself (not through strptime): convert after it.
+        parsed = super().to_python(value)
+        if parsed is None or parsed.tzinfo is None:
+            return parsed
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError("The date-time is out of range once moved to UTC.") from None
+
+
+class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class _CreatedRange(filters.FilterSet):
-    created_after = filters.IsoDateTimeFilter(
+    created_after = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="created at or after (ISO 8601 date or date-time)"
     )
-    created_before = filters.IsoDateTimeFilter(
+    created_before = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="created before (ISO 8601 date or date-time)"
     )
 

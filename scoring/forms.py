@@ -5,10 +5,12 @@ offer (or accept) a portfolio the user may not act on."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from models.coltypes import column_type
 from scoring.models import DatasetSchema, ImportJob, ModelVersion, Portfolio
 from scoring.selectors import APPLICANT_SORTS, portfolios_visible
+from scoring.services import display
 from scoring.services.ingestion import KINDS
 
 PAGE_SIZES = (25, 50, 100)  # the applicant list never pages more rows than the largest
@@ -28,9 +30,9 @@ class PortfolioChoiceForm(forms.Form):
 
     portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none(), empty_label=None)
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, perm: str = "view_portfolio_data", **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["portfolio"] = _portfolio_field(user, "view_portfolio_data", empty_label=None)
+        self.fields["portfolio"] = _portfolio_field(user, perm, empty_label=None)
 
 
 class ApplicantFilterForm(forms.Form):
@@ -78,6 +80,19 @@ class ImportForm(forms.Form):
         self.fields["portfolio"] = _portfolio_field(user, "import_portfolio")
 
 
+class SchemaInferForm(forms.Form):
+    """A sample file to propose a schema from (nothing is imported)."""
+
+    portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none(), help_text="The portfolio it is meant for")
+    file = forms.FileField(help_text="CSV (.csv, .csv.gz) or Parquet; a sample is read, the copy deleted at once.")
+    name = forms.CharField(required=False, max_length=200, help_text="Schema name (default: from the file name)")
+    encoding = forms.CharField(initial="utf-8", max_length=40)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["portfolio"] = _portfolio_field(user, "import_portfolio")
+
+
 class TrainForm(forms.Form):
     portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
@@ -94,7 +109,7 @@ class TrainForm(forms.Form):
 class TuneForm(forms.Form):
     portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
-    n_trials = forms.IntegerField(label="Trials", initial=10, min_value=1, max_value=200)
+    n_trials = forms.IntegerField(label="Trials", initial=10, min_value=1, max_value=settings.TUNE_MAX_TRIALS)
     seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1)
 
     def __init__(self, *args, user, **kwargs):
@@ -122,13 +137,23 @@ class AuditFilterForm(forms.Form):
     until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
+def application_form_class(schema: DatasetSchema) -> type[forms.Form]:
+    """A new application's form: the schema's model features, blank to start with; a
+    category list offers a "choose" entry so nothing is picked for the applicant."""
+    form_class = whatif_form_class(schema)
+    for field in form_class.base_fields.values():
+        if isinstance(field, forms.ChoiceField) and field.required:
+            field.choices = [("", "(choose)"), *field.choices]
+    return form_class
+
+
 def whatif_form_class(schema: DatasetSchema) -> type[forms.Form]:
     """A form of the schema's model features (numeric within their declared range,
     categories from their declared list): the what-if panel's inputs."""
     fields: dict[str, forms.Field] = {}
-    for column in schema.columns_with_role(DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL):
+    for column in display.feature_columns(schema):
         name = column["name"]
-        label = name.replace("_", " ").capitalize()
+        label = display.column_label(column)
         required = not column.get("nullable", False)
         kind = column_type(column).form
         if kind == "choice":

@@ -56,3 +56,24 @@ class AuditMiddleware:
     @staticmethod
     def _audited(path: str) -> bool:
         return not path.startswith(_UNAUDITED_PREFIXES)
+
+
+class ServiceErrorMiddleware:
+    """The portal's (and the admin's) one mapping of service errors: a refusal a view
+    did not handle itself is a page with the error's message and status, never a 500.
+    The API maps them in its exception handler (``scoring.api.errors``)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from django.shortcuts import render
+
+        from scoring.services.errors import ServiceError
+
+        if not isinstance(exception, ServiceError) or request.path.startswith("/api/"):
+            return None
+        return render(request, "service_error.html", {"message": exception.message}, status=exception.status)

@@ -726,3 +726,15 @@ class PolicyVersion(models.Model):
 
     def content(self) -> dict:
         return {name: getattr(self, name) for name in self.CONTENT_FIELDS}
+
+
+class CacheVersion(models.Model):
+    """CacheVersion: the one counter that per-process caches of grants, tokens,
+    champions, policies and reason texts compare with on each request
+    (``scoring.caches``). Any change to what they hold bumps it in the changing
+    transaction, so every web process sees the change on its next request."""
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"cache version {self.value}"

@@ -92,6 +92,15 @@ def applicant_scores(*, user, applicant: Applicant, limit: int = 50) -> list[Sco
     )
 
 
+def score_get(*, user, score_id: int) -> Score | None:
+    """One decision through the gate (a new application's has no applicant)."""
+    return (
+        restrict(Score.objects.select_related("portfolio__schema", "model_version", "applicant"), user)
+        .filter(pk=score_id)
+        .first()
+    )
+
+
 def applicant_history(*, user, applicant: Applicant) -> list[RepaymentMonth]:
     return list(restrict(RepaymentMonth.objects.filter(applicant=applicant), user).order_by("month"))
 
@@ -264,3 +273,44 @@ def audit_event_list(*, user, filters: dict | None = None) -> QuerySet:
         end = filters["until"] + dt.timedelta(days=1)
         events = events.filter(occurred_at__lt=dt.datetime.combine(end, dt.time.min, tzinfo=zone))
     return events.order_by("-id")
+
+
+def batch_run_summary(*, user, run: BatchRun) -> dict:
+    """What a run decided: the score distribution of the champion (and the challenger),
+    decision counts, champion by challenger decisions, and rows done over time by chunk."""
+    scores = restrict(Score.objects.filter(run=run), user)
+
+    def bins(shadow: bool) -> dict[int, int]:
+        rows = (
+            scores.filter(is_shadow=shadow)
+            .annotate(bucket=Floor(F("score") / SCORE_BIN_POINTS))
+            .values("bucket")
+            .annotate(n=Count("id"))
+        )
+        return {int(r["bucket"]) * SCORE_BIN_POINTS: r["n"] for r in rows if r["bucket"] is not None}
+
+    champion, challenger = bins(False), bins(True)
+    decisions = {
+        r["decision"]: r["n"] for r in scores.filter(is_shadow=False).values("decision").annotate(n=Count("id"))
+    }
+    crossed: dict[tuple[str, str], int] = {}
+    if run.challenger_version_id:
+        shadow = scores.filter(is_shadow=True, applicant_id=OuterRef("applicant_id")).values("decision")[:1]
+        pairs = (
+            scores.filter(is_shadow=False)
+            .annotate(other=Subquery(shadow))
+            .values("decision", "other")
+            .annotate(n=Count("id"))
+        )
+        crossed = {(r["decision"], r["other"] or ""): r["n"] for r in pairs}
+    chunks = list(
+        run.chunks.filter(finished_at__isnull=False).order_by("finished_at").values_list("finished_at", "rows")
+    )
+    return {
+        "bands": sorted(set(champion) | set(challenger)),
+        "champion_bins": champion,
+        "challenger_bins": challenger,
+        "decisions": decisions,
+        "crossed": crossed,
+        "chunks": chunks,
+    }

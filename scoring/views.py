@@ -21,7 +21,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponsePermanentRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -29,12 +29,14 @@ from scoring import forms, selectors
 from scoring.audit import audit_record
 from scoring.models import BatchRun, ImportJob, ModelVersion, Portfolio
 from scoring.permissions import has_portfolio_perm, permitted_portfolio_ids
+from scoring.services import display
 from scoring.services.batch import BatchError, batch_run_cancel, batch_run_progress, batch_run_resume, batch_run_start
+from scoring.services.errors import public_error_text
 from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
-from scoring.services.ingestion import IngestionError, import_job_create, import_upload_store
+from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
 from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
-from scoring.services.scoring import ApplicantDataError, ScoringError, score_whatif
+from scoring.services.scoring import ApplicantDataError, ScoringError, score_realtime, score_whatif
 from scoring.services.training import model_training_start
 from scoring.services.tuning import tuning_study_start
 
@@ -94,6 +96,14 @@ def chosen_portfolio(request) -> tuple[forms.PortfolioChoiceForm, Portfolio | No
     portfolio = selectors.portfolios_visible(user=request.user).order_by("name").first()
     form = forms.PortfolioChoiceForm(initial={"portfolio": portfolio}, user=request.user)
     return form, portfolio
+
+
+@require_GET
+def favicon(request):
+    """/favicon.ico, asked for by browsers whatever the page's icon link says."""
+    from django.templatetags.static import static
+
+    return HttpResponsePermanentRedirect(static("scoring/favicon.svg"))
 
 
 # --- dashboard -------------------------------------------------------------------
@@ -191,6 +201,24 @@ def explanation_groups(score) -> list[str] | None:
         return None
 
 
+SCORE_AXIS_MARGIN = 100  # points shown beyond the cutoffs on a score chart
+
+
+def score_history_chart(portfolio: Portfolio, scores: list) -> dict:
+    """Scores on their times (milliseconds), the portfolio's cutoffs, and a y-axis from the
+    points scale around the cutoffs (widened to the data), not zoomed to the data."""
+    ordered = list(reversed(scores))
+    values = [round(s.score, 1) for s in ordered]
+    low = min([portfolio.decline_below_score - SCORE_AXIS_MARGIN, *values])
+    high = max([portfolio.approve_min_score + SCORE_AXIS_MARGIN, *values])
+    return {
+        "times": [int(s.created_at.timestamp() * 1000) for s in ordered],
+        "scores": values,
+        "cutoffs": {"approve": portfolio.approve_min_score, "decline": portfolio.decline_below_score},
+        "axis": {"min": float(low // 50 * 50), "max": float(-(-high // 50) * 50)},
+    }
+
+
 @login_required
 @require_GET
 def applicant_detail(request, applicant_id: int):
@@ -205,13 +233,14 @@ def applicant_detail(request, applicant_id: int):
     context = {
         "applicant": applicant,
         "portfolio": portfolio,
-        "features": sorted(applicant.features.items()),
+        "features": display.feature_rows(applicant.schema, applicant.features),
         "pii": pii,
         "pii_masked": pii_masked,
         "scores": scores,
         "latest": latest,
         "whatif": whatif,
         "champion": champion,
+        "can_score": has_portfolio_perm(request.user, portfolio.pk, "score_portfolio"),
         "history_chart": {
             "months": [m.month.strftime("%Y-%m") for m in history],
             "balance": [m.balance for m in history],
@@ -219,13 +248,11 @@ def applicant_detail(request, applicant_id: int):
             "days_past_due": [m.days_past_due for m in history],
         },
         "history": history,
-        "score_history": {
-            "labels": [s.created_at.strftime("%Y-%m-%d %H:%M") for s in reversed(scores)],
-            "scores": [round(s.score, 1) for s in reversed(scores)],
-        },
+        "score_history": score_history_chart(portfolio, scores),
     }
     if latest is not None:
         context["waterfall"] = waterfall(latest, explanation_groups(latest))
+        context["latest_reasons"] = display.reasons_labelled(applicant.schema, latest.reasons)
     audit_record(
         action="applicant.view", request=request, portfolio_id=portfolio.pk, object_type="applicant",
         object_ids=[applicant.pk], details={"score_id": latest.pk if latest else None},
@@ -245,6 +272,8 @@ def applicant_whatif(request, applicant_id: int):
         return JsonResponse({"errors": {k: [str(e) for e in v] for k, v in form.errors.items()}}, status=400)
     changed = {k: (None if v in ("", None) else v) for k, v in form.cleaned_data.items()}
     try:
+        # The same champion on the values as they are, then on the changed ones: old → new.
+        current = score_whatif(portfolio=portfolio, applicant=applicant, features={})
         result = score_whatif(portfolio=portfolio, applicant=applicant, features=changed)
     except ApplicantDataError as exc:
         return JsonResponse({"errors": {p.get("column", "data"): [p["message"]] for p in exc.problems}}, status=400)
@@ -256,16 +285,89 @@ def applicant_whatif(request, applicant_id: int):
         object_ids=[applicant.pk], details={"model_version": result.version.pk, "changed_features": differs},
     )  # fmt: skip
     row = result.row
+    labels = display.feature_labels(portfolio.schema)
     return JsonResponse(
         {
             "pd": row.pd,
             "score": row.score,
             "decision": row.decision,
-            "reasons": row.reasons,
+            "reasons": display.reasons_labelled(portfolio.schema, row.reasons),
             "model_version": result.version.version,
             "changed_features": differs,
+            "changed_labels": [labels.get(k, k) for k in differs],
+            "change": display.whatif_change(portfolio.schema, current.row, row),
         }
     )
+
+
+@login_required
+@require_POST
+def applicant_score(request, applicant_id: int):
+    """Score now: a real decision of the champion on the stored data, saved and audited."""
+    applicant = found(selectors.applicant_get(user=request.user, applicant_id=applicant_id))
+    require_perm(request.user, applicant.portfolio_id, "score_portfolio", "score applicants")
+    try:
+        score = score_realtime(portfolio=applicant.portfolio, applicant=applicant, requested_by=request.user)
+    except ScoringError as exc:
+        messages.error(request, f"Not scored: {exc}")
+    else:
+        messages.success(request, f"Scored now: {score.score:.0f} points, {score.decision}.")
+    return redirect("portal:applicant_detail", applicant_id=applicant.pk)
+
+
+# --- scoring a new application ------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def score_new(request):
+    """A new application typed in: a form built from the portfolio's schema, checked by
+    the same rules as the API and an import (``score_realtime``), scored and saved."""
+    choice = forms.PortfolioChoiceForm(request.GET or None, user=request.user, perm="score_portfolio")
+    portfolio = choice.cleaned_data["portfolio"] if request.GET.get("portfolio") and choice.is_valid() else None
+    if request.GET.get("portfolio") and portfolio is None:
+        raise Http404("Not found")
+    if portfolio is None:
+        portfolio = choice.fields["portfolio"].queryset.first()
+        choice = forms.PortfolioChoiceForm(initial={"portfolio": portfolio}, user=request.user, perm="score_portfolio")
+    if portfolio is None:
+        raise PermissionDenied("You may not score applicants in any portfolio.")
+    form = forms.application_form_class(portfolio.schema)(request.POST or None, auto_id="new_%s")
+    if request.method == "POST" and form.is_valid():
+        features = {k: (None if v in ("", None) else v) for k, v in form.cleaned_data.items()}
+        try:
+            score = score_realtime(portfolio=portfolio, features=features, requested_by=request.user)
+        except ApplicantDataError as exc:
+            for problem in exc.problems:
+                column = problem.get("column")
+                form.add_error(column if column in form.fields else None, problem["message"])
+        except ScoringError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Application scored: {score.score:.0f} points, {score.decision}.")
+            return redirect("portal:score_detail", score_id=score.pk)
+    champion = selectors.portfolio_champion(user=request.user, portfolio=portfolio)
+    context = {"choice": choice, "portfolio": portfolio, "form": form, "champion": champion}
+    return page(request, "scoring/score_new.html", context)
+
+
+@login_required
+@require_GET
+def score_detail(request, score_id: int):
+    score = found(selectors.score_get(user=request.user, score_id=score_id))
+    schema = score.portfolio.schema
+    context = {
+        "score": score,
+        "portfolio": score.portfolio,
+        "reasons": display.reasons_labelled(schema, score.reasons),
+        "features": display.feature_rows(schema, score.input_features or {}),
+        "waterfall": waterfall(score, explanation_groups(score)),
+    }
+    audit_record(
+        action="score.view", request=request, portfolio_id=score.portfolio_id, object_type="score",
+        object_ids=[score.pk],
+    )  # fmt: skip
+    return page(request, "scoring/score_detail.html", context)
 
 
 # --- imports ---------------------------------------------------------------------
@@ -287,7 +389,42 @@ def import_list(request):
                 messages.success(request, f"Import #{job.pk} queued: the file is validated before anything is written.")
                 return redirect("portal:import_detail", job_id=job.pk)
     jobs = Paginator(selectors.import_job_list(user=request.user), 25).get_page(request.GET.get("page"))
-    return page(request, "scoring/import_list.html", {"form": form, "page_obj": jobs})
+    context = {
+        "form": form,
+        "page_obj": jobs,
+        "infer_form": forms.SchemaInferForm(auto_id="infer_%s", user=request.user),
+    }
+    return page(request, "scoring/import_list.html", context)
+
+
+@login_required
+@require_POST
+def schema_infer(request):
+    """Propose a schema for an uploaded sample: the JSON to review, as a download."""
+    from scoring.services.errors import ForbiddenError
+    from scoring.services.ingestion.inference import schema_infer_upload
+
+    form = forms.SchemaInferForm(request.POST, request.FILES, user=request.user)
+    if not form.is_valid():
+        messages.error(request, "Choose a file to propose a schema from.")
+        return redirect("portal:import_list")
+    data = form.cleaned_data
+    try:
+        result = schema_infer_upload(
+            user=request.user,
+            portfolio=data["portfolio"],
+            upload=data["file"],
+            name=data["name"] or None,
+            encoding=data["encoding"],
+        )
+    except ForbiddenError as exc:
+        raise PermissionDenied(exc.message) from None
+    except IngestionError as exc:
+        messages.error(request, str(exc))
+        return redirect("portal:import_list")
+    response = JsonResponse(result["schema"], json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="{result["schema"]["name"]}.schema.json"'
+    return response
 
 
 def import_upload(request, data: dict) -> ImportJob:
@@ -296,12 +433,16 @@ def import_upload(request, data: dict) -> ImportJob:
 
     upload = data["file"]
     path = import_upload_store(upload=upload)
-    with transaction.atomic():
-        job = import_job_create(
-            portfolio=data["portfolio"], kind=data["kind"], path=path, valid_only=data["valid_only"],
-            encoding=data["encoding"], created_by=request.user, file_name=upload.name,
-        )  # fmt: skip
-        transaction.on_commit(lambda: import_file.delay(job.pk, str(path), data["encoding"]))
+    try:
+        with transaction.atomic():
+            job = import_job_create(
+                portfolio=data["portfolio"], kind=data["kind"], path=path, valid_only=data["valid_only"],
+                encoding=data["encoding"], created_by=request.user, file_name=upload.name,
+            )  # fmt: skip
+            transaction.on_commit(lambda: import_file.delay(job.pk, str(path), data["encoding"]))
+    except BaseException:
+        import_upload_discard(path)
+        raise
     return job
 
 
@@ -322,6 +463,18 @@ def import_state(job: ImportJob) -> dict:
 def import_detail(request, job_id: int):
     job = found(selectors.import_job_get(user=request.user, job_id=job_id))
     return page(request, "scoring/import_detail.html", {"job": job, "state": import_state(job)})
+
+
+@login_required
+@require_GET
+def import_report(request, job_id: int):
+    """The validation report as CSV: every (column, problem) pair with its count and first examples."""
+    from scoring.services.import_reports import import_report_csv_lines
+
+    job = found(selectors.import_job_get(user=request.user, job_id=job_id))
+    response = StreamingHttpResponse(import_report_csv_lines(job), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-report.csv"'
+    return response
 
 
 @login_required
@@ -441,6 +594,7 @@ def model_detail(request, version_id: int):
     may_validate = has_portfolio_perm(request.user, version.portfolio_id, "validate_portfolio")
     context = {
         "version": version,
+        "error": public_error_text(version.error),  # no traceback or paths on the page
         "state": model_progress_state(version),
         "charts": model_charts(version),
         "comparison": comparison,
@@ -494,8 +648,33 @@ def model_promote(request, version_id: int):
 # --- batch runs --------------------------------------------------------------------
 
 
+ACTIVE_RUN = (BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING)
+
+
 def run_state(run: BatchRun) -> dict:
-    return {"id": run.pk, "status_display": run.get_status_display(), **batch_run_progress(run)}
+    """Progress as the runs pages show it: a rate and an ETA only while the run is
+    active, and a phase in words from the first second (before any chunk is done)."""
+    state = {"id": run.pk, "status_display": run.get_status_display(), **batch_run_progress(run)}
+    active = run.status in ACTIVE_RUN
+    done, total = state["rows_done"], state["rows_total"]
+    if run.status == BatchRun.STATUS_PENDING and not done:
+        phase = f"Queued: {run.chunks_total} chunks wait for a worker"
+    elif active and not done:
+        phase = f"Scoring the first chunk of {run.chunks_total}"
+    elif active:
+        phase = f"{state['chunks_done']} of {run.chunks_total} chunks done"
+    elif run.status == BatchRun.STATUS_CANCELLED:
+        phase = f"Cancelled after {done:,} of {total:,} rows; Resume scores the rest"
+    elif run.status == BatchRun.STATUS_FAILED:
+        phase = f"Failed after {done:,} of {total:,} rows" + (f": {run.error}" if run.error else "")
+    else:
+        phase = f"Done in {state['elapsed_seconds']:.0f} s"
+    state.update(active=active, phase=phase)
+    if not active:
+        state["eta_seconds"] = None
+        if run.status != BatchRun.STATUS_DONE:
+            state["rows_per_second"] = None  # a stopped run has no current speed
+    return state
 
 
 @login_required
@@ -532,6 +711,43 @@ def run_start(request):
     else:
         messages.success(request, f"Run #{run.pk} started: {run.rows_total:,} applicants in {run.chunks_total} chunks.")
     return redirect("portal:run_list")
+
+
+@login_required
+@require_GET
+def run_detail(request, run_id: int):
+    run = found(selectors.batch_run_get(user=request.user, run_id=run_id))
+    summary = selectors.batch_run_summary(user=request.user, run=run)
+    bands = summary["bands"]
+    start = run.started_at or run.created_at
+    done_rows, throughput = 0, {"seconds": [0.0], "rows": [0]}
+    for finished_at, rows in summary["chunks"]:
+        done_rows += rows
+        throughput["seconds"].append(round((finished_at - start).total_seconds(), 2))
+        throughput["rows"].append(done_rows)
+    decisions = [(d, summary["decisions"].get(d, 0)) for d in ("approve", "refer", "decline")]
+    crossed = [
+        {"champion": a, "cells": [summary["crossed"].get((a, b), 0) for b in ("approve", "refer", "decline")]}
+        for a in ("approve", "refer", "decline")
+    ]
+    context = {
+        "run": run,
+        "state": run_state(run),
+        "decisions": decisions,
+        "decided": sum(n for _, n in decisions),
+        "crossed": crossed if summary["crossed"] else None,
+        "can_score": has_portfolio_perm(request.user, run.portfolio_id, "score_portfolio"),
+        "can_export": has_portfolio_perm(request.user, run.portfolio_id, "export_portfolio"),
+        "distribution": {
+            "x": [b + selectors.SCORE_BIN_POINTS / 2 for b in bands],
+            "width": selectors.SCORE_BIN_POINTS,
+            "champion": [summary["champion_bins"].get(b, 0) for b in bands],
+            "challenger": [summary["challenger_bins"].get(b, 0) for b in bands] if summary["challenger_bins"] else None,
+            "cutoffs": {"approve": run.portfolio.approve_min_score, "decline": run.portfolio.decline_below_score},
+        },
+        "throughput": throughput,
+    }
+    return page(request, "scoring/run_detail.html", context)
 
 
 def _run_action(request, run_id: int, service, done: str):

@@ -24,6 +24,16 @@ def _plain_static_storage(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_cache():
+    """Each test starts with an empty per-process cache (scoring/caches.py): a test's
+    rolled-back transaction can take the cache version back to a number this process
+    already cached other data under, which production (where versions only grow) never does."""
+    from scoring.caches import process_cache
+
+    process_cache.clear()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The test database, minus the audit log's append-only triggers.

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from scoring.api.parsers import RequestTooLarge
+from scoring.services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,24 @@ def _validation_error(exc: exceptions.ValidationError) -> tuple[str, str, dict]:
     return "invalid", f"Invalid input: {'.'.join(path)}: {text}" if path else f"Invalid input: {text}", details
 
 
+class ServiceRefused(exceptions.APIException):
+    """A service error (``scoring.services.errors.ServiceError``) as the API answers it."""
+
+    def __init__(self, error: ServiceError) -> None:
+        self.status_code = error.status
+        super().__init__(detail=error.message, code=error.code)
+        self.default_code = error.code
+        self.service_details = error.details
+
+
+def service_error_to_api(error: ServiceError) -> exceptions.APIException:
+    """The one mapping of service errors: their status, code and message; a 400 with
+    field details is a validation error like a serializer's."""
+    if error.status == 400 and isinstance(error.details, dict):
+        return exceptions.ValidationError(error.details)
+    return ServiceRefused(error)
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER: the default handling (status, WWW-Authenticate and
     Retry-After headers, rollback), then the body rewritten to the one format."""
@@ -82,6 +101,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.PermissionDenied(*exc.args)
     elif isinstance(exc, RequestDataTooBig):  # a body above DATA_UPLOAD_MAX_MEMORY_SIZE
         exc = RequestTooLarge()
+    elif isinstance(exc, ServiceError):
+        exc = service_error_to_api(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         if settings.DEBUG:
@@ -101,7 +122,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code
         message = str(exc.detail) if not isinstance(exc.detail, list | dict) else str(exc.default_detail)
-        details = None
+        details = getattr(exc, "service_details", None)
         wait = getattr(exc, "wait", None)
         if isinstance(exc, exceptions.Throttled) and wait is not None:
             details = {"retry_after_seconds": math.ceil(wait)}

@@ -327,13 +327,30 @@ IMPORT_JOB = {
         {"row": 17, "column": "debt_to_income", "value": "lots", "message": "not a number"},
         {"row": 902, "column": "purpose", "value": "yacht", "message": "not one of car, home, education, other"},
     ],
+    "warning_count": 0,
+    "summary": [
+        {
+            "severity": "error",
+            "column": "debt_to_income",
+            "problem": "not a number",
+            "count": 1,
+            "examples": [{"row": 17, "value": "lots"}],
+        },
+        {
+            "severity": "error",
+            "column": "purpose",
+            "problem": "not one of car, home, education, other",
+            "count": 1,
+            "examples": [{"row": 902, "value": "yacht"}],
+        },
+    ],
     "message": "2 invalid rows; nothing was written.",
     "created_by": 3,
     "created_at": CREATED,
     "started_at": "2026-11-03T09:41:28Z",
     "finished_at": "2026-11-03T09:41:31Z",
 }
-IMPORT_JOB_SUMMARY = {k: v for k, v in IMPORT_JOB.items() if k != "errors"}
+IMPORT_JOB_SUMMARY = {k: v for k, v in IMPORT_JOB.items() if k not in ("errors", "summary")}
 IMPORT_JOB_PENDING = {
     **IMPORT_JOB_SUMMARY,
     "status": "pending",
@@ -342,6 +359,7 @@ IMPORT_JOB_PENDING = {
     "rows_invalid": 0,
     "error_count": 0,
     "errors": [],
+    "summary": [],
     "message": "",
     "started_at": None,
     "finished_at": None,

@@ -40,3 +40,38 @@ class LimitedMultiPartParser(parsers.MultiPartParser):
     def parse(self, stream, media_type=None, parser_context=None):
         _check_length(parser_context, settings.IMPORT_MAX_FILE_MB * 1024 * 1024 + MULTIPART_OVERHEAD)
         return super().parse(stream, media_type, parser_context)
+
+
+# Deeper than any body the API documents (a score request nests three levels); a
+# 100,000-deep body made the json module raise RecursionError, a 500.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth_exceeds(value, limit: int) -> bool:
+    """Whether ``value`` nests lists/objects deeper than ``limit`` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+class DepthLimitedJSONParser(parsers.JSONParser):
+    """JSON bodies nested at most MAX_JSON_DEPTH levels: deeper ones are a 400."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.") from None
+        if json_depth_exceeds(data, MAX_JSON_DEPTH):
+            raise exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+        return data

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score, TuningStudy
+from scoring.services.errors import public_error_text
 
 
 class PortfolioSerializer(serializers.ModelSerializer):
@@ -106,7 +108,20 @@ class ScoreRequestSerializer(serializers.Serializer):
         return attrs
 
 
+class PublicErrorField(serializers.CharField):
+    """A stored failure as users see it: no traceback, no file paths."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return public_error_text(value)
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
+    error = PublicErrorField()
+
     class Meta:
         model = ModelVersion
         fields = ["id", "portfolio", "version", "kind", "status", "schema", "hyperparameters", "seed",
@@ -123,6 +138,8 @@ class ModelVersionDetailSerializer(ModelVersionSerializer):
 
 class ModelStatusSerializer(serializers.ModelSerializer):
     """Where a model version is in its life cycle, and its training progress."""
+
+    error = PublicErrorField()
 
     class Meta:
         model = ModelVersion
@@ -158,11 +175,18 @@ class TrainRequestSerializer(serializers.Serializer):
 class TuneRequestSerializer(serializers.Serializer):
     portfolio = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=ModelVersion.KIND_CHOICES)
-    n_trials = serializers.IntegerField(min_value=1, max_value=200, default=20, help_text="trials, one task each")
+    n_trials = serializers.IntegerField(
+        min_value=1,
+        max_value=settings.TUNE_MAX_TRIALS,
+        default=min(20, settings.TUNE_MAX_TRIALS),
+        help_text="trials, one task each (at most TUNE_MAX_TRIALS)",
+    )
     seed = serializers.IntegerField(default=0)
 
 
 class TuningStudySerializer(serializers.ModelSerializer):
+    error = PublicErrorField()
+
     class Meta:
         model = TuningStudy
         fields = ["id", "portfolio", "kind", "study_name", "n_trials", "trials_done", "seed", "status", "best_value",
@@ -194,13 +218,15 @@ class BatchRunRequestSerializer(serializers.Serializer):
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
-    """An import job with its validation report (``errors``: the first problems, ``error_count``: all)."""
+    """An import job with its validation report (``errors``: the first problems in row order,
+    ``error_count``: all; ``summary``: every (column, problem) pair of the whole file with its
+    count and first examples; ``warning_count``: cells accepted with a change)."""
 
     class Meta:
         model = ImportJob
         fields = ["id", "portfolio", "kind", "schema", "file_name", "file_sha256", "file_size", "status", "valid_only",
                   "rows_total", "rows_valid", "rows_invalid", "rows_created", "rows_updated", "rows_unchanged",
-                  "error_count", "errors", "message", "created_by", "created_at", "started_at", "finished_at"]  # fmt: skip
+                  "error_count", "errors", "warning_count", "summary", "message", "created_by", "created_at", "started_at", "finished_at"]  # fmt: skip
         read_only_fields = fields
 
 
@@ -208,8 +234,17 @@ class ImportJobSummarySerializer(ImportJobSerializer):
     """In lists: the counts without the report's rows."""
 
     class Meta(ImportJobSerializer.Meta):
-        fields = [f for f in ImportJobSerializer.Meta.fields if f != "errors"]
+        fields = [f for f in ImportJobSerializer.Meta.fields if f not in ("errors", "summary")]
         read_only_fields = fields
+
+
+class SchemaInferRequestSerializer(serializers.Serializer):
+    portfolio = serializers.IntegerField(help_text="The portfolio the file is meant for (its import grant is needed)")
+    file = serializers.FileField(help_text="CSV (.csv, .csv.gz) or Parquet file; a sample of it is read")
+    name = serializers.CharField(required=False, max_length=200, help_text="Schema name (default: the file's)")
+    encoding = serializers.CharField(required=False, default="utf-8", max_length=40)
+    sample_rows = serializers.IntegerField(required=False, default=50_000, min_value=10, max_value=500_000)
+    top = serializers.IntegerField(required=False, default=50, min_value=1, max_value=5_000)
 
 
 class ImportRequestSerializer(serializers.Serializer):

@@ -2,7 +2,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from scoring.api import views
+from scoring.api import fast, views
 from scoring.api.audit import AuditEventViewSet
 from scoring.api.docs import docs_urlpatterns
 from scoring.api.errors import not_found_view
@@ -18,7 +18,14 @@ router.register("batch-runs", views.BatchRunViewSet, basename="batchrun")
 router.register("imports", views.ImportJobViewSet, basename="importjob")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 
+# Real-time scoring answers its common case in a lean view in front of the DRF
+# action, which stays the endpoint's definition (schema, errors) and answers the rest.
+_drf_score = next(p.callback for p in router.urls if p.name == "portfolio-score")
+
 urlpatterns = [
+    path(
+        "portfolios/<int:pk>/score/", fast.score_view(_drf_score, views.PortfolioViewSet), name="portfolio-score-fast"
+    ),
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     *docs_urlpatterns("schema"),  # Swagger UI and ReDoc, served locally under the CSP

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from scoring.api import examples as ex
 from scoring.api import serializers as s
-from scoring.api.errors import Conflict, ErrorResponseSerializer, error_body
+from scoring.api.errors import ErrorResponseSerializer, error_body
 from scoring.audit import audit_record
 from scoring.filters import (
     ApplicantFilter,
@@ -32,13 +32,13 @@ from scoring.filters import (
 )
 from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score, TuningStudy
 from scoring.permissions import PortfolioActionPermission, has_portfolio_perm, restrict
-from scoring.services.batch import BatchError, batch_run_cancel, batch_run_resume, batch_run_start
-from scoring.services.explanations import ExplanationError, score_explanation
+from scoring.services.batch import batch_run_cancel, batch_run_resume, batch_run_start
+from scoring.services.explanations import score_explanation
 from scoring.services.exports import export_csv_lines, export_parquet
 from scoring.services.import_reports import import_report_csv_lines
-from scoring.services.ingestion import IngestionError, import_job_create, import_upload_store
-from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
-from scoring.services.scoring import ApplicantDataError, ScoringError, score_realtime
+from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
+from scoring.services.registry import model_version_approve, model_version_promote
+from scoring.services.scoring import score_realtime
 from scoring.services.training import model_training_start
 from scoring.services.tuning import tuning_study_start
 
@@ -142,15 +142,11 @@ class PortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
             applicant = Applicant.objects.filter(portfolio=portfolio, **lookup).first()
             if applicant is None:
                 raise NotFound("No such applicant in this portfolio.")
-        try:
-            score = score_realtime(
-                portfolio=portfolio, requested_by=request.user, applicant=applicant,
-                features=data.get("applicant"), history=data.get("history"), top_k=data["top_reasons"],
-            )  # fmt: skip
-        except ApplicantDataError as exc:
-            raise ValidationError({"applicant": exc.problems}) from None
-        except ScoringError as exc:
-            raise Conflict(str(exc)) from None
+        # A ScoringError (409) or ApplicantDataError (400) is answered by the API's exception handler.
+        score = score_realtime(
+            portfolio=portfolio, requested_by=request.user, applicant=applicant,
+            features=data.get("applicant"), history=data.get("history"), top_k=data["top_reasons"],
+        )  # fmt: skip
         return Response(s.ScoreSerializer(score).data, status=status.HTTP_201_CREATED)
 
 
@@ -251,10 +247,7 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         score = self.get_object()
         audit_record(action="applicant.explain", request=request, portfolio_id=score.portfolio_id, object_type="score",
                      object_ids=[score.pk], details={"applicant": score.applicant_id})  # fmt: skip
-        try:
-            explanation = score_explanation(score=score)
-        except ExplanationError as exc:
-            raise Conflict(str(exc)) from None
+        explanation = score_explanation(score=score)  # ExplanationError: 409, by the exception handler
         return Response(s.ScoreExplanationSerializer(explanation).data)
 
 
@@ -294,13 +287,11 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
         body = s.TrainRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         portfolio = _visible_portfolio(request, body.validated_data["portfolio"], "train_portfolio")
-        try:
-            version = model_training_start(
-                portfolio=portfolio, kind=body.validated_data["kind"], seed=body.validated_data["seed"],
-                hyperparameters=body.validated_data["hyperparameters"], requested_by=request.user,
-            )  # fmt: skip
-        except (TypeError, ValueError) as exc:
-            raise ValidationError({"hyperparameters": [str(exc)]}) from None
+        # Out-of-space hyper-parameters (400) and too much queued work (429) are service errors.
+        version = model_training_start(
+            portfolio=portfolio, kind=body.validated_data["kind"], seed=body.validated_data["seed"],
+            hyperparameters=body.validated_data["hyperparameters"], requested_by=request.user,
+        )  # fmt: skip
         return Response(s.ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -321,13 +312,10 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
         body.is_valid(raise_exception=True)
         data = body.validated_data
         portfolio = _visible_portfolio(request, data["portfolio"], "train_portfolio")
-        try:
-            study = tuning_study_start(
-                portfolio=portfolio, kind=data["kind"], n_trials=data["n_trials"], seed=data["seed"],
-                requested_by=request.user,
-            )  # fmt: skip
-        except ValueError as exc:
-            raise ValidationError({"n_trials": [str(exc)]}) from None
+        study = tuning_study_start(
+            portfolio=portfolio, kind=data["kind"], n_trials=data["n_trials"], seed=data["seed"],
+            requested_by=request.user,
+        )  # fmt: skip
         return Response(s.TuningStudySerializer(study).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -351,11 +339,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
         return Response(s.ModelMetricsSerializer(self.get_object()).data)
 
     def _transition(self, request, service, **kwargs):
-        version = self.get_object()
-        try:
-            version = service(version=version, user=request.user, **kwargs)
-        except RegistryError as exc:
-            raise Conflict(str(exc)) from None
+        version = service(version=self.get_object(), user=request.user, **kwargs)  # RegistryError: 409
         return Response(s.ModelVersionSerializer(version).data)
 
     @extend_schema(
@@ -463,8 +447,6 @@ class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             )  # fmt: skip
         except ModelVersion.DoesNotExist:
             raise NotFound("No such model version in this portfolio.") from None
-        except (ScoringError, BatchError) as exc:
-            raise Conflict(str(exc)) from None
         return Response(s.BatchRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -579,9 +561,36 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
                 encoding=data["encoding"], created_by=request.user, file_name=upload.name,
             )  # fmt: skip
         except IngestionError as exc:
+            import_upload_discard(path)
             raise ValidationError({"file": [str(exc)]}) from None
         transaction.on_commit(lambda: import_file.delay(job.pk, str(path), data["encoding"]))
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Propose a schema for a file: types (money, date formats), id, features, PII, target candidates",
+        description="Reads a sample of the uploaded file (deleted within the request) and returns "
+        "`{schema, columns: [profile with frequencies and reasons], targets, rows_sampled}`: the schema to "
+        "review and register. Nothing is imported. Needs the import grant on `portfolio`.",
+        request={"multipart/form-data": s.SchemaInferRequestSerializer},
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=False, methods=["post"], url_path="infer-schema", filterset_class=None)
+    def infer_schema(self, request):
+        from scoring.services.errors import ForbiddenError
+        from scoring.services.ingestion.inference import schema_infer_upload
+
+        body = s.SchemaInferRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        portfolio = _visible_portfolio(request, data.pop("portfolio"))
+        upload = data.pop("file")
+        try:
+            result = schema_infer_upload(user=request.user, portfolio=portfolio, upload=upload, **data)
+        except ForbiddenError as exc:
+            raise PermissionDenied(exc.message) from None
+        except IngestionError as exc:
+            raise ValidationError({"file": [str(exc)]}) from None
+        return Response(result)
 
     @extend_schema(
         summary="Download an import job's validation report as CSV (row, column, value, message)",

@@ -25,6 +25,7 @@ from django.utils import timezone
 from scoring.metrics import scores_written
 from scoring.models import Applicant, BatchRun, ModelVersion, Portfolio, Score, ScoreChunk
 from scoring.services.datasets import portfolio_data
+from scoring.services.errors import ConflictError
 from scoring.services.policy import policy_current, policy_in_force, policy_of
 from scoring.services.scoring import decide_rows, scorable_version, score_from_values, score_values
 
@@ -33,8 +34,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHUNK = 5000
 
 
-class BatchError(ValueError):
-    pass
+class BatchError(ConflictError, ValueError):
+    """The batch run cannot start, resume or be cancelled in its current state."""
 
 
 def _chunk_bounds(ids: np.ndarray, size: int) -> list[tuple[int, int, int]]:

@@ -10,7 +10,23 @@ security work, keeping their old bases (``ValueError`` etc.) where callers still
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# A file system path of two or more parts (/srv/app/models/training.py, C:\\x\\y).
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+){2,}[\\/]?")
+_TRACEBACK = "Traceback (most recent call last)"
+
+
+def public_error_text(text: str | None) -> str:
+    """What a user is shown of a stored failure: the error's own sentence, without the
+    traceback (that is for the log) and with file paths replaced by ``<path>``. Applied
+    when an error is stored and again when one is shown (rows stored before this)."""
+    if not text:
+        return ""
+    head = text.split(_TRACEBACK, 1)[0].split("\n\n", 1)[0]
+    lines = [line for line in head.splitlines() if not line.lstrip().startswith('File "')]
+    return _PATH.sub("<path>", "\n".join(lines)).strip()[:2000]
 
 
 class ServiceError(Exception):

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.artifacts import ArtifactFormatError, ArtifactIntegrityError
 from models.reasons import ValueLookup, history_facts
 from scoring.inference import decider_load
 from scoring.models import ModelVersion, Score
 from scoring.services.datasets import static_frame
+from scoring.services.errors import ConflictError, public_error_text
 from scoring.services.scoring import history_from_bytes
 
 
-class ExplanationError(ValueError):
+class ExplanationError(ConflictError, ValueError):
     """The stored score cannot be explained (its model version's artifact is gone or altered)."""
 
 
@@ -31,8 +33,10 @@ def score_explanation(*, score: Score) -> dict[str, Any]:
     version: ModelVersion = score.model_version
     try:
         decider = decider_load(version)
-    except (OSError, ValueError) as exc:  # a missing file, or ArtifactIntegrityError (a ValueError)
-        raise ExplanationError(f"The artifact of model version {version.pk} cannot be loaded: {exc}") from exc
+    except (OSError, ValueError, ArtifactIntegrityError, ArtifactFormatError) as exc:  # missing, altered, unreadable
+        raise ExplanationError(
+            f"The artifact of model version {version.pk} cannot be loaded: {public_error_text(str(exc))}"
+        ) from exc
     groups: list[str] = list(decider.groups_)
     if len(groups) != len(score.contributions):
         raise ExplanationError(

@@ -32,12 +32,16 @@ from django.db import transaction
 from scoring.audit import audit_record
 from scoring.models import Applicant, ApplicantPII, Outcome, RepaymentMonth, Score
 from scoring.permissions import has_portfolio_perm
+from scoring.services.errors import ServiceError
 
 VIEW_PII = "view_portfolio_pii"
 
 
-class PIIDecryptionError(RuntimeError):
+class PIIDecryptionError(ServiceError, RuntimeError):
     """A PII token no configured key opens (a key was dropped too early, or the row was tampered with)."""
+
+    code = "pii_undecryptable"
+    status = 500  # the operator's fault (a key dropped too early), not the caller's
 
 
 # --- Keys and encryption ------------------------------------------------------

@@ -49,6 +49,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from models.scaling import APPROVE, DECLINE, REFER, PointsScale
+from scoring.caches import invalidate
 from scoring.models import PolicyVersion, Portfolio
 from scoring.services.errors import ConflictError, ForbiddenError, ServiceError
 
@@ -341,6 +342,7 @@ def policy_current(*, portfolio: Portfolio) -> PolicyVersion:
                 decided_at=timezone.now(), **content,
             )  # fmt: skip
             Portfolio.objects.filter(pk=locked.pk).update(policy_version=row)
+            invalidate()  # a queryset update sends no signal: tell the processes' caches of portfolios
             locked.policy_version_id = row.pk
             audit_record(
                 action="policy.initial", portfolio_id=locked.pk, object_type="policyversion", object_ids=[row.pk],
@@ -481,6 +483,7 @@ def _decide(*, policy_version: PolicyVersion, user, approve: bool, reason: str) 
                 # The portfolio's own fields mirror the policy in force (list pages, the API's portfolio view).
                 mirror = {name: getattr(row, name) for name in (*SCALE_FIELDS, *CUTOFF_FIELDS)}
                 Portfolio.objects.filter(pk=portfolio.pk).update(policy_version=row, **mirror)
+                invalidate()  # in this transaction: every process reads the new policy id on its next request
                 details.update(before=_audit_view(before), after=_audit_view(row.content()),
                                changes=_diff(before, row.content()))  # fmt: skip
             audit_record(**event, details=details)

@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from scoring.models import ModelVersion
 from scoring.permissions import has_portfolio_perm
+from scoring.services.errors import ConflictError
 
 
-class RegistryError(ValueError):
+class RegistryError(ConflictError, ValueError):
     """The requested transition is not allowed."""
 
 

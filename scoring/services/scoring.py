@@ -18,13 +18,14 @@ from scoring.inference import decider_load
 from scoring.metrics import ExplanationTimer, scores_written
 from scoring.models import ModelVersion, Portfolio, Score
 from scoring.services.datasets import PortfolioData
+from scoring.services.errors import ConflictError
 from scoring.services.policy import Policy, policy_decide, policy_in_force
 
 TOP_REASONS = 4
 SCORABLE = (ModelVersion.STATUS_APPROVED, ModelVersion.STATUS_CHAMPION)
 
 
-class ScoringError(ValueError):
+class ScoringError(ConflictError, ValueError):
     """Scoring is not possible (no champion, an unapproved model, bad input)."""
 
 
@@ -311,14 +312,24 @@ def score_realtime(
     (score,) = score_objects(
         version=version, data=data, features=stored, rows=rows, requested_by=requested_by, applicant_ids=ids
     )
-    score.save()
-    scores_written(portfolio=portfolio, version=version, count=1, mode="realtime")
+    return score_record(score=score, version=version, requested_by=requested_by)
+
+
+def score_record(*, score: Score, version: ModelVersion, requested_by=None, request=None) -> Score:
+    """Save a real-time decision and its audit event in ONE transaction: a crash
+    between the two can no longer leave a decision without its audit row."""
+    from django.db import transaction
+
     from scoring.audit import audit_record
 
-    audit_record(
-        action="score.create", actor=requested_by, portfolio_id=portfolio.pk, object_type="score", object_ids=[score.pk],
-        details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
-    )  # fmt: skip
+    with transaction.atomic():
+        score.save(force_insert=True)
+        audit_record(
+            action="score.create", actor=requested_by, request=request, portfolio_id=version.portfolio_id,
+            object_type="score", object_ids=[score.pk],
+            details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
+        )  # fmt: skip
+    scores_written(portfolio=version.portfolio, version=version, count=1, mode="realtime")
     return score
 
 
@@ -395,8 +406,13 @@ def score_whatif(
 
 
 class ApplicantDataError(ScoringError):
+    """The applicant's data given for scoring does not fit the schema (a 400 with each problem)."""
+
+    code = "invalid"
+    status = 400
+
     def __init__(self, problems: list[dict]):
-        super().__init__(f"{len(problems)} problem(s) in the applicant's data")
+        super().__init__(f"{len(problems)} problem(s) in the applicant's data", details={"applicant": problems})
         self.problems = problems
 
 

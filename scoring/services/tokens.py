@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from scoring.models import ApiToken, Portfolio
+from scoring.services.errors import ServiceError
 
 KEY_PREFIX_LENGTH = 8
 # last_used_at is written at most this often per token: a busy client must not turn
@@ -24,7 +25,7 @@ KEY_PREFIX_LENGTH = 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-class TokenError(ValueError):
+class TokenError(ServiceError, ValueError):
     """The token cannot be created as asked."""
 
 
@@ -63,7 +64,11 @@ def api_token_create(
 
 def api_token_revoke(*, token: ApiToken) -> ApiToken:
     """Revoke ``token`` from now on (idempotent: the first revocation time is kept)."""
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    from scoring.caches import invalidate
+
+    with transaction.atomic():
+        ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        invalidate()  # an update() sends no signal: every process drops its cached token now
     token.refresh_from_db(fields=["revoked_at"])
     return token
 

@@ -28,6 +28,8 @@ from riskapp.version import code_version
 from scoring.inference import artifact_path_for
 from scoring.models import ModelVersion, Portfolio
 from scoring.services.datasets import PortfolioData, attach_outcomes, portfolio_data
+from scoring.services.errors import ConflictError, public_error_text
+from scoring.services.hyperparams import hyperparameters_validate, training_capacity_check
 from scoring.services.monitoring import monitoring_reference_build
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ SPLITS = ("train", "validation", "calibration", "test")
 EpochCallback = Callable[[int, float, float], None]
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(ConflictError, ValueError):
     """The portfolio cannot train this kind of model (no outcomes, one class, no history)."""
 
 
@@ -58,8 +60,9 @@ def model_version_create(
 ) -> ModelVersion:
     if kind not in dict(ModelVersion.KIND_CHOICES):
         raise ValueError(f"kind must be one of {[k for k, _ in ModelVersion.KIND_CHOICES]}")
-    # Fail early on unknown hyper-parameters rather than in the worker.
-    CreditModel(kind, seed=seed, **(hyperparameters or {}))
+    # Every entry point comes here: values outside the family's space are a 400 now, not a worker failure later.
+    hyperparameters = hyperparameters_validate(kind=kind, values=hyperparameters)
+    CreditModel(kind, seed=seed, **hyperparameters)
     version = ModelVersion.objects.create(
         portfolio=portfolio,
         version=_next_version(portfolio),
@@ -86,6 +89,7 @@ def model_training_start(
     """Record a queued model version and enqueue its training on the ``train`` queue."""
     from scoring.tasks import train_model_version
 
+    training_capacity_check(user=requested_by)
     with transaction.atomic():
         version = model_version_create(
             portfolio=portfolio, kind=kind, seed=seed, hyperparameters=hyperparameters, requested_by=requested_by
@@ -206,12 +210,14 @@ def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None
     except Exception as exc:
         ModelVersion.objects.filter(pk=version.pk).update(
             status=ModelVersion.STATUS_FAILED,
-            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=8)}",
+            # The user sees the error's sentence; its traceback goes to the worker's log.
+            error=public_error_text(f"{type(exc).__name__}: {exc}"),
             progress={"phase": "failed"},
         )
         if isinstance(exc, TrainingDataError):
             version.refresh_from_db()
             return version
+        logger.error("Training model version %s failed:\n%s", version.pk, traceback.format_exc())
         raise
     version.status = ModelVersion.STATUS_TRAINED
     version.metrics = metrics

@@ -20,6 +20,7 @@ from django.utils import timezone
 from models.splits import stratified_split
 from models.training import CreditModel
 from scoring.models import ModelVersion, Portfolio, TuningStudy
+from scoring.services.hyperparams import tuning_capacity_check
 from scoring.services.training import (
     SPLITS,
     _credit_data,
@@ -68,8 +69,7 @@ def params_from_trial(kind: str, trial_params: dict[str, Any]) -> dict[str, Any]
 def tuning_study_create(
     *, portfolio: Portfolio, kind: str, n_trials: int, seed: int = 0, requested_by=None
 ) -> TuningStudy:
-    if n_trials < 1:
-        raise ValueError("n_trials must be at least 1")
+    tuning_capacity_check(user=requested_by, n_trials=n_trials)
     study = TuningStudy.objects.create(
         portfolio=portfolio,
         kind=kind,

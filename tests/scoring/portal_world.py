@@ -106,3 +106,43 @@ def portal_world(tmp_path, *, n: int = 600, champion: bool = True) -> PortalWorl
         world.run = run
         score_realtime(portfolio=alpha, applicant=world.applicant, requested_by=users["analyst_a"])
     return world
+
+
+@dataclass
+class GermanWorld:
+    """German credit (the demo's real book, long feature names and values) with a
+    champion and an initial batch run; the same cast as the synthetic world."""
+
+    portfolio: Portfolio
+    champion: ModelVersion
+    run: BatchRun
+    applicant: Applicant
+    users: dict = field(default_factory=dict)
+
+
+def german_world(users: dict | None = None) -> GermanWorld:
+    from scoring.services.demo import GERMAN, german_credit_load
+
+    portfolio = german_credit_load().portfolio
+    users = users if users is not None else {}
+    for name in ("analyst_a", "developer", "validator", "auditor"):
+        users.setdefault(name, UserFactory(username=name))
+    portfolio_access_grant(portfolio=portfolio, grantee=users["analyst_a"], role="senior analyst")
+    portfolio_access_grant(portfolio=portfolio, grantee=users["developer"], role="model developer")
+    portfolio_access_grant(portfolio=portfolio, grantee=users["validator"], role="model validator")
+    user_role_add(user=users["auditor"], role="auditor")
+    portfolio_access_grant(portfolio=portfolio, grantee=users["auditor"], role="auditor")
+    version = model_version_create(
+        portfolio=portfolio, kind="mlp", seed=7, hyperparameters=FAST, requested_by=users["developer"]
+    )
+    version = model_version_train(model_version_id=version.pk)
+    model_version_approve(version=version, user=users["validator"])
+    # German credit's fairness report fails on purpose (the 1994 data); the demo overrides it.
+    champion = model_version_promote(version=version, user=users["validator"], override_reason="test: demo data")
+    run = batch_run_create(portfolio=portfolio, chunk_size=500, requested_by=users["analyst_a"])
+    for chunk_id in run.chunks.values_list("id", flat=True):
+        score_chunk_run(chunk_id=chunk_id)
+    run.refresh_from_db()
+    applicant = Applicant.objects.filter(portfolio=portfolio).order_by("id").first()
+    assert portfolio.name == GERMAN
+    return GermanWorld(portfolio=portfolio, champion=champion, run=run, applicant=applicant, users=users)

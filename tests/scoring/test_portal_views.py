@@ -154,6 +154,16 @@ def test_an_upload_queues_an_import_and_its_page_shows_the_validation_report(
     done = client.get(f"/imports/{job.pk}/").content.decode()
     assert 'id="validation-report"' in done and "not one of the declared categories" in done
     assert "data-poll-url" not in done
+    assert 'id="report-summary"' in done and f"/imports/{job.pk}/report.csv" in done
+    report = client.get(f"/imports/{job.pk}/report.csv")
+    assert report.status_code == 200 and b"not one of the declared categories" in b"".join(report.streaming_content)
+    assert not saved.exists()  # the upload went with the import
+    assert client_of(bare_world.users["analyst_b"]).get(f"/imports/{job.pk}/report.csv").status_code == 404
+    proposed = client.post(
+        "/imports/infer-schema/",
+        {"portfolio": bare_world.alpha.pk, "file": SimpleUploadedFile("upload.csv", data), "encoding": "utf-8"},
+    )
+    assert proposed.status_code == 200 and proposed.json()["columns"][0]["role"] == "id"
 
 
 def test_four_eyes_errors_are_shown_and_the_validator_approves_and_promotes(bare_world):

@@ -232,4 +232,8 @@ def test_demo_users_hold_their_roles_on_the_demo_portfolios():
     assert not has_portfolio_perm(auditor, german, "view_portfolio_pii")  # an auditor sees no PII
     assert not has_portfolio_perm(get("analyst"), german, "view_portfolio_pii")
     assert has_portfolio_perm(get("senior_analyst"), german, "view_portfolio_pii")
+    # The README's administrator: runs the admin, sees no applicant data without a data role.
+    admin = get("admin")
+    assert admin.is_staff and not get_user_model().objects.filter(is_superuser=True).exists()
+    assert permitted_portfolio_ids(admin) == [] and not has_portfolio_perm(admin, german, "view_portfolio_data")
     assert all(u.password is None for u in demo_users_ensure())  # again: passwords kept, nothing fails

@@ -17,10 +17,19 @@ def test_setup_demo_loads_trains_approves_and_prints_logins_once(capsys):
     assert champion.trained_by.username == "developer"  # four eyes
     assert synthetic.challenger_version.kind == "mlp"
     assert ModelVersion.objects.get(portfolio=german, status="champion").kind == "mlp"
+    # The initial batch run scores every applicant, and the cutoffs are each book's own.
+    from scoring.models import Score
+
+    for portfolio in (german, synthetic):
+        scored = Score.objects.filter(portfolio=portfolio, is_shadow=False).values("applicant_id").distinct().count()
+        assert scored == Applicant.objects.filter(portfolio=portfolio).count()
+    assert (german.approve_min_score, synthetic.approve_min_score) == (500.0, 555.0)
+    assert "German credit: run #" in out and "approve >= 500, decline < 480: approve " in out
     passwords = [line.split()[1] for line in out.splitlines() if line.startswith("  analyst ")]
     assert len(passwords) == 1 and len(passwords[0]) >= 12
 
     call_command("setup_demo", "--synthetic-count", "800")  # again: nothing new, no password shown
     out = capsys.readouterr().out
     assert "already loaded" in out and "unchanged since it was first printed" in out
+    assert "German credit: already scored" in out
     assert Applicant.objects.filter(portfolio__name="German credit").count() == 1000

@@ -3,14 +3,15 @@
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from scoring.management.base import ServiceCommand
 from scoring.models import Portfolio
 from scoring.services.tokens import TokenError, api_token_create
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Create an API token acting as USERNAME, optionally narrowed to some portfolios, and print its key on "
         "stdout (alone, so `TOKEN=$(python manage.py create_api_token analyst)` works). The key is shown once."

@@ -1,12 +1,13 @@
 """Erase one applicant's personal data (right to erasure)."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.models import Applicant
 from scoring.services.pii import applicant_erase
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Erase an applicant's PII (the encrypted row, and any PII column found in features or score inputs). "
         "The credit decision record (scores, history, outcomes) stays, without PII. Audited with ids only."

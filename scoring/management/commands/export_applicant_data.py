@@ -3,13 +3,14 @@
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.models import Applicant
 from scoring.services.pii import applicant_data_export
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = "Write everything held about one applicant (features, PII in clear, history, outcomes, scores) as JSON."
 
     def add_arguments(self, parser):

@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.management.commands._progress import ProgressBar
 from scoring.services.demo import DemoError, synthetic_load
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Generate seeded synthetic applicants with 24-month repayment histories and outcomes (known risk signal: "
         "see models/synthetic.py), write them to Parquet files under var/generated/, and import them into a "

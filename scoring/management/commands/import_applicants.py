@@ -5,16 +5,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from scoring.models import ImportJob
-from scoring.services.ingestion import KINDS, IngestionError, import_file_run, import_portfolio_resolve
+from scoring.management.base import ServiceCommand
+from scoring.models import ImportJob, Portfolio
+from scoring.services.ingestion import (
+    KINDS,
+    IngestionError,
+    import_file_run,
+    import_into_new_portfolio_run,
+    import_portfolio_resolve,
+)
 from scoring.services.schemas import SchemaError, schema_register_file
 
 _SHOWN_WIDTH = 40  # the widest a row/column/value cell of the report table gets
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Validate a CSV (.csv, .csv.gz) or Parquet (.parquet) file and import it into a portfolio. "
         "The whole file is checked before anything is written: with any problem nothing is written "
@@ -56,24 +63,26 @@ class Command(BaseCommand):
             raise CommandError(f"{path} does not exist or is not a file.")
         try:
             schema = schema_register_file(path=options["schema"]) if options["schema"] else None
-            portfolio = import_portfolio_resolve(
-                name=options["portfolio"], schema=schema, create=options["create_portfolio"]
-            )
             bar = _ProgressBar(self.stderr) if self.stderr.isatty() else None
-            job = import_file_run(
-                portfolio=portfolio,
-                kind=options["kind"],
-                path=path,
-                schema=schema,
-                valid_only=options["valid_only"],
-                encoding=options["encoding"],
-                progress=bar,
-            )
+            run = {
+                "kind": options["kind"], "path": path, "valid_only": options["valid_only"],
+                "encoding": options["encoding"], "progress": bar,
+            }  # fmt: skip
+            exists = Portfolio.objects.filter(name=options["portfolio"]).exists()
+            if not exists and options["create_portfolio"] and schema is not None:
+                job = import_into_new_portfolio_run(name=options["portfolio"], schema=schema, **run)
+            else:
+                portfolio = import_portfolio_resolve(
+                    name=options["portfolio"], schema=schema, create=options["create_portfolio"]
+                )
+                job = import_file_run(portfolio=portfolio, schema=schema, **run)
         except (SchemaError, IngestionError) as exc:
             raise CommandError(str(exc)) from None
         if bar is not None:
             bar.finish()
         self._summary_print(job)
+        if job.summary:
+            self._summary_table_print(job)
         if job.errors:
             self._report_print(job)
         if job.status != ImportJob.STATUS_SUCCEEDED:
@@ -91,6 +100,17 @@ class Command(BaseCommand):
             f"  written  {job.rows_created:,} created, {job.rows_updated:,} updated, {job.rows_unchanged:,} unchanged"
         )
         self.stdout.write(f"  {job.message}")
+
+    def _summary_table_print(self, job: ImportJob) -> None:
+        """Every (column, problem) pair of the whole file with its count and first rows."""
+        self.stdout.write("\nBy column (the whole file):")
+        for entry in job.summary:
+            rows = ", ".join("-" if e["row"] is None else str(e["row"]) for e in entry["examples"])
+            values = ", ".join(_cell(e["value"]) for e in entry["examples"] if e["value"] is not None)
+            self.stdout.write(
+                f"  {entry['severity']:<7}  {_cell(entry['column'])}: {entry['problem']}  "
+                f"x{entry['count']:,} (rows {rows}{'; e.g. ' + values if values else ''})"
+            )
 
     def _report_print(self, job: ImportJob) -> None:
         shown = len(job.errors)

@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.models import BatchRun, ModelVersion, Portfolio
 from scoring.services.monitoring import monitoring_run
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Monitor a portfolio's champion (or --model-version): population stability (PSI of the score, CSI of "
         "each feature against the training sample), an outcome backtest by monthly cohort and a fairness report "

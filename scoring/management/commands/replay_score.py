@@ -1,12 +1,13 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.models import Score
 from scoring.services.replay import replay_many
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = "Recompute stored scores from their model version and stored input, and show whether they are identical."
 
     def add_arguments(self, parser):

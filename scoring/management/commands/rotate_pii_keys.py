@@ -1,13 +1,14 @@
 """Re-encrypt every applicant's PII under the newest key of PII_ENCRYPTION_KEYS."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.models import ApplicantPII
 from scoring.services.pii import PIIDecryptionError, pii_rotate
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Re-encrypt all PII with the first key of PII_ENCRYPTION_KEYS (put the new key first, run this, "
         "then remove the old key). Batched; safe to stop and run again."

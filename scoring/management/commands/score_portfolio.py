@@ -1,7 +1,8 @@
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.management.commands._progress import ProgressBar
 from scoring.models import BatchRun, ModelVersion, Portfolio
 from scoring.services.batch import (
@@ -17,7 +18,7 @@ from scoring.services.batch import (
 from scoring.services.scoring import ScoringError
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Score every applicant of a portfolio with its champion (or --model-version): a batch run split into "
         "chunks on the `score` queue, with a progress bar. --resume RUN continues a cancelled or interrupted run; "

@@ -1,8 +1,9 @@
 import json
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.management.commands._acting import acting_user, add_as_argument
 from scoring.management.commands._progress import ProgressBar
 from scoring.models import ModelVersion, Portfolio
@@ -29,7 +30,7 @@ def metrics_table(version: ModelVersion) -> str:
     return "\n".join(out)
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Train a credit model of a portfolio: enqueue it on the `train` queue and follow its progress "
         "(a worker must be running), or run it in this process with --sync."

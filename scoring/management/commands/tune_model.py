@@ -1,7 +1,8 @@
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from scoring.management.base import ServiceCommand
 from scoring.management.commands._acting import acting_user, add_as_argument
 from scoring.management.commands._progress import ProgressBar
 from scoring.management.commands.train_model import metrics_table
@@ -10,7 +11,7 @@ from scoring.roles import TRAIN
 from scoring.services.tuning import tuning_study_create, tuning_study_start, tuning_trial_run
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Tune a model kind of a portfolio with Optuna (study stored in the project database): one task per "
         "trial on the `train` queue, so several workers share a study; the best trial becomes a model version."

@@ -20,9 +20,11 @@ from .run import (
     IngestionError,
     Progress,
     import_file_run,
+    import_into_new_portfolio_run,
     import_job_create,
     import_job_run,
     import_portfolio_resolve,
+    import_upload_discard,
     import_upload_store,
 )
 from .validation import HISTORY_COLUMNS, OUTCOME_COLUMNS, REDACTED
@@ -35,8 +37,10 @@ __all__ = [
     "IngestionError",
     "Progress",
     "import_file_run",
+    "import_into_new_portfolio_run",
     "import_job_create",
     "import_job_run",
     "import_portfolio_resolve",
+    "import_upload_discard",
     "import_upload_store",
 ]

@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from scoring.services.errors import ServiceError
+
 FIRST_DATA_ROW = 2  # the header is row 1
 FORMAT_CSV = "csv"
 FORMAT_PARQUET = "parquet"
@@ -34,7 +36,7 @@ REPLACEMENT_CHARACTER = "\ufffd"
 _READ_BLOCK = 1 << 20
 
 
-class FileProblem(Exception):
+class FileProblem(ServiceError):
     """A problem that stops the file from being read any further. It becomes
     one or more file-level entries of the report: ``errors`` is a list of
     ``(row, column, message)``."""

@@ -10,7 +10,9 @@ nothing. A rejected or failed job writes only its ImportJob row.
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import shutil
 import threading
 import time
 import uuid
@@ -24,6 +26,7 @@ from django.utils import timezone
 
 from scoring.models import DatasetSchema, ImportJob, Portfolio
 from scoring.services import bulk
+from scoring.services.errors import ServiceError
 
 from . import records
 from .readers import (
@@ -51,7 +54,7 @@ KINDS = (ImportJob.KIND_APPLICANTS, ImportJob.KIND_HISTORY, ImportJob.KIND_OUTCO
 Progress = Callable[[int, int, str], None]  # (rows_done, rows_total, phase: "validate" | "write")
 
 
-class IngestionError(ValueError):
+class IngestionError(ServiceError, ValueError):
     """The import cannot start (unknown kind, missing file, unknown encoding, a
     schema that does not apply); no job is recorded."""
 
@@ -95,6 +98,24 @@ def import_file_run(
     return import_job_run(job_id=job.pk, path=path, encoding=encoding, progress=progress) or job
 
 
+def import_into_new_portfolio_run(*, name: str, schema: DatasetSchema, **kwargs) -> ImportJob:
+    """The first import of a portfolio that does not exist yet: the portfolio is
+    created for it and deleted again (with its job) unless the import succeeds, so a
+    rejected first file starts no book. The returned job keeps its report in memory."""
+    if Portfolio.objects.filter(name=name).exists():
+        raise IngestionError(f"Portfolio {name!r} already exists.")
+    portfolio = Portfolio.objects.create(name=name, schema=schema)
+    try:
+        job = import_file_run(portfolio=portfolio, schema=schema, **kwargs)
+    except BaseException:
+        portfolio.delete()
+        raise
+    if job.status != ImportJob.STATUS_SUCCEEDED:
+        portfolio.delete()
+        job.message += " The new portfolio was not kept."
+    return job
+
+
 def import_portfolio_resolve(*, name: str, schema: DatasetSchema | None = None, create: bool = False) -> Portfolio:
     """The portfolio an import goes to. With ``create`` a missing portfolio is
     created with ``schema`` (which it then needs); without, a missing portfolio is
@@ -113,18 +134,40 @@ def import_portfolio_resolve(*, name: str, schema: DatasetSchema | None = None, 
     return Portfolio.objects.create(name=name, schema=schema)
 
 
+def _uploads_root() -> Path:
+    return Path(settings.MEDIA_ROOT) / "imports"
+
+
 def import_upload_store(*, upload) -> Path:
     """Save an uploaded file (a Django ``UploadedFile``) under MEDIA_ROOT, in a folder
-    of its own, and return its path; too large a file is refused first."""
+    of its own readable by this user only, and return its path; too large a file is
+    refused first. The copy lives only until its import ends (:func:`import_upload_discard`):
+    it holds personal data in clear, which the service otherwise stores only encrypted."""
     if upload.size > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
         raise IngestionError(f"The file is larger than {settings.IMPORT_MAX_FILE_MB} MB (IMPORT_MAX_FILE_MB).")
-    folder = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
-    folder.mkdir(parents=True)
+    folder = _uploads_root() / uuid.uuid4().hex
+    folder.mkdir(parents=True, mode=0o700)
     path = folder / Path(upload.name).name
-    with path.open("wb") as out:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
         for part in upload.chunks():
             out.write(part)
     return path
+
+
+def import_upload_discard(path: str | Path) -> bool:
+    """Delete an uploaded file and its folder (True if it was an upload). Files outside
+    the upload folder (a path given to the command) are the user's and are kept."""
+    path = Path(path)
+    root = _uploads_root().resolve()
+    try:
+        folder = path.resolve().parent
+    except OSError:
+        return False
+    if folder.parent != root:
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
 
 
 def import_job_create(
@@ -180,7 +223,18 @@ def import_job_run(
         status=ImportJob.STATUS_RUNNING, started_at=timezone.now()
     )
     if not claimed:
+        if not ImportJob.objects.filter(pk=job_id).exists():
+            import_upload_discard(path)  # nobody will read it
         return None
+    try:
+        return _job_claimed_run(job_id=job_id, path=path, encoding=encoding, progress=progress)
+    finally:
+        # However the import ended, the uploaded copy goes (a redelivered message
+        # finds the job done and the file gone, and reads neither).
+        import_upload_discard(path)
+
+
+def _job_claimed_run(*, job_id: int, path: str | Path, encoding: str, progress: Progress | None) -> ImportJob:
     job = ImportJob.objects.select_related("portfolio", "schema").get(pk=job_id)
     try:
         _job_execute(job, path=Path(path), encoding=encoding_resolve(encoding), progress=progress)
@@ -234,13 +288,16 @@ def _job_execute(job: ImportJob, *, path: Path, encoding: str, progress: Progres
     job.errors = report.errors
     job.warning_count = report.warning_count
     job.summary = report.summary_list()
-    if rows is None or report.structural or (report.error_count and not job.valid_only):
+    if rows is None or report.structural or (report.error_count and not job.valid_only) or not job.rows_valid:
         job.status = ImportJob.STATUS_REJECTED
-        why = (
-            " (--valid-only skips invalid rows, but these problems concern the whole file)"
-            if (job.valid_only and report.structural)
-            else ""
-        )
+        if job.valid_only and report.structural:
+            why = " (--valid-only skips invalid rows, but these problems concern the whole file)"
+        elif not job.rows_valid and rows is not None and not report.structural:
+            # Nothing to write is a failure whatever the flags: the portfolio and its
+            # schema are left as they were.
+            why = " and no valid row" if report.error_count else ": the file has no data rows"
+        else:
+            why = ""
         job.message = f"Rejected: {report.error_count:,} problem(s) found{why}; nothing was written."
         return
 

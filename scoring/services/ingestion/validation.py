@@ -206,7 +206,8 @@ def value_shape(value: str) -> str:
 
 
 def _shown(value: str, redact: bool) -> str:
-    return value_shape(value) if redact else value[:VALUE_MAX_CHARS]
+    # A NUL cannot be stored in PostgreSQL's jsonb either: the report spells it.
+    return (value_shape(value) if redact else value[:VALUE_MAX_CHARS]).replace("\x00", "\\0")
 
 
 class _ChunkProblems:
@@ -462,9 +463,12 @@ def _field_check(
         raw,
         "undecodable text: the bytes are not valid in the file's encoding (save as UTF-8 or pass --encoding)",
     )
+    # PostgreSQL text cannot hold U+0000 (COPY would fail the whole job): a cell error.
+    nul = raw.str.contains("\x00", regex=False).to_numpy(dtype=bool) & ~undecodable
+    problems.add(nul, f, raw, "contains a NUL byte (\\0), which cannot be stored: remove it from the file")
     stripped = raw.str.strip()
     empty = (stripped == "").to_numpy(dtype=bool)
-    checkable = ~undecodable & ~skip
+    checkable = ~undecodable & ~nul & ~skip
     if not f.nullable:
         is_id = f.role == DatasetSchema.ROLE_ID
         problems.add(empty & checkable, f, raw, "the id is empty" if is_id else "a value is required here")

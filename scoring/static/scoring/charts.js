@@ -28,7 +28,41 @@
     };
   }
 
+  // Time on a linear axis of milliseconds (no date adapter is vendored): points sit where
+  // their time is, however uneven the gaps, and the ticks read as dates.
+  function timeTicks(ms) {
+    var d = new Date(ms);
+    function two(n) { return n < 10 ? "0" + n : String(n); }
+    return d.getFullYear() + "-" + two(d.getMonth() + 1) + "-" + two(d.getDate()) + " " + two(d.getHours()) + ":" + two(d.getMinutes());
+  }
+
+  // Vertical cutoff lines over a linear x axis, from 0 to top.
+  function cutoffLines(cutoffs, top) {
+    return [
+      line("Approve from " + cutoffs.approve, [{ x: cutoffs.approve, y: 0 }, { x: cutoffs.approve, y: top }], GREEN, { type: "line", borderDash: [6, 4] }),
+      line("Decline below " + cutoffs.decline, [{ x: cutoffs.decline, y: 0 }, { x: cutoffs.decline, y: top }], RED, { type: "line", borderDash: [6, 4] })
+    ];
+  }
+
   var builders = {
+    throughput: function (d) {
+      return { type: "scatter", data: { datasets: [line("Rows scored", xy(d.seconds, d.rows), BLUE, { pointRadius: 3 })] },
+        options: { scales: {
+          x: { type: "linear", min: 0, title: { display: true, text: "Seconds since the run started" } },
+          y: { type: "linear", min: 0, title: { display: true, text: "Rows scored" } }
+        } } };
+    },
+    "run-distribution": function (d) {
+      var top = Math.max.apply(null, d.champion.concat(d.challenger || [], [1]));
+      var sets = [{ type: "bar", label: "Champion", data: xy(d.x, d.champion), backgroundColor: BLUE, barPercentage: 1, categoryPercentage: 1 }];
+      if (d.challenger) { sets.push({ type: "bar", label: "Challenger (shadow)", data: xy(d.x, d.challenger), backgroundColor: "rgba(179, 89, 0, 0.55)", barPercentage: 1, categoryPercentage: 1 }); }
+      var xs = d.x.concat([d.cutoffs.approve, d.cutoffs.decline]);
+      return { type: "bar", data: { datasets: sets.concat(cutoffLines(d.cutoffs, top)) },
+        options: { scales: {
+          x: { type: "linear", min: Math.min.apply(null, xs) - d.width, max: Math.max.apply(null, xs) + d.width, title: { display: true, text: "Score (points), bands of " + d.width } },
+          y: { beginAtZero: true, title: { display: true, text: "Applicants" } }
+        } } };
+    },
     distribution: function (d) {
       return { type: "bar", data: { labels: d.labels, datasets: [{ label: "Applicants", data: d.counts, backgroundColor: BLUE }] },
         options: { scales: { x: { title: { display: true, text: "Score band (points)" } }, y: { title: { display: true, text: "Applicants" }, beginAtZero: true } } } };
@@ -58,8 +92,17 @@
         } } } }, scales: { x: { title: { display: true, text: "Log-odds of default" } } } } };
     },
     "score-history": function (d) {
-      return { type: "line", data: { labels: d.labels, datasets: [line("Score", d.scores, BLUE, { pointRadius: 3, showLine: true })] },
-        options: { scales: { y: { title: { display: true, text: "Points" } } } } };
+      var first = d.times[0], last = d.times[d.times.length - 1], pad = Math.max((last - first) * 0.05, 60000);
+      var lo = first - pad, hi = last + pad;
+      function level(value, label, color) { return line(label, [{ x: lo, y: value }, { x: hi, y: value }], color, { borderDash: [6, 4], borderWidth: 1 }); }
+      return { type: "scatter", data: { datasets: [
+        line("Score", xy(d.times, d.scores), BLUE, { pointRadius: 3 }),
+        level(d.cutoffs.approve, "Approve from " + d.cutoffs.approve, GREEN),
+        level(d.cutoffs.decline, "Decline below " + d.cutoffs.decline, RED)
+      ] }, options: { scales: {
+        x: { type: "linear", min: lo, max: hi, title: { display: true, text: "Scored at" }, ticks: { maxTicksLimit: 6, callback: timeTicks } },
+        y: { type: "linear", min: d.axis.min, max: d.axis.max, title: { display: true, text: "Points" } }
+      } } };
     },
     roc: function (d) {
       var sets = [line("Model", xy(d.roc.model.fpr, d.roc.model.tpr), BLUE)];

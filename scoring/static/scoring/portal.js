@@ -61,17 +61,19 @@
       var rows = root.querySelectorAll('tr[data-active="1"]');
       if (!rows.length) { return; }
       var ids = Array.prototype.map.call(rows, function (r) { return r.dataset.runId; });
-      every(2000, function () {
+      every(1000, function () {
         return getJSON(root.dataset.pollUrl + "?ids=" + ids.join(",")).then(function (data) {
           var active = 0;
           data.runs.forEach(function (run) {
             var row = root.querySelector('tr[data-run-id="' + run.id + '"]');
             if (!row) { return; }
             var bar = row.querySelector("progress");
-            if (bar) { bar.value = run.fraction; }
+            // Nothing done yet: an indeterminate bar says "working", not "0 %".
+            if (bar && run.active && !run.rows_done) { bar.removeAttribute("value"); } else if (bar) { bar.value = run.fraction; }
             setField(row, "status_display", run.status_display);
+            setField(row, "phase", run.phase);
             setField(row, "rows", run.rows_done + " / " + run.rows_total);
-            setField(row, "rate", run.rows_per_second);
+            setField(row, "rate", run.rows_per_second === null ? "–" : run.rows_per_second);
             setField(row, "eta", run.eta_seconds ? Math.round(run.eta_seconds) + " s" : "–");
             if (run.status === "pending" || run.status === "running") { active += 1; }
           });

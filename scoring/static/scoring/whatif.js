@@ -21,30 +21,71 @@
     box.appendChild(list);
   }
 
+  function cell(tag, text, scope) {
+    var node = el(tag, text);
+    if (scope) { node.setAttribute("scope", scope); }
+    return node;
+  }
+
+  function badge(decision) { return el("span", decision, "badge decision-" + decision); }
+
+  function points(value) { return value === null ? "not a reason" : (value > 0 ? "+" : "") + value.toFixed(1) + " points"; }
+
+  function table(caption, headers) {
+    var t = el("table", undefined, "whatif-change");
+    t.appendChild(el("caption", caption));
+    var row = el("tr");
+    headers.forEach(function (h) { row.appendChild(cell("th", h, "col")); });
+    var head = el("thead");
+    head.appendChild(row);
+    t.appendChild(head);
+    t.appendChild(el("tbody"));
+    return t;
+  }
+
+  // Old → new: the champion on the current values beside the changed ones.
   function showResult(box, result) {
-    var heading = el("h3", "What-if result");
-    box.appendChild(heading);
-    var facts = el("dl", undefined, "facts");
-    [
-      ["Decision", result.decision],
-      ["Score", Math.round(result.score) + " points"],
-      ["Probability of default", result.pd.toFixed(4)],
-      ["Model", "v" + result.model_version],
-      ["Changed", result.changed_features.length ? result.changed_features.join(", ") : "nothing"]
-    ].forEach(function (pair) {
-      facts.appendChild(el("dt", pair[0]));
-      var dd = el("dd", pair[0] === "Decision" ? undefined : pair[1]);
-      if (pair[0] === "Decision") { dd.appendChild(el("span", pair[1], "badge decision-" + pair[1])); }
-      facts.appendChild(dd);
+    box.appendChild(el("h3", "What-if result"));
+    var changed = result.changed_labels.length ? result.changed_labels.join(", ") : "nothing";
+    box.appendChild(el("p", "Changed: " + changed + " · model v" + result.model_version + " · nothing saved.", "muted"));
+    var measures = table("Current values → changed values", ["", "Current", "What if", "Change"]);
+    result.change.measures.forEach(function (m) {
+      var row = el("tr");
+      row.appendChild(cell("th", m.label, "row"));
+      var isDecision = m.label === "Decision";
+      var before = el("td"), after = el("td");
+      if (isDecision) { before.appendChild(badge(m.before)); after.appendChild(badge(m.after)); }
+      else { before.textContent = m.before; after.textContent = m.after; before.className = after.className = "num"; }
+      row.appendChild(before);
+      row.appendChild(after);
+      var delta = el("td");
+      if (isDecision) { delta.textContent = m.before === m.after ? "same" : m.before + " → " + m.after; }
+      else {
+        var d = m.after - m.before;
+        delta.className = "num";
+        delta.textContent = d === 0 ? "0" : (d > 0 ? "+" : "") + (m.label.indexOf("Probability") === 0 ? d.toFixed(4) : String(Math.round(d)));
+      }
+      row.appendChild(delta);
+      measures.tBodies[0].appendChild(row);
     });
-    box.appendChild(facts);
-    box.appendChild(el("h4", "Reasons"));
-    var reasons = el("ol", undefined, "reasons whatif-reasons");
-    result.reasons.forEach(function (r) {
-      reasons.appendChild(el("li", (r.code ? r.code + ": " : "") + r.text + " (" + r.feature + " = " + r.value + ")"));
+    box.appendChild(el("div", undefined, "table-wrap")).appendChild(measures);
+    var reasons = table("Reasons: current → what if", ["Reason", "Value", "Points against the average"]);
+    reasons.classList.add("whatif-reasons");
+    result.change.reasons.forEach(function (r) {
+      var row = el("tr");
+      row.appendChild(cell("th", (r.code ? r.code + ": " : "") + (r.text || r.label), "row"));
+      row.appendChild(el("td", r.label + ": " + (r.before_value === null ? "(not a reason)" : r.before_value) + " → " + (r.after_value === null ? "(not a reason)" : r.after_value)));
+      row.appendChild(el("td", points(r.before_points) + " → " + points(r.after_points)));
+      reasons.tBodies[0].appendChild(row);
     });
-    if (!result.reasons.length) { reasons.appendChild(el("li", "No feature raises the risk above the average applicant's.")); }
-    box.appendChild(reasons);
+    if (!result.change.reasons.length) {
+      var none = el("tr");
+      var td = el("td", "No feature raises the risk above the average applicant's.");
+      td.colSpan = 3;
+      none.appendChild(td);
+      reasons.tBodies[0].appendChild(none);
+    }
+    box.appendChild(el("div", undefined, "table-wrap")).appendChild(reasons);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

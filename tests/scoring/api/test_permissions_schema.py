@@ -84,6 +84,7 @@ ANONYMOUS = "anonymous"
 COLLECTION_PERMS = {
     "batch_runs_create": SCORE,
     "imports_create": IMPORT,
+    "imports_infer_schema_create": IMPORT,
     "models_train_create": TRAIN,
     "models_tune_create": TRAIN,
 }
@@ -279,6 +280,9 @@ def build_body(op: Operation, world: dict, portfolio_id: int) -> tuple[dict | No
     if op.operation_id == "imports_create":
         upload = SimpleUploadedFile("applicants.csv", world["upload"], content_type="text/csv")
         return {"portfolio": portfolio_id, "kind": "applicants", "file": upload}, "multipart"
+    if op.operation_id == "imports_infer_schema_create":  # read within the request: a real CSV
+        upload = SimpleUploadedFile("applicants.csv", b"applicant_id,income\nA1,100\nA2,250\n", content_type="text/csv")
+        return {"portfolio": portfolio_id, "file": upload}, "multipart"
     body, fmt = _example_body(op.spec)
     if body is None:
         return None, None

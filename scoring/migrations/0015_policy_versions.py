@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0013_import_report_summary'),
+        ('scoring', '0014_cacheversion'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,100 @@
+"""How the portal names and writes feature values: the schema's words, not the
+column keys, and each value in its declared type (an integer column shows 12, not
+12.0). One place, so the applicant page, the reasons, the what-if panel and the
+new-application form say the same thing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scoring.models import DatasetSchema
+
+MISSING = "(missing)"
+
+
+def column_label(column: dict) -> str:
+    """A column's human label: its declared ``label``, else its name in words."""
+    label = column.get("label")
+    if isinstance(label, str) and label.strip():
+        return label.strip()
+    return str(column["name"]).replace("_", " ").strip().capitalize()
+
+
+def value_text(column: dict | None, value: Any) -> str:
+    """A value as the page shows it."""
+    if value is None or value == "":
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    integral = isinstance(value, (int, float)) and float(value).is_integer()
+    if column is not None and column.get("type") == "integer" and integral:
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+def feature_columns(schema: DatasetSchema) -> list[dict]:
+    """The model features of a schema, in its declared order."""
+    return schema.columns_with_role(DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL)
+
+
+def feature_labels(schema: DatasetSchema) -> dict[str, str]:
+    return {column["name"]: column_label(column) for column in schema.definition["columns"]}
+
+
+def feature_rows(schema: DatasetSchema, features: dict) -> list[dict]:
+    """Label and value of each model feature, in the schema's order; features the
+    applicant holds that the schema no longer declares come last, under their key."""
+    columns = feature_columns(schema)
+    rows = [
+        {"name": c["name"], "label": column_label(c), "value": value_text(c, features.get(c["name"]))} for c in columns
+    ]
+    declared = {c["name"] for c in columns}
+    rows += [
+        {"name": k, "label": k.replace("_", " ").capitalize(), "value": value_text(None, v)}
+        for k, v in sorted(features.items())
+        if k not in declared
+    ]
+    return rows
+
+
+def reasons_labelled(schema: DatasetSchema, reasons: list[dict]) -> list[dict]:
+    """Reasons with the feature's label and its value written like the feature table."""
+    columns = {c["name"]: c for c in schema.definition["columns"]}
+    out = []
+    for reason in reasons or []:
+        column = columns.get(reason.get("feature"))
+        label = column_label(column) if column else str(reason.get("feature", ""))
+        out.append({**reason, "label": label, "value_text": value_text(column, reason.get("value"))})
+    return out
+
+
+def whatif_change(schema: DatasetSchema, before, after) -> dict:
+    """Old → new of a what-if: PD, points and decision, and each reason of either answer
+    (``before``/``after``: ``ScoredRow``s of the same champion on the current and on the
+    changed values), matched by feature so a reason that appears or goes shows as such."""
+    measures = [
+        {"label": "Probability of default", "before": round(before.pd, 4), "after": round(after.pd, 4)},
+        {"label": "Score (points)", "before": round(before.score), "after": round(after.score)},
+        {"label": "Decision", "before": before.decision, "after": after.decision},
+    ]
+    old = {r["feature"]: r for r in reasons_labelled(schema, before.reasons)}
+    new = {r["feature"]: r for r in reasons_labelled(schema, after.reasons)}
+    reasons = []
+    for feature in [*new, *(f for f in old if f not in new)]:
+        a, b = old.get(feature), new.get(feature)
+        shown = b or a
+        reasons.append(
+            {
+                "feature": feature,
+                "label": shown["label"],
+                "code": shown.get("code") or "",
+                "text": shown.get("text") or "",
+                "before_value": a["value_text"] if a else None,
+                "after_value": b["value_text"] if b else None,
+                "before_points": round(a["points"], 1) if a else None,
+                "after_points": round(b["points"], 1) if b else None,
+            }
+        )
+    return {"measures": measures, "reasons": reasons}

@@ -1,0 +1,199 @@
+"""The lean real-time path (scoring/api/fast.py, scoring/services/realtime.py):
+the same decisions as the full path, from per-process caches that a change
+invalidates, and the score with its audit event in one transaction."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from scoring.caches import cache_version, process_cache
+from scoring.models import Applicant, AuditEvent, Score
+from scoring.services.access import portfolio_access_grant, portfolio_access_revoke
+from scoring.services.registry import model_version_approve, model_version_promote
+from scoring.services.scoring import score_realtime
+from scoring.services.tokens import api_token_create, api_token_revoke
+from scoring.services.training import model_version_create, model_version_train
+from tests.factories import UserFactory, synthetic_portfolio
+
+FAST = {"max_epochs": 2, "patience": 1, "batch_size": 128}
+
+
+@pytest.fixture(scope="module")
+def trained(django_db_setup, django_db_blocker):
+    """A portfolio with an MLP and a CNN (approved), users and a token: built once
+    for the module (training is the slow part), removed after it."""
+    with django_db_blocker.unblock():
+        portfolio = synthetic_portfolio(n=400, seed=5, name="Realtime")
+        users = {name: UserFactory(username=f"rt-{name}") for name in ("owner", "validator", "developer", "viewer")}
+        portfolio_access_grant(portfolio=portfolio, grantee=users["owner"], role="senior analyst")
+        portfolio_access_grant(portfolio=portfolio, grantee=users["validator"], role="model validator")
+        portfolio_access_grant(
+            portfolio=portfolio, grantee=users["viewer"], role="analyst", perms=("view_portfolio_data",)
+        )
+        versions = {}
+        for kind in ("mlp", "cnn"):
+            queued = model_version_create(
+                portfolio=portfolio, kind=kind, seed=1, hyperparameters=FAST, requested_by=users["developer"]
+            )
+            versions[kind] = model_version_train(model_version_id=queued.pk)
+            model_version_approve(version=versions[kind], user=users["validator"])
+        yield {"portfolio": portfolio, "versions": versions, **users}
+        from django.contrib.contenttypes.models import ContentType
+        from django.core.management import call_command
+
+        call_command("flush", interactive=False, verbosity=0)  # as after a transactional test
+        ContentType.objects.clear_cache()
+
+
+def promote(trained, kind: str):
+    return model_version_promote(
+        version=trained["versions"][kind], user=trained["validator"], override_reason="test of real-time scoring"
+    )
+
+
+def token_client(user, portfolio=None, **kwargs) -> tuple[Client, str]:
+    _, key = api_token_create(user=user, name="rt", portfolios=[portfolio] if portfolio else None)
+    return Client(HTTP_AUTHORIZATION=f"Token {key}", **kwargs), key
+
+
+def post(client: Client, portfolio, body: dict):
+    return client.post(
+        f"/api/v1/portfolios/{portfolio.pk}/score/", data=json.dumps(body), content_type="application/json"
+    )
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_the_lean_path_gives_the_full_paths_decisions_hashes_and_reasons(trained, kind, db):
+    portfolio = trained["portfolio"]
+    promote(trained, kind)
+    client, _ = token_client(trained["owner"], portfolio)
+    applicants = list(Applicant.objects.filter(portfolio=portfolio).order_by("pk")[:30])
+    for applicant in applicants:
+        full = score_realtime(portfolio=portfolio, requested_by=trained["owner"], applicant=applicant)
+        response = post(client, portfolio, {"external_id": applicant.external_id})
+        assert response.status_code == 201, response.content
+        lean = Score.objects.get(pk=response.json()["id"])
+        assert lean.model_version_id == full.model_version_id == trained["versions"][kind].pk
+        assert (lean.decision, lean.pd, lean.score, lean.input_hash) == (
+            full.decision,
+            full.pd,
+            full.score,
+            full.input_hash,
+        )
+        assert lean.reasons == full.reasons and lean.contributions == full.contributions
+        assert lean.input_features == full.input_features and lean.input_history == full.input_history
+        assert lean.requested_by_id == trained["owner"].pk and lean.applicant_id == applicant.pk
+
+
+def test_a_warm_request_reads_the_version_and_the_applicant_and_writes_score_and_audit_together(trained, db):
+    portfolio = trained["portfolio"]
+    promote(trained, "mlp")
+    client, _ = token_client(trained["owner"], portfolio)
+    external_id = Applicant.objects.filter(portfolio=portfolio).values_list("external_id", flat=True).first()
+    assert post(client, portfolio, {"external_id": external_id}).status_code == 201  # fills this process's cache
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, portfolio, {"external_id": external_id})
+    assert response.status_code == 201
+    statements = [q["sql"] for q in queries.captured_queries]
+    reads = [s for s in statements if s.startswith("SELECT") and "scoring_auditevent" not in s]
+    assert len(reads) == 2, reads  # the cache version, the applicant
+    assert "scoring_cacheversion" in reads[0] and "scoring_applicant" in reads[1]
+    # The score and its event commit in one transaction (the audit event joins the score's).
+    insert_score = next(i for i, s in enumerate(statements) if s.startswith('INSERT INTO "scoring_score"'))
+    insert_event = next(i for i, s in enumerate(statements) if s.startswith('INSERT INTO "scoring_auditevent"'))
+    between = statements[insert_score:insert_event]
+    assert not any(s.upper().startswith(("COMMIT", "RELEASE SAVEPOINT")) for s in between), between
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert event.action == "score.create" and event.object_ids == [response.json()["id"]]
+
+
+def test_a_failed_audit_write_leaves_no_decision_behind(trained, db, monkeypatch):
+    portfolio = trained["portfolio"]
+    promote(trained, "mlp")
+    client, _ = token_client(trained["owner"], portfolio, raise_request_exception=False)
+    import scoring.audit
+
+    def broken(**kwargs):
+        raise RuntimeError("audit store down")
+
+    monkeypatch.setattr(scoring.audit, "audit_record", broken)
+    before = Score.objects.count()
+    response = post(client, portfolio, {"applicant_id": Applicant.objects.filter(portfolio=portfolio).first().pk})
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "server_error"
+    assert Score.objects.count() == before
+
+
+def test_every_refusal_is_the_full_paths_own_answer(trained, db):
+    portfolio = trained["portfolio"]
+    owner, _ = token_client(trained["owner"], portfolio)
+    viewer, _ = token_client(trained["viewer"], portfolio)
+    outsider, _ = token_client(UserFactory(username="rt-outsider"))
+    model_version_promote(version=trained["versions"]["mlp"], user=trained["validator"], override_reason="x")
+    cases = [
+        (Client(HTTP_AUTHORIZATION="Token nope"), {"external_id": "SYN00000001"}, 401, "authentication_failed"),
+        (outsider, {"external_id": "SYN00000001"}, 404, "not_found"),
+        (viewer, {"external_id": "SYN00000001"}, 403, "permission_denied"),
+        (owner, {"external_id": "NOBODY"}, 404, "not_found"),
+        (owner, {"external_id": "SYN00000001", "applicant_id": 1}, 400, "invalid"),
+        (owner, {"applicant": {"income": "lots"}}, 400, "invalid"),
+        (owner, {"external_id": "SYN00000001", "top_reasons": 99}, 400, "invalid"),
+    ]
+    for client, body, status, code in cases:
+        response = post(client, portfolio, body)
+        assert response.status_code == status, (body, response.content)
+        assert response.json()["error"]["code"] == code
+    unknown = post(owner, portfolio, {"external_id": "NOBODY"}).json()
+    assert unknown["error"]["message"] == "No such applicant in this portfolio."
+
+
+def test_a_new_applicants_data_is_validated_and_scored_like_the_full_path(trained, db):
+    portfolio = trained["portfolio"]
+    promote(trained, "cnn")
+    client, _ = token_client(trained["owner"], portfolio)
+    features = Applicant.objects.filter(portfolio=portfolio).first().features
+    history = [{"balance": 9000 - 250 * i, "amount_paid": 260, "days_past_due": i % 3} for i in range(24)]
+    response = post(client, portfolio, {"applicant": features, "history": history, "top_reasons": 3})
+    assert response.status_code == 201, response.content
+    lean = Score.objects.get(pk=response.json()["id"])
+    full = score_realtime(
+        portfolio=portfolio, requested_by=trained["owner"], features=features, history=history, top_k=3
+    )
+    assert lean.applicant_id is None
+    assert (lean.decision, lean.pd, lean.input_hash, lean.reasons) == (
+        full.decision,
+        full.pd,
+        full.input_hash,
+        full.reasons,
+    )
+
+
+def test_a_revoked_token_grant_or_a_new_champion_is_seen_on_the_next_request(trained, db):
+    """In one process; tests/scoring/test_realtime_processes.py checks it across two."""
+    portfolio = trained["portfolio"]
+    promote(trained, "mlp")
+    client, _ = token_client(trained["owner"], portfolio)
+    external_id = "SYN00000002"
+    assert (
+        post(client, portfolio, {"external_id": external_id}).json()["model_version"] == trained["versions"]["mlp"].pk
+    )
+    version = cache_version()
+    promote(trained, "cnn")
+    assert cache_version() > version
+    assert (
+        post(client, portfolio, {"external_id": external_id}).json()["model_version"] == trained["versions"]["cnn"].pk
+    )
+    portfolio_access_revoke(portfolio=portfolio, grantee=trained["owner"], perms=("score_portfolio",))
+    assert post(client, portfolio, {"external_id": external_id}).status_code == 403
+    portfolio_access_grant(portfolio=portfolio, grantee=trained["owner"], role="senior analyst")
+    assert post(client, portfolio, {"external_id": external_id}).status_code == 201
+    from scoring.models import ApiToken
+
+    api_token_revoke(token=ApiToken.objects.get(key_hash__isnull=False, name="rt", user=trained["owner"]))
+    assert post(client, portfolio, {"external_id": external_id}).status_code == 401
+    process_cache.clear()
