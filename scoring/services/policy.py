@@ -295,9 +295,15 @@ def policy_from_row(row: PolicyVersion) -> Policy:
     )
 
 
+def policy_cache_clear() -> None:
+    _policies.clear()
+
+
 def policy_of(policy_version_id: int) -> Policy:
-    """The parsed policy of a version, cached per process by id: versions never change,
-    so the cache needs no invalidation (the portfolio row names which id is in force)."""
+    """The parsed policy of a version, cached per process by id: versions never change
+    and are never deleted (PROTECT), so an id always means the same content and the
+    cache needs no invalidation (the portfolio row names which id is in force).
+    Only a test database, rolled back between tests, reuses ids (tests clear it)."""
     policy = _policies.get(policy_version_id)
     if policy is None:
         policy = _policies[policy_version_id] = policy_from_row(PolicyVersion.objects.get(pk=policy_version_id))
@@ -327,6 +333,9 @@ def policy_current(*, portfolio: Portfolio) -> PolicyVersion:
     """The version in force. A portfolio that has none yet (created before policies were
     versioned, or just now) gets version 1 from its own fields, approved by nobody: it is
     the portfolio's starting policy, audited as ``policy.initial``."""
+    if portfolio.policy_version_id is None:
+        # A cached or stale copy of the row: the database may know the id already.
+        portfolio.policy_version_id = Portfolio.objects.filter(pk=portfolio.pk).values_list("policy_version_id", flat=True).first()  # fmt: skip
     if portfolio.policy_version_id is not None:
         return PolicyVersion.objects.get(pk=portfolio.policy_version_id)
     from scoring.audit import audit_record
@@ -341,8 +350,9 @@ def policy_current(*, portfolio: Portfolio) -> PolicyVersion:
                 content_sha256=_content_sha256(content), comment="the portfolio's starting policy",
                 decided_at=timezone.now(), **content,
             )  # fmt: skip
+            # No cache invalidation: a process holding the row without a policy id finds it
+            # here (the read above) on its first decision, and the id never changes but by approval.
             Portfolio.objects.filter(pk=locked.pk).update(policy_version=row)
-            invalidate()  # a queryset update sends no signal: tell the processes' caches of portfolios
             locked.policy_version_id = row.pk
             audit_record(
                 action="policy.initial", portfolio_id=locked.pk, object_type="policyversion", object_ids=[row.pk],
@@ -500,3 +510,17 @@ def policy_approve(*, policy_version: PolicyVersion, user, reason: str = "") -> 
 
 def policy_reject(*, policy_version: PolicyVersion, user, reason: str = "") -> PolicyVersion:
     return _decide(policy_version=policy_version, user=user, approve=False, reason=reason)
+
+
+def _portfolio_created(sender, instance: Portfolio, created: bool, raw: bool = False, **kwargs) -> None:
+    if created and not raw:
+        policy_current(portfolio=instance)
+
+
+def policy_signals_connect() -> None:
+    """Version 1 of a new portfolio's policy is made when the portfolio is, so no
+    decision ever creates it lazily (a process's cached portfolio row then always
+    names its policy; portfolios older than versioned policies get it on first use)."""
+    from django.db.models.signals import post_save
+
+    post_save.connect(_portfolio_created, sender=Portfolio, dispatch_uid="scoring.policy_initial")
