@@ -149,6 +149,30 @@ EXPLANATION = {
         {"group": "history.observed:last_6m", "value": 24, "log_odds": -0.21, "points": 6.0593},
     ],
     "reasons": REASONS,
+    "boundary": {
+        "cutoff": 560.0,
+        "points_short": 2.0408,
+        "costs": [
+            {
+                "group": "debt_to_income",
+                "points": 9.1,
+                "code": "R004H",
+                "cause": "debt_to_income",
+                "value": 0.61,
+                "text": "Debt to income is high (0.61)",
+            }
+        ],
+        "principal": [
+            {
+                "group": "debt_to_income",
+                "points": 9.1,
+                "code": "R004H",
+                "cause": "debt_to_income",
+                "value": 0.61,
+                "text": "Debt to income is high (0.61)",
+            }
+        ],
+    },
     "created_at": CREATED,
 }
 

@@ -89,6 +89,10 @@ class ScoreExplanationSerializer(serializers.Serializer):
     )
     contributions = ContributionSerializer(many=True, help_text="every input group, largest risk first")
     reasons = ReasonSerializer(many=True, help_text="the top reasons given with the decision")
+    boundary = serializers.JSONField(
+        help_text="{cutoff, points_short, costs, principal}: each group's cost in points against applicants at the "
+        "approve cutoff (adding up to cutoff - score) and the principal reasons, one per cause"
+    )
     created_at = serializers.DateTimeField()
 
 

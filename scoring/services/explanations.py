@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from models.artifacts import ArtifactFormatError, ArtifactIntegrityError
 from models.reasons import ValueLookup, history_facts
 from scoring.inference import decider_load
@@ -61,6 +63,7 @@ def score_explanation(*, score: Score) -> dict[str, Any]:
         for group, log_odds in zip(groups, score.contributions, strict=True)
     ]
     contributions.sort(key=lambda c: -c["log_odds"])
+    boundary = boundary_reasons(score=score, decider=decider, policy=policy, value_of=value_of, groups=groups)
     return {
         "score_id": score.pk,
         "applicant": score.applicant_id,
@@ -81,5 +84,40 @@ def score_explanation(*, score: Score) -> dict[str, Any]:
         },
         "contributions": contributions,
         "reasons": score.reasons,
+        "boundary": boundary,
         "created_at": score.created_at,
     }
+
+
+def boundary_reasons(*, score: Score, decider, policy, value_of, groups: list[str], k: int = 4) -> dict[str, Any]:
+    """The principal reasons of a decision measured against the approval boundary: each
+    group's cost in points against applicants at the approve cutoff (adding up exactly
+    to ``points_short`` = cutoff - score), and the ``k`` largest costs as statements, one
+    per cause (catalogue group), as an adverse-action notice lists them."""
+    from models.reasons import boundary_points, format_value, numeric_medians, reason_key, reference_contributions
+
+    reference, reference_log_odds = reference_contributions(decider)
+    cutoff = policy.approve_min_score
+    costs, _ = boundary_points(
+        np.asarray([score.contributions]), np.asarray([score.score]), cutoff=cutoff, scale=policy.scale,
+        reference=reference, reference_log_odds=reference_log_odds,
+    )  # fmt: skip
+    medians = numeric_medians(decider.model)
+    integers = frozenset(c["name"] for c in score.model_version.schema.definition.get("columns", []) if c.get("type") == "integer")  # fmt: skip
+    rows = []
+    for g in np.argsort(-costs[0], kind="stable").tolist():
+        group, value = groups[g], value_of(groups[g], 0)
+        if value is not None and group in integers:
+            value = round(value)
+        entry = policy.catalogue.get(reason_key(group, value, medians)) or policy.catalogue.get(group) or {}
+        rows.append({"group": group, "points": float(costs[0, g]), "code": entry.get("code", ""),
+                     "cause": entry.get("group", group), "value": value,
+                     "text": entry.get("text", group).format(value=format_value(value, integer=group in integers))})  # fmt: skip
+    principal, causes = [], set()
+    for row in rows:
+        if row["points"] <= 0 or len(principal) == k:
+            break
+        if row["cause"] not in causes:
+            causes.add(row["cause"])
+            principal.append(row)
+    return {"cutoff": cutoff, "points_short": cutoff - score.score, "costs": rows, "principal": principal}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.reasons import Decisions, ValueLookup, history_facts, top_reasons
+from models.reasons import Decisions, ValueLookup, format_value, history_facts, numeric_medians, reason_key, top_reasons
 from scoring.inference import decider_load
 from scoring.metrics import ExplanationTimer, scores_written
 from scoring.models import ModelVersion, Portfolio, Score
@@ -88,6 +88,14 @@ def _rule_reason(hit: dict) -> dict:
             "value": None, "log_odds": 0.0, "points": 0.0}  # fmt: skip
 
 
+def _humanise(name: str) -> str:
+    return name.replace("_", " ").replace(".", " ").replace(":", " ").strip().capitalize()
+
+
+def _integer_columns(schema) -> frozenset[str]:
+    return frozenset(c["name"] for c in schema.definition.get("columns", []) if c.get("type") == "integer")
+
+
 def rows_from_decisions(
     decisions: Decisions,
     data: PortfolioData,
@@ -111,6 +119,8 @@ def rows_from_decisions(
     )
     catalogue = policy.catalogue
     value_of = ValueLookup(data.static, facts)
+    medians = numeric_medians(decider_load(version).model)  # cached: the decider decide_rows used
+    integers = _integer_columns(version.schema)
     tops = top_reasons(decisions.contributions, decisions.groups, k=top_k)
     # Points of every contribution at once (one numpy call, not one per reason).
     points = np.round(policy.scale.points(decisions.contributions), 4).tolist()
@@ -121,13 +131,16 @@ def rows_from_decisions(
         reasons = [_rule_reason(hit) for hit in outcome.rule_hits[i]]
         for g, log_odds in top:
             group = decisions.groups[g]
-            entry = catalogue.get(group) or {"code": "", "text": group}
             value = value_of(group, i)
+            if value is not None and group in integers:
+                value = round(value)  # an integer column read through a float frame (NaN elsewhere)
+            key = reason_key(group, value, medians)
+            entry = catalogue.get(key) or catalogue.get(group) or {"code": "", "text": _humanise(group)}
             reasons.append(
                 {
                     "feature": group,
                     "code": entry["code"],
-                    "text": entry["text"].format(value=value),
+                    "text": entry["text"].format(value=format_value(value, integer=group in integers)),
                     "value": value,
                     "log_odds": round(log_odds, 8),
                     "points": points[i][g],
