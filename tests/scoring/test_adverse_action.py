@@ -46,7 +46,9 @@ def scored(db):
     portfolio = synthetic_portfolio(n=500, seed=17)
     developer, validator = UserFactory(username="dev"), UserFactory(username="val")
     portfolio_access_grant(portfolio=portfolio, grantee=validator, role="model validator")
-    version = model_version_create(portfolio=portfolio, kind="mlp", seed=1, hyperparameters=FAST, requested_by=developer)
+    version = model_version_create(
+        portfolio=portfolio, kind="mlp", seed=1, hyperparameters=FAST, requested_by=developer
+    )
     version = model_version_train(model_version_id=version.pk)
     model_version_approve(version=version, user=validator)
     model_version_promote(version=version, user=validator, override_reason="test book")
@@ -83,3 +85,26 @@ def test_boundary_contributions_add_up_to_the_points_short_on_every_row(scored):
     principal = boundary["principal"]
     assert principal and len({p["cause"] for p in principal}) == len(principal)  # one statement per cause
     assert all(p["points"] > 0 and p["text"] and "None" not in p["text"] for p in principal)
+
+
+def test_a_declined_applicant_gets_a_printable_notice_audited_when_produced(scored, client):
+    from scoring.models import AuditEvent
+
+    portfolio = scored[0].portfolio
+    analyst = UserFactory(username="analyst")
+    portfolio_access_grant(portfolio=portfolio, grantee=analyst, role="analyst")
+    client.force_login(analyst)
+    declined = next(s for s in scored if s.decision == "decline")
+    response = client.get(f"/scores/{declined.pk}/notice/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    principal = score_explanation(score=declined)["boundary"]["principal"]
+    assert "Notice of adverse action" in page and all(p["text"] in page for p in principal)
+    assert "None" not in page
+    event = AuditEvent.objects.get(action="notice.produce")
+    assert event.object_ids == [declined.pk] and event.actor_username == "analyst"
+    approved = next(s for s in scored if s.decision != "decline")
+    assert client.get(f"/scores/{approved.pk}/notice/").status_code == 409
+    outsider = UserFactory(username="outsider")
+    client.force_login(outsider)
+    assert client.get(f"/scores/{declined.pk}/notice/").status_code == 404
