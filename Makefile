@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_ENV := CELERY_QUEUE_PREFIX=test-$$$$-
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo worker web test test-fast test-full lint typecheck bench up down clean
+.PHONY: help install run demo worker web test test-fast test-full fault-tests lint typecheck bench up down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ test-fast: install ## the test suite without slow tests
 	$(TEST_ENV) $(BIN)/pytest -q -m "not slow"
 
 test-full: test ## alias kept for habit
+
+fault-tests: install ## real workers on a private PostgreSQL + Redis (ports FAULT_PG_PORT/FAULT_REDIS_PORT, 15701/15702) that the tests kill and restart
+	$(TEST_ENV) $(BIN)/python -m tests.faults.servers $(BIN)/pytest -q -s -p no:cacheprovider tests/faults
 
 lint: install ## ruff lint and format check, mypy
 	$(BIN)/ruff check .

@@ -1,12 +1,23 @@
-"""Bench: real-time scoring latency with the web server as in production (gunicorn).
+"""Bench: real-time scoring beside the framework's floor, on one server, in one run.
 
-    python bench/realtime_latency.py [--clients 20] [--seconds 60] [--workers 2]
+    python bench/realtime_latency.py [--clients 20] [--seconds 30] [--workers 2]
+        [--servers sync,gthread] [--threads 4] [--applicants 20000]
 
-Recreates the PostgreSQL database `riskapp_rt`, loads 20,000 synthetic applicants,
-trains an MLP and a CNN (developer trains, validator approves), then for each model
-as champion starts gunicorn and sends POST /api/v1/portfolios/{id}/score/ (a random
-stored applicant, reasons included) from N concurrent clients for S seconds.
-Reports p50, p99 and requests/s. Targets: p99 <= 50 ms (MLP), <= 100 ms (CNN).
+Recreates the PostgreSQL database `riskapp_rt`, loads synthetic applicants, trains
+an MLP and a CNN (developer trains, validator approves), then for each server
+configuration starts gunicorn once (settings: the service's, plus the floor URL,
+bench/floor_settings.py) and loads, from N closed-loop clients for S seconds each:
+
+* ``floor``: ``POST /bench/floor/``, a bare DRF view behind our token
+  authentication (what every DRF endpoint pays before its own work);
+* ``mlp`` and ``cnn``: ``POST /api/v1/portfolios/{id}/score/`` (a random stored
+  applicant, reasons included) with that model promoted champion while the server
+  runs (the per-process caches see the promotion on the next request).
+
+Reports p50/p99 ms, requests/s, CPU ms per request (the server's processes plus the
+PostgreSQL backends of the bench database, from /proc; the clients' own CPU is not
+counted) and the load average. Targets (issue 15): MLP >= 0.6 x the floor's req/s,
+p99 <= 100 ms (MLP), <= 150 ms (CNN) at 20 clients.
 """
 
 from __future__ import annotations
@@ -30,11 +41,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from _env import bench_environment  # noqa: E402  (bench/ is on sys.path)
 
-DB = "riskapp_rt"
-PORT = 8791
+DB = os.environ.get("BENCH_DB", "riskapp_rt")  # a shared machine: each user names their own
+PORT = int(os.environ.get("BENCH_PORT", "8791"))
 
 
-def setup() -> tuple[int, dict, str]:
+def setup(applicants: int) -> tuple[int, dict, str]:
     pg = ["-h", "127.0.0.1", "-U", "postgres"]
     subprocess.run(["dropdb", *pg, "--if-exists", DB], check=True)
     subprocess.run(["createdb", *pg, DB], check=True)
@@ -49,7 +60,7 @@ def setup() -> tuple[int, dict, str]:
     from scoring.services.training import model_version_create, model_version_train
 
     call_command("migrate", verbosity=0)
-    synthetic_load(count=20_000, seed=3)
+    synthetic_load(count=applicants, seed=3)
     demo_users_ensure()
     from django.contrib.auth import get_user_model
 
@@ -75,17 +86,56 @@ def promote(version) -> None:
 
     validator = get_user_model().objects.get(username="validator")
     version.refresh_from_db()
+    if version.status == ModelVersion.STATUS_RETIRED:  # the next server configuration: champion again
+        ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.STATUS_APPROVED)
+        version.refresh_from_db()
     if version.status == ModelVersion.STATUS_TRAINED:
         model_version_approve(version=version, user=validator)
     model_version_promote(version=version, user=validator, override_reason="benchmark of synthetic applicants")
 
 
-def load(portfolio_id: int, token: str, clients: int, seconds: float, ids: list[str]) -> dict:
+def _ticks(pid: int) -> int:
+    """utime + stime of one process, in clock ticks (0 once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
+
+
+def _backends() -> list[int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def cpu_ticks(master: int) -> dict[int, int]:
+    """Ticks of the server's processes and of the database's backends serving it."""
+    pids = [master, *_children(master), *_backends()]
+    return {pid: _ticks(pid) for pid in pids}
+
+
+def load(path: str, token: str, clients: int, seconds: float, body_of) -> dict:
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
-    body_of = lambda: json.dumps({"external_id": random.choice(ids)})  # noqa: E731
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
     def client() -> None:
@@ -93,7 +143,7 @@ def load(portfolio_id: int, token: str, clients: int, seconds: float, ids: list[
         mine = []
         while time.monotonic() < deadline:
             started = time.perf_counter()
-            conn.request("POST", f"/api/v1/portfolios/{portfolio_id}/score/", body=body_of(), headers=headers)
+            conn.request("POST", path, body=body_of(), headers=headers)
             response = conn.getresponse()
             response.read()
             elapsed = time.perf_counter() - started
@@ -118,40 +168,72 @@ def load(portfolio_id: int, token: str, clients: int, seconds: float, ids: list[
     }  # fmt: skip
 
 
+def measured(master: int, path: str, token: str, clients: int, seconds: float, body_of) -> dict:
+    load(path, token, 2, 3, body_of)  # warm-up: each worker loads the model and fills its caches
+    before, load_before = cpu_ticks(master), os.getloadavg()
+    result = load(path, token, clients, seconds, body_of)
+    after = cpu_ticks(master)
+    used = sum(after.get(pid, 0) - ticks for pid, ticks in before.items()) + sum(
+        ticks for pid, ticks in after.items() if pid not in before
+    )
+    ms = used * 1000 / os.sysconf("SC_CLK_TCK")
+    result["cpu_ms_per_request"] = round(ms / max(result["requests"], 1), 2)
+    result["load_average_before"] = [round(v, 2) for v in load_before]
+    result["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    return result
+
+
+def server_command(kind: str, workers: int, threads: int) -> list[str]:
+    command = [sys.executable, "-m", "gunicorn", "riskapp.wsgi:application", "--config", "docker/gunicorn.conf.py",
+               "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
+    if kind == "gthread":
+        command += ["--worker-class", "gthread", "--threads", str(threads)]
+    return command
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4, help="per gthread worker")
+    parser.add_argument("--servers", default="sync", help="comma-separated: sync, gthread")
+    parser.add_argument("--applicants", type=int, default=20_000)
     args = parser.parse_args()
-    portfolio_id, versions, token = setup()
+    portfolio_id, versions, token = setup(args.applicants)
     from scoring.models import Applicant
 
     ids = list(Applicant.objects.filter(portfolio_id=portfolio_id).values_list("external_id", flat=True))
-    results = {"clients": args.clients, "seconds": args.seconds, "gunicorn_workers": args.workers}
-    env = {**os.environ, "DATABASE_URL": os.environ["DATABASE_URL"]}
-    for kind, target in (("mlp", 50), ("cnn", 100)):
-        promote(versions[kind])
+    score_body = lambda: json.dumps({"external_id": random.choice(ids)})  # noqa: E731
+    results = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers,
+               "applicants": args.applicants, "cpus": os.cpu_count()}  # fmt: skip
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "floor_settings",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)])}  # fmt: skip
+    score_path = f"/api/v1/portfolios/{portfolio_id}/score/"
+    for kind in args.servers.split(","):
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "riskapp.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
-             "--workers", str(args.workers), "--log-level", "warning"],
-            cwd=ROOT, env=env, start_new_session=True,
-        )  # fmt: skip
+            server_command(kind, args.workers, args.threads), cwd=ROOT, env=env, start_new_session=True
+        )
+        row = results[kind if kind == "sync" else f"{kind}x{args.threads}"] = {}
         try:
-            for _ in range(60):
+            for _ in range(120):
                 try:
                     http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/healthz")
                     break
                 except OSError:
                     time.sleep(0.5)
-            load(portfolio_id, token, 2, 3, ids)  # warm-up: each worker loads the model once
-            result = load(portfolio_id, token, args.clients, args.seconds, ids)
+            row["floor"] = measured(server.pid, "/bench/floor/", token, args.clients, args.seconds, lambda: "{}")
+            print(kind, "floor", row["floor"], flush=True)
+            for model, target in (("mlp", 100), ("cnn", 150)):
+                promote(versions[model])
+                row[model] = measured(server.pid, score_path, token, args.clients, args.seconds, score_body)
+                row[model]["target_p99_ms"] = target
+                print(kind, model, row[model], flush=True)
+            row["mlp_to_floor"] = round(row["mlp"]["requests_per_second"] / row["floor"]["requests_per_second"], 3)
+            print(kind, "MLP / floor requests/s:", row["mlp_to_floor"], "(target >= 0.6)", flush=True)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
-        result["target_p99_ms"] = target
-        results[kind] = result
-        print(kind, result, flush=True)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "realtime_latency.json").write_text(json.dumps(results, indent=2) + "\n")

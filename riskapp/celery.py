@@ -1,9 +1,13 @@
 """The Celery application: configured from Django settings (CELERY_ namespace)."""
 
+import logging
 import os
+import threading
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
+
+logger = logging.getLogger(__name__)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskapp.settings")
 
@@ -15,13 +19,50 @@ app.autodiscover_tasks()
 import scoring.metrics  # noqa: E402,F401
 
 
+class _SupervisorTimer(threading.Thread):
+    """Every worker's own timer: sends the supervisor task to a queue this worker
+    consumes, at start and every SUPERVISOR_INTERVAL_SECONDS. So repairs go on with
+    no beat running, and a worker alone on the train queue still supervises its
+    trainings. Several workers mean several passes: each repair is a conditional
+    update, so a thing is repaired once. A send that fails (the broker is down) is
+    tried again at the next tick."""
+
+    def __init__(self, app, queue: str, interval: float):
+        super().__init__(name="supervisor-timer", daemon=True)
+        self.app, self.queue, self.interval = app, queue, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.app.send_task(
+                    "scoring.tasks.score_supervise", queue=self.queue, expires=max(self.interval * 2, 10)
+                )
+            except Exception:  # the broker is away: the next tick tries again
+                logger.warning("supervisor timer: could not send the supervisor task", exc_info=True)
+            if self.stopped.wait(self.interval):
+                return
+
+
+_timer: _SupervisorTimer | None = None
+
+
 @worker_ready.connect
-def _recover_batch_runs(sender, **kwargs):
-    """A restarted worker picks up batch runs whose chunks died with a previous worker."""
+def _start_supervisor_timer(sender, **kwargs):
     from django.conf import settings
 
-    # Once the dead worker's claims are stale, so they can be taken over.
-    sender.app.send_task("scoring.tasks.score_recover_runs", countdown=settings.SCORE_CHUNK_STALE_SECONDS + 1)
+    global _timer
+    queues = list(sender.app.amqp.queues.consume_from or settings.CELERY_QUEUES_BY_ROLE.values())
+    score_queue = settings.CELERY_QUEUES_BY_ROLE["score"]
+    queue = score_queue if score_queue in queues else queues[0]
+    _timer = _SupervisorTimer(sender.app, queue, settings.SUPERVISOR_INTERVAL_SECONDS)
+    _timer.start()
+
+
+@worker_shutdown.connect
+def _stop_supervisor_timer(**kwargs):
+    if _timer is not None:
+        _timer.stopped.set()
 
 
 @worker_ready.connect

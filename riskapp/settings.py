@@ -168,6 +168,9 @@ IMPORT_REPORT_EXAMPLES = env_int("IMPORT_REPORT_EXAMPLES", 5, minimum=1)
 # Limits enforced while the file is read (a small compressed file can expand without bound).
 IMPORT_MAX_DECOMPRESSED_MB = env_int("IMPORT_MAX_DECOMPRESSED_MB", 8192, minimum=1)
 IMPORT_MAX_CELL_CHARS = env_int("IMPORT_MAX_CELL_CHARS", 100_000, minimum=100)
+IMPORT_MAX_LINE_KB = env_int("IMPORT_MAX_LINE_KB", 4096, minimum=64)
+# Uncompressed bytes of one Parquet batch: with the chunk size, what bounds an import's memory.
+IMPORT_MAX_BATCH_MB = env_int("IMPORT_MAX_BATCH_MB", 64, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("UPLOAD_MAX_MEMORY_MB", 10, minimum=1) * 1024 * 1024
 # Uploads above this are streamed to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
@@ -313,7 +316,27 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # (measured: 2 threads made the CNN endpoint 5.8x slower under gunicorn on 2 cores).
 TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 1, minimum=1)
 # A batch-scoring chunk claimed longer ago than this is taken to have lost its worker.
-SCORE_CHUNK_STALE_SECONDS = env_int("SCORE_CHUNK_STALE_SECONDS", 300, minimum=1)
+SCORE_CHUNK_STALE_SECONDS = env_int("SCORE_CHUNK_STALE_SECONDS", 300, minimum=2)
+# A chunk's write transaction (COPY and progress) is cancelled by PostgreSQL after this
+# (statement and idle-in-transaction timeouts), so a stalled owner's locks are gone by
+# the time its claim is stale and another worker takes the chunk over; a write waits at
+# most SCORE_LOCK_TIMEOUT_SECONDS for a row lock before its task retries.
+SCORE_WRITE_TIMEOUT_SECONDS = env_int(
+    "SCORE_WRITE_TIMEOUT_SECONDS", min(60, max(1, SCORE_CHUNK_STALE_SECONDS // 2)), minimum=1
+)
+if SCORE_WRITE_TIMEOUT_SECONDS >= SCORE_CHUNK_STALE_SECONDS:
+    raise ImproperlyConfigured("SCORE_WRITE_TIMEOUT_SECONDS must be below SCORE_CHUNK_STALE_SECONDS")
+SCORE_LOCK_TIMEOUT_SECONDS = env_int("SCORE_LOCK_TIMEOUT_SECONDS", 5, minimum=1)
+# A training, tuning trial or import renews a lease every JOB_STALE_SECONDS / 4; one whose
+# lease is older than JOB_STALE_SECONDS lost its process and is marked failed.
+JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 120, minimum=2)
+# How often every worker (its own timer) and beat run the supervisor (scoring.services.supervisor).
+SUPERVISOR_INTERVAL_SECONDS = env_int("SUPERVISOR_INTERVAL_SECONDS", 30, minimum=1)
+# Tasks retry a transient error (database or broker unreachable, a lock timeout) with
+# backoff for this long after their first failure, not a number of times: a 10-minute
+# outage drops nothing with the default of 30 minutes.
+TASK_RETRY_BUDGET_SECONDS = env_int("TASK_RETRY_BUDGET_SECONDS", 1800, minimum=1)
+TASK_RETRY_MAX_DELAY_SECONDS = env_int("TASK_RETRY_MAX_DELAY_SECONDS", 60, minimum=1)
 
 # --- Monitoring and metrics ------------------------------------------------------
 # A monitoring report looks at a seeded sample of at most this many applicants (PSI and
@@ -393,6 +416,17 @@ CONTENT_SECURITY_POLICY = {
 # --- Audit log and personal data ----------------------------------------------
 # Checkpoints of the audit chain are signed with this key (HMAC-SHA256); old keys only verify.
 AUDIT_SIGNING_KEY, AUDIT_SIGNING_OLD_KEYS = audit_signing_keys(VAR_DIR)
+# The sealer (beat, every 5 s) must seal an event within this many seconds; verify and
+# /readyz fail on an older unsealed event. Until sealed, only the trigger protects it.
+AUDIT_SEAL_WINDOW_SECONDS = env_int("AUDIT_SEAL_WINDOW_SECONDS", 30, minimum=10, maximum=3600)
+AUDIT_SEAL_BATCH = env_int("AUDIT_SEAL_BATCH", 1000, minimum=1, maximum=50_000)
+# Signed heads of the chain, appended outside the database (a volume the database server
+# cannot write): verify compares the chain with the newest, so a deleted tail is caught.
+# One file per database: a fresh database does not inherit another's heads.
+AUDIT_HEAD_FILE = Path(
+    env_str("AUDIT_HEAD_FILE", "")
+    or VAR_DIR / "audit" / f"heads-{Path(str(DATABASES['default']['NAME'])).stem or 'default'}.jsonl"
+)
 # Fernet keys of applicant PII, newest first. A key generated into var/ is only
 # acceptable for development and the embedded (SQLite) default; a production
 # database without PII_ENCRYPTION_KEYS refuses to start.

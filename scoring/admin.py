@@ -658,7 +658,7 @@ class _AuditReadOnlyAdmin(admin.ModelAdmin):
 
 _AUDIT_EVENT_FIELDS = (
     "seq", "occurred_at", "actor_id", "actor_username", "action", "outcome", "portfolio_id", "object_type",
-    "object_ids", "details", "request_id", "ip", "prev_hash", "hash",
+    "object_ids", "details", "request_id", "ip", "prev_hash", "hash", "seal",
 )  # fmt: skip
 _AUDIT_CHECKPOINT_FIELDS = ("last_event_id", "last_event_hash", "events", "key_id", "signature", "created_at")
 

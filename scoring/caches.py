@@ -9,8 +9,8 @@ changing transaction** (``invalidate``). A request starts with ``cache_view()``:
 one indexed read of the counter; if it moved, this process drops everything it
 held. A revoked grant, a revoked token, a promoted champion, an edited reason
 text or cut-off is therefore seen by every process on its very next request,
-never a TTL later (tests/scoring/test_realtime_processes.py proves it with two
-gunicorn workers).
+never a TTL later (tests/scoring/test_realtime.py proves it with two gunicorn
+workers).
 
 Bumps come from model signals (grants are guardian rows, roles are group
 memberships, champions and portfolios are saves) and, for writes that bypass

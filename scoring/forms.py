@@ -129,7 +129,8 @@ class BatchRunForm(forms.Form):
 class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False, max_length=50)
     actor = forms.CharField(label="User name", required=False, max_length=150)
-    portfolio = forms.IntegerField(label="Portfolio id", required=False, min_value=1)
+    # By name: the log is read across portfolios (scoring.selectors.audit_may_read).
+    portfolio = PortfolioField(queryset=Portfolio.objects.order_by("name"), required=False, empty_label="Any")
     outcome = forms.ChoiceField(
         choices=[("", "Any"), ("success", "Success"), ("denied", "Denied"), ("failure", "Failure")], required=False
     )

@@ -31,7 +31,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -56,6 +56,11 @@ EXPLANATION_SECONDS = Histogram(
 )
 TASK_FAILURES = Counter("riskapp_celery_task_failures", "Celery tasks that raised, by task name.", ["task"])
 TASK_RETRIES = Counter("riskapp_celery_task_retries", "Celery task retries, by task name.", ["task"])
+SUPERVISOR_REPAIRS = Counter(
+    "riskapp_supervisor_repaired",
+    "Things the supervisor repaired in this process (chunks re-queued, runs finished, jobs marked failed), by kind.",
+    ["kind"],
+)
 
 
 def multiprocess_mode() -> bool:
@@ -66,6 +71,11 @@ def scores_written(*, portfolio, version, count: int, mode: str) -> None:
     """Count ``count`` score rows of ``portfolio`` written by ``version`` (realtime or batch)."""
     if count:
         SCORES.labels(portfolio.name, str(version.version), mode).inc(count)
+
+
+def supervisor_repaired(*, kind: str, count: int) -> None:
+    if count:
+        SUPERVISOR_REPAIRS.labels(kind).inc(count)
 
 
 class ExplanationTimer:
@@ -164,6 +174,27 @@ class ModelVersionCollector:
         yield info
 
 
+class SupervisorRepairCollector:
+    """``riskapp_supervisor_repair_events{action}``: the supervisor's repairs as audited,
+    read from the audit log, so any process's /metrics shows those of every worker."""
+
+    def collect(self):
+        from django.db.models import Count
+
+        from scoring.models import AuditEvent
+        from scoring.services.supervisor import AUDIT_ACTIONS
+
+        events = CounterMetricFamily(
+            "riskapp_supervisor_repair_events",
+            "Repairs by the supervisor (audit events supervisor.*), by action.",
+            labels=["action"],
+        )
+        rows = AuditEvent.objects.filter(action__in=AUDIT_ACTIONS).values("action").annotate(n=Count("id"))
+        for row in rows.order_by("action"):
+            events.add_metric([row["action"]], row["n"])
+        yield events
+
+
 def _process_registry() -> CollectorRegistry:
     """The counters and histograms of this process, or of all processes in multiprocess mode."""
     if not multiprocess_mode():
@@ -177,6 +208,7 @@ def metrics_text() -> bytes:
     scraped = CollectorRegistry(auto_describe=False)
     scraped.register(QueueDepthCollector())
     scraped.register(ModelVersionCollector())
+    scraped.register(SupervisorRepairCollector())
     return generate_latest(_process_registry()) + generate_latest(scraped)
 
 

@@ -263,6 +263,12 @@ class ImportJob(models.Model):
         help_text="[{severity, column, problem, count, examples: [{row, value}]}] over the whole file, never capped",
     )
     message = models.TextField(blank=True)
+    # The file a retry reads again (a path or a storage name); empty when it is gone.
+    source = models.CharField(max_length=1000, blank=True)
+    # The lease of the process running it: renewed while it runs, so the supervisor can
+    # tell a running import from one whose process is gone (scoring.services.supervisor).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -350,6 +356,9 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     promotion_override_at = models.DateTimeField(null=True, blank=True)
+    # The lease of the worker training it (see ImportJob.worker).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["portfolio_id", "-version"]
@@ -397,6 +406,9 @@ class TuningStudy(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Renewed by every worker running one of its trials (see ImportJob.worker).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -466,6 +478,9 @@ class BatchRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The run is pinned to model_version at start; when that version retires mid-run
+    # (a new champion) the rest is still scored by it, and this says when it retired.
+    model_retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -488,6 +503,9 @@ class ScoreChunk(models.Model):
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default="pending", db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # When a message for it was last sent: a pending chunk whose message is older than
+    # the stale limit has lost it (a broker restarted empty) and is sent again.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)
 
@@ -505,9 +523,17 @@ class Score(models.Model):
     ``base_log_odds`` to the calibrated log-odds), the model version, and the exact
     input (and its hash) so the decision can be replayed."""
 
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
-    applicant = models.ForeignKey(Applicant, null=True, blank=True, on_delete=models.CASCADE, related_name="scores")
-    run = models.ForeignKey(BatchRun, null=True, blank=True, on_delete=models.CASCADE, related_name="scores")
+    # No single-column indexes on portfolio, applicant and run: the (portfolio,
+    # -created_at), (applicant, -created_at) and unique (run, applicant,
+    # model_version) indexes lead with them and serve the same lookups; three more
+    # indexes cost every one of a batch's millions of inserts.
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_index=False)
+    applicant = models.ForeignKey(
+        Applicant, null=True, blank=True, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
+    run = models.ForeignKey(
+        BatchRun, null=True, blank=True, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="scores")
     is_shadow = models.BooleanField(default=False, help_text="a challenger's score, never a decision")
     pd = models.FloatField()
@@ -594,17 +620,51 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
-    # Position in the chain (1, 2, 3, ...): ids may skip (a rolled-back insert uses up a
-    # PostgreSQL sequence value), seq never does, so a missing event shows as a gap.
-    seq = models.BigIntegerField(unique=True)
+    # Written empty; the sealer (scoring.audit.audit_seal) fills them, once, in one batch:
+    # the position in the chain (1, 2, 3, ...; ids may skip and may commit out of order,
+    # seq never skips, so a missing event shows as a gap), the link to the event before,
+    # this event's hash and the batch (AuditSeal) whose signed Merkle root covers it.
+    # The trigger lets an UPDATE set these four on an unsealed row and nothing else.
+    seq = models.BigIntegerField(unique=True, null=True, blank=True)
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    seal = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The sealer's queue and /readyz's overdue check: unsealed rows only, so it stays tiny.
+            models.Index(fields=["occurred_at"], condition=models.Q(seq__isnull=True), name="scoring_audit_unsealed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action}"
+
+    @property
+    def is_sealed(self) -> bool:
+        return self.seq is not None
+
+
+class AuditSeal(models.Model):
+    """AuditSeal: one batch of the audit chain. The sealer gives the events written
+    since the last batch their ``seq`` (in id order), hashes them, and signs the Merkle
+    root of their hashes chained to the previous batch (``prev_hash``), so every sealed
+    event is tamper-evident without a lock on the writers. Append-only like the events."""
+
+    first_seq = models.BigIntegerField()
+    last_seq = models.BigIntegerField(unique=True)
+    merkle_root = models.CharField(max_length=64)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=128)
+    sealed_at = models.DateTimeField()
 
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action}"
+        return f"seal {self.pk}: events {self.first_seq}-{self.last_seq}"
 
 
 class AuditCheckpoint(models.Model):

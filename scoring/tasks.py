@@ -32,37 +32,58 @@ def import_file(job_id: int, path: str, encoding: str = "utf-8") -> str:
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
     from django.db import InterfaceError, OperationalError
+    from kombu.exceptions import OperationalError as BrokerError
 
-    return (OperationalError, InterfaceError)
+    return (OperationalError, InterfaceError, BrokerError)
 
 
-@shared_task(
-    name="scoring.tasks.score_chunk",
-    bind=True,
-    acks_late=True,
-    autoretry_for=_transient_errors(),  # a dropped connection or a lock timeout: try again
-    retry_backoff=2,
-    retry_backoff_max=120,
-    retry_jitter=True,
-    max_retries=8,
-)
-def score_chunk(self, chunk_id: int) -> str:
+def retry_within_budget(task, exc: BaseException, *, first_failed_at: float | None, **kwargs):
+    """Retry ``task`` after a transient error with exponential backoff and jitter, for as
+    long as ``TASK_RETRY_BUDGET_SECONDS`` after its first failure: an outage is measured
+    in time, so a retry count runs out during a long one (8 retries were 4 minutes).
+    The first failure's time travels with the message; past the budget the error is raised."""
+    import random
+    import time
+
     from django.conf import settings
+
+    first_failed_at = first_failed_at or time.time()
+    if time.time() - first_failed_at > settings.TASK_RETRY_BUDGET_SECONDS:
+        raise exc
+    delay = min(2 ** min(task.request.retries, 10), settings.TASK_RETRY_MAX_DELAY_SECONDS)
+    delay = delay * (0.5 + random.random() / 2)  # jitter
+    return task.retry(exc=exc, countdown=delay, max_retries=None, kwargs={**kwargs, "first_failed_at": first_failed_at})
+
+
+@shared_task(name="scoring.tasks.score_chunk", bind=True, acks_late=True)
+def score_chunk(self, chunk_id: int, first_failed_at: float | None = None) -> str:
+    from django.db import close_old_connections
 
     from scoring.services.batch import score_chunk_run
 
-    result = score_chunk_run(chunk_id=chunk_id)
-    if result == "busy":
-        # Another worker holds the chunk; look again once its claim would be stale.
-        raise self.retry(countdown=settings.SCORE_CHUNK_STALE_SECONDS + 1, max_retries=1000)
-    return result
+    try:
+        return score_chunk_run(chunk_id=chunk_id)
+    except _transient_errors() as exc:  # a dropped connection, a lock or statement timeout
+        close_old_connections()
+        return retry_within_budget(self, exc, first_failed_at=first_failed_at, chunk_id=chunk_id)
 
 
-@shared_task(name="scoring.tasks.score_recover_runs")  # score_*: routed to the score queue, where score workers listen
-def score_recover_runs() -> int:
-    from scoring.services.batch import batch_runs_recover
+# score_*: routed to the score queue; the supervisor's own timer in each worker sends it
+# to a queue of that worker instead (riskapp/celery.py).
+@shared_task(name="scoring.tasks.score_supervise", expires=300)
+def score_supervise() -> dict[str, int]:
+    """Repair stale chunk claims, lost chunk messages, complete runs left unfinished,
+    and trainings, tunings and imports whose worker is gone (scoring.services.supervisor)."""
+    from scoring.services.supervisor import supervise
 
-    return batch_runs_recover()
+    return supervise()
+
+
+@shared_task(name="scoring.tasks.score_recover_runs")  # older beat schedules and start-up
+def score_recover_runs() -> dict[str, int]:
+    from scoring.services.supervisor import supervise
+
+    return supervise()
 
 
 @shared_task(name="scoring.tasks.nightly_rescore")
@@ -71,6 +92,15 @@ def nightly_rescore() -> list[int]:
     from scoring.services.batch import nightly_runs_start
 
     return [run.pk for run in nightly_runs_start()]
+
+
+@shared_task(name="scoring.tasks.audit_seal", time_limit=120, soft_time_limit=100)
+def audit_seal() -> int:
+    """Seal the audit events written since the last run into signed Merkle batches
+    (celery beat, every 5 seconds); the number of events sealed."""
+    from scoring.audit import audit_seal as seal
+
+    return seal()
 
 
 @shared_task(name="scoring.tasks.audit_checkpoint")

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from scoring import views, views_review
+from scoring import job_views, views, views_review
 
 app_name = "portal"
 
@@ -28,6 +28,7 @@ urlpatterns = [
     path("models/", views.model_list, name="model_list"),
     path("models/train/", views.model_train, name="model_train"),
     path("models/tune/", views.model_tune, name="model_tune"),
+    path("models/compare/", views.model_compare, name="model_compare"),
     path("models/<int:version_id>/", views.model_detail, name="model_detail"),
     path("models/<int:version_id>/progress/", views.model_progress, name="model_progress"),
     path("models/<int:version_id>/approve/", views.model_approve, name="model_approve"),
@@ -39,6 +40,7 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/resume/", views.run_resume, name="run_resume"),
     path("runs/<int:run_id>/export.<str:file_format>", views.run_export, name="run_export"),
+    path("jobs/<str:kind>/<int:pk>/<str:action>/", job_views.job_action, name="job_action"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
 ]

@@ -31,7 +31,8 @@ from scoring.models import BatchRun, ImportJob, ModelVersion, Portfolio
 from scoring.permissions import has_portfolio_perm, permitted_portfolio_ids
 from scoring.services import display
 from scoring.services.batch import BatchError, batch_run_cancel, batch_run_progress, batch_run_resume, batch_run_start
-from scoring.services.errors import public_error_text
+from scoring.services.comparison import COMPARABLE, model_versions_compare
+from scoring.services.errors import ServiceError, public_error_text
 from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
@@ -576,6 +577,91 @@ def model_charts(version: ModelVersion) -> dict:
     }
 
 
+def model_splits(version: ModelVersion) -> list[dict]:
+    """Every split the training carved, the calibration split (metrics not stored) too, so
+    the rows add up to the training rows."""
+    metrics = version.metrics or {}
+    rows = [{"name": name, "metrics": metrics.get(name) or {}} for name in ("train", "validation", "test")]
+    counted = sum(r["metrics"].get("n") or 0 for r in rows)
+    if version.training_rows and counted and version.training_rows > counted:
+        rows.insert(2, {"name": "calibration (Platt scaling)", "metrics": {"n": version.training_rows - counted}})
+    return rows
+
+
+def early_stop(version: ModelVersion) -> dict | None:
+    """How training ended: early stopping (validation AUC stopped improving) before the
+    epoch limit, with the best epoch whose weights were kept."""
+    progress = version.progress or {}
+    epoch, limit, history = progress.get("epoch"), progress.get("max_epochs"), progress.get("history") or []
+    if version.status in ACTIVE_TRAINING or not epoch or not limit:
+        return None
+    best = max(history, key=lambda h: h.get("val_auc") or 0.0) if history else None
+    return {
+        "stopped_early": epoch < limit,
+        "epoch": epoch,
+        "max_epochs": limit,
+        "best_epoch": best["epoch"] if best else None,
+        "best_val_auc": best["val_auc"] if best else None,
+        "patience": (version.hyperparameters or {}).get("patience"),
+    }
+
+
+COMPARE_COLORS = 6
+
+
+@login_required
+@require_GET
+def model_compare(request):
+    """Versions compared on the same rows: the first one's test split scored by all."""
+    ids = [int(i) for i in request.GET.getlist("versions") + request.GET.get("ids", "").split(",") if str(i).isdigit()]
+    versions = [found(selectors.model_version_get(user=request.user, version_id=i)) for i in dict.fromkeys(ids)]
+    if len(versions) < 2:
+        messages.error(request, "Choose at least two model versions to compare.")
+        if versions:
+            return redirect("portal:model_detail", version_id=versions[0].pk)
+        return redirect("portal:model_list")
+    try:
+        result = model_versions_compare(candidate=versions[0], others=versions[1:])
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("portal:model_detail", version_id=versions[0].pk)
+    series = [
+        {
+            "label": f"v{e.version.version} {e.version.kind.upper()}",
+            "roc": e.metrics.get("roc"),
+            "gains": {
+                "x": (e.metrics.get("ks_curve") or {}).get("population", []),
+                "y": (e.metrics.get("ks_curve") or {}).get("cum_bad", []),
+            },
+            "calibration": {
+                "x": [d["mean_pd"] for d in e.metrics.get("deciles") or []],
+                "y": [d["observed_rate"] for d in e.metrics.get("deciles") or []],
+            },
+        }
+        for e in result.entries
+    ]
+    if result.baseline:
+        ks = result.baseline.get("ks_curve") or {}
+        series.append(
+            {
+                "label": "Logistic baseline",
+                "roc": result.baseline.get("roc"),
+                "gains": {"x": ks.get("population", []), "y": ks.get("cum_bad", [])},
+                "calibration": None,
+            }
+        )
+    table = [
+        {
+            "label": label,
+            "values": [e.metrics.get(key) for e in result.entries],
+            "baseline": (result.baseline or {}).get(key),
+        }
+        for key, label in COMPARED
+    ]
+    context = {"result": result, "table": table, "series": series}
+    return page(request, "scoring/model_compare.html", context)
+
+
 COMPARED = (("auc", "AUC"), ("gini", "Gini"), ("ks", "KS"), ("brier", "Brier score"), ("log_loss", "Log loss"))
 
 
@@ -585,11 +671,16 @@ def model_detail(request, version_id: int):
     version = found(selectors.model_version_get(user=request.user, version_id=version_id))
     test = (version.metrics or {}).get("test") or {}
     base = (version.baseline_metrics or {}).get("test") or {}
+    # Only figures of the same rows side by side: this model and the baseline fitted with it.
+    # Another version (the champion) is compared on these rows by the compare page.
     peer = selectors.model_version_baseline_peer(user=request.user, version=version)
-    peer_test = ((peer.metrics or {}).get("test") or {}) if peer else {}
-    comparison = [
-        {"label": label, "model": test.get(key), "baseline": base.get(key), "champion": peer_test.get(key)}
-        for key, label in COMPARED
+    comparison = [{"label": label, "model": test.get(key), "baseline": base.get(key)} for key, label in COMPARED]
+    others = [
+        v
+        for v in selectors.model_version_list(user=request.user).filter(
+            portfolio_id=version.portfolio_id, status__in=COMPARABLE
+        )
+        if v.pk != version.pk
     ]
     may_validate = has_portfolio_perm(request.user, version.portfolio_id, "validate_portfolio")
     context = {
@@ -599,7 +690,9 @@ def model_detail(request, version_id: int):
         "charts": model_charts(version),
         "comparison": comparison,
         "peer": peer,
-        "splits": [(name, (version.metrics or {}).get(name) or {}) for name in ("train", "validation", "test")],
+        "others": others,
+        "splits": model_splits(version),
+        "early_stop": early_stop(version),
         "can_approve": may_validate and version.status == ModelVersion.STATUS_TRAINED,
         "can_promote": may_validate and version.status == ModelVersion.STATUS_APPROVED,
     }
@@ -806,7 +899,8 @@ def audit_events(request):
     if not capabilities(request.user)["audit"]:
         raise Http404("Not found")
     form = forms.AuditFilterForm(request.GET or None)
-    filters = {k: v for k, v in (form.cleaned_data if form.is_valid() else {}).items() if v not in (None, "")}
+    cleaned = form.cleaned_data if form.is_valid() else {}
+    filters = {k: (v.pk if isinstance(v, Portfolio) else v) for k, v in cleaned.items() if v not in (None, "")}
     return form, filters, selectors.audit_event_list(user=request.user, filters=filters)
 
 
@@ -814,14 +908,16 @@ def audit_events(request):
 @require_GET
 def audit_list(request):
     form, filters, events = audit_events(request)
+    # Recorded before the page is read, so the count and the rows agree (the view is one of them).
+    audit_record(
+        action="audit.view", request=request, object_type="audit_event",
+        details={"filters": {k: str(v) for k, v in filters.items()}, "page": request.GET.get("page") or 1},
+    )  # fmt: skip
     page_obj = Paginator(events, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    audit_record(
-        action="audit.view", request=request, object_type="audit_event",
-        details={"filters": {k: str(v) for k, v in filters.items()}, "page": page_obj.number},
-    )  # fmt: skip
-    return page(request, "scoring/audit_list.html", {"form": form, "page_obj": page_obj, "query": query.urlencode()})
+    context = {"form": form, "page_obj": page_obj, "rows": display.audit_rows(page_obj), "query": query.urlencode()}
+    return page(request, "scoring/audit_list.html", context)
 
 
 class _Echo:

@@ -54,6 +54,23 @@ def django_db_setup(django_db_setup, django_db_blocker):
         append_only_uninstall()
 
 
+@pytest.fixture(autouse=True)
+def _own_audit_head_file(settings, tmp_path):
+    """Each test's database starts empty (it rolls back), so its chain's signed heads kept
+    outside the database (settings.AUDIT_HEAD_FILE) go to a file of its own."""
+    settings.AUDIT_HEAD_FILE = tmp_path / "audit-heads.jsonl"
+
+
+@pytest.fixture
+def append_only(db):
+    """The audit log's append-only triggers, installed inside the test's transaction
+    (which rolls them back; the session's database has them dropped, see
+    ``django_db_setup``). For tests that need a protected log: /readyz, verify."""
+    from scoring.audit import append_only_install
+
+    append_only_install()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _own_artifact_dir(tmp_path_factory):
     """Each test run keeps model artifacts in its own folder. Concurrent runs on one checkout

@@ -57,6 +57,27 @@ FEATURES = {
     "region": "north",
 }
 
+# The first applicant of the German credit demo portfolio (id 1 after `make run`).
+GERMAN_FEATURES = {
+    "status_of_existing_checking_account": "... < 0 DM",
+    "duration_in_month": 6,
+    "credit_history": "critical account/ other credits existing (not at this bank)",
+    "purpose": "radio/television",
+    "credit_amount": 1169,
+    "savings_account_and_bonds": "unknown/ no savings account",
+    "present_employment_since": "... >= 7 years",
+    "installment_rate_in_percentage_of_disposable_income": 4,
+    "other_debtors_or_guarantors": "none",
+    "present_residence_since": 4,
+    "property": "real estate",
+    "other_installment_plans": "none",
+    "housing": "own",
+    "number_of_existing_credits_at_this_bank": 2,
+    "job": "skilled employee / official",
+    "number_of_people_being_liable_to_provide_maintenance_for": 1,
+    "telephone": "yes, registered under the customers name",
+}
+
 APPLICANT = {
     "id": 4711,
     "portfolio": 1,
@@ -108,6 +129,7 @@ SCORE = {
     "applicant": 4711,
     "run": None,
     "model_version": 7,
+    "model_version_number": 2,
     "policy_version": 3,
     "is_shadow": False,
     "pd": 0.0790736768698401,
@@ -330,6 +352,31 @@ IMPORT_REQUEST = {
     "valid_only": False,
     "encoding": "utf-8",
 }
+SCHEMA_INFER_REQUEST = {"portfolio": 1, "file": "SBAnational.csv", "encoding": "utf-8", "top": 50}
+SCHEMA_INFER_RESULT = {
+    "schema": {
+        "name": "sbanational",
+        "version": 1,
+        "description": "Proposed by infer_schema from 50,000 rows of SBAnational.csv; review before use.",
+        "application_date": "ApprovalDate",
+        "columns": [
+            {"name": "LoanNr_ChkDgt", "role": "id", "type": "string"},
+            {"name": "DisbursementGross", "role": "numeric", "type": "money", "currency": ["$"],
+             "thousands": ",", "decimal": "."},
+            {"name": "ApprovalDate", "role": "numeric", "type": "date", "formats": ["%d-%b-%y"],
+             "two_digit_year_pivot": 2026, "derive": []},
+            {"name": "MIS_Status", "role": "target", "type": "category", "categories": ["P I F", "CHGOFF"],
+             "positive_label": "CHGOFF", "nullable": True},
+        ],
+    },
+    "columns": [
+        {"name": "DisbursementGross", "missing": 0, "distinct": 2174, "unique": False,
+         "frequencies": [{"value": "$50,000.00", "count": 412}], "reasons": ["money in 50,000 of 50,000 cells"],
+         "proposed": {"name": "DisbursementGross", "role": "numeric", "type": "money"}},
+    ],
+    "targets": [{"name": "MIS_Status", "labels": ["P I F", "CHGOFF"], "positive_label": "CHGOFF"}],
+    "rows_sampled": 50000,
+}  # fmt: skip
 IMPORT_JOB = {
     "id": 31,
     "portfolio": 1,

@@ -43,12 +43,17 @@ class ReasonSerializer(serializers.Serializer):
 
 class ScoreSerializer(serializers.ModelSerializer):
     reasons = ReasonSerializer(many=True)
-    model_version = serializers.IntegerField(source="model_version_id")
+    model_version = serializers.IntegerField(source="model_version_id", help_text="the model version's id")
+    model_version_number = serializers.IntegerField(
+        source="model_version.version",
+        read_only=True,
+        help_text="its number within the portfolio (v2), as the portal shows",
+    )
 
     class Meta:
         model = Score
-        fields = ["id", "portfolio", "applicant", "run", "model_version", "policy_version", "is_shadow", "pd", "score",
-                  "decision", "base_log_odds", "reasons", "input_hash", "created_at"]  # fmt: skip
+        fields = ["id", "portfolio", "applicant", "run", "model_version", "model_version_number", "policy_version",
+                  "is_shadow", "pd", "score", "decision", "base_log_odds", "reasons", "input_hash", "created_at"]  # fmt: skip
 
 
 class ScoreDetailSerializer(ScoreSerializer):
@@ -249,6 +254,15 @@ class SchemaInferRequestSerializer(serializers.Serializer):
     encoding = serializers.CharField(required=False, default="utf-8", max_length=40)
     sample_rows = serializers.IntegerField(required=False, default=50_000, min_value=10, max_value=500_000)
     top = serializers.IntegerField(required=False, default=50, min_value=1, max_value=5_000)
+
+
+class RecordBatchRequestSerializer(serializers.Serializer):
+    portfolio = serializers.IntegerField()
+    records = serializers.ListField(
+        child=serializers.DictField(), min_length=1, max_length=10_000,
+        help_text="Objects keyed by the schema's column names (applications) or applicant_id, defaulted, "
+        "observed_on (outcomes); null for a missing value",
+    )  # fmt: skip
 
 
 class ImportRequestSerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from scoring.api import examples as ex
 from scoring.api import serializers as s
 from scoring.api.errors import ErrorResponseSerializer, error_body
+from scoring.api.jobs import JobActionsMixin
 from scoring.audit import audit_record
 from scoring.filters import (
     ApplicantFilter,
@@ -117,15 +118,30 @@ class PortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
             ),
         },
         examples=[
-            ex.request("Existing applicant", {"external_id": "SYN00004711"}),
+            # After `make run`, portfolio 1 is German credit and 2 Synthetic: one example each.
             ex.request(
-                "New applicant",
+                "Existing applicant (German credit, portfolio 1)",
+                {"external_id": "GC-0001"},
+                description="POST /api/v1/portfolios/1/score/",
+            ),
+            ex.request(
+                "Existing applicant (Synthetic, portfolio 2)",
+                {"external_id": "SYN00004711"},
+                description="POST /api/v1/portfolios/2/score/",
+            ),
+            ex.request(
+                "New applicant (German credit, portfolio 1)",
+                {"applicant": ex.GERMAN_FEATURES, "top_reasons": 4},
+                description="POST /api/v1/portfolios/1/score/",
+            ),
+            ex.request(
+                "New applicant (Synthetic, portfolio 2)",
                 {
                     "applicant": ex.FEATURES,
                     "history": [{"balance": 9000, "amount_paid": 270, "days_past_due": 0}],
                     "top_reasons": 4,
                 },
-                description="History months oldest first; only CNN models read them.",
+                description="POST /api/v1/portfolios/2/score/. History months oldest first; only CNN models read them.",
             ),
             ex.response("Refer", ex.SCORE, status=201),
         ],
@@ -204,7 +220,9 @@ class ApplicantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     @action(detail=True, methods=["get"], filterset_class=None)
     def scores(self, request, pk=None):
         applicant = self.get_object()
-        page = self.paginate_queryset(Score.objects.filter(applicant=applicant).order_by("-created_at", "-id"))
+        page = self.paginate_queryset(
+            Score.objects.filter(applicant=applicant).select_related("model_version").order_by("-created_at", "-id")
+        )
         return self.get_paginated_response(s.ScoreSerializer(page, many=True).data)
 
 
@@ -222,7 +240,7 @@ class ApplicantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     ),
 )
 class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
-    queryset = Score.objects.order_by("-created_at", "-id")
+    queryset = Score.objects.select_related("model_version").order_by("-created_at", "-id")
     filterset_class = ScoreFilter
 
     def get_serializer_class(self):
@@ -262,10 +280,14 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         examples=_example_list(("Model version", ex.MODEL_DETAIL)),
     ),
 )
-class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = ModelVersion.objects.order_by("portfolio_id", "-version")
     filterset_class = ModelVersionFilter
-    required_portfolio_perms = {"approve": "validate_portfolio", "promote": "validate_portfolio"}
+    required_portfolio_perms = {
+        "approve": "validate_portfolio", "promote": "validate_portfolio",
+        "retry": "train_portfolio", "cancel": "train_portfolio",
+    }  # fmt: skip
+    job_kind, job_serializer = "training", s.ModelVersionSerializer
 
     def get_serializer_class(self):
         return s.ModelVersionDetailSerializer if self.action == "retrieve" else s.ModelVersionSerializer
@@ -393,10 +415,12 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
         examples=_example_list(("Done", ex.TUNING_STUDY_DONE)),
     ),
 )
-class TuningStudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class TuningStudyViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = TuningStudy.objects.order_by("-created_at", "-id")
     serializer_class = s.TuningStudySerializer
     filterset_class = TuningStudyFilter
+    required_portfolio_perms = {"retry": "train_portfolio", "cancel": "train_portfolio"}
+    job_kind, job_serializer = "tuning", s.TuningStudySerializer
 
 
 @extend_schema(tags=["Batch scoring"])
@@ -521,9 +545,11 @@ class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         examples=_example_list(("Rejected", ex.IMPORT_JOB)),
     ),
 )
-class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class ImportJobViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = ImportJob.objects.order_by("-created_at", "-id")
     filterset_class = ImportJobFilter
+    required_portfolio_perms = {"retry": "import_portfolio", "cancel": "import_portfolio"}
+    job_kind, job_serializer = "import", s.ImportJobSerializer
 
     def get_serializer_class(self):
         return s.ImportJobSummarySerializer if self.action == "list" else s.ImportJobSerializer
@@ -566,6 +592,51 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
         transaction.on_commit(lambda: import_file.delay(job.pk, str(path), data["encoding"]))
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    def _records(self, request, kind: str):
+        from scoring.services.ingestion.batches import records_import
+
+        body = s.RecordBatchRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        portfolio = _visible_portfolio(request, body.validated_data["portfolio"], "import_portfolio")
+        # A RecordsRejected (400, with the report in the file format) is answered by the handler.
+        job = records_import(
+            portfolio=portfolio, kind=kind, records=body.validated_data["records"], created_by=request.user
+        )
+        return Response(s.ImportJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Send a batch of applications as JSON (validated like a file, all or nothing, idempotent)",
+        description="Each record is an applicant keyed by the schema's columns; upserted by its external id, so "
+        "a batch sent twice changes nothing. A record without a label is an application to score. Problems "
+        "answer 400 in the report's format (record 1 is row 2) and nothing is written. Needs the import grant.",
+        request=s.RecordBatchRequestSerializer,
+        responses={201: s.ImportJobSerializer},
+        examples=[
+            ex.request("Applications", {"portfolio": 1, "records": [{"applicant_id": "A-1001", **ex.FEATURES}]}),
+            ex.response("Stored", {**ex.IMPORT_JOB, "status": "succeeded", "errors": [], "summary": []}, status=201),
+        ],
+    )  # fmt: skip
+    @action(detail=False, methods=["post"], url_path="applications", filterset_class=None)
+    def applications(self, request):
+        return self._records(request, ImportJob.KIND_APPLICANTS)
+
+    @extend_schema(
+        summary="Send a batch of outcomes as JSON (applicant_id, defaulted, observed_on)",
+        description="Outcomes of applicants already sent, validated like an outcome file; idempotent by "
+        "(applicant, observed_on). Needs the import grant.",
+        request=s.RecordBatchRequestSerializer,
+        responses={201: s.ImportJobSerializer},
+        examples=[
+            ex.request("Outcomes", {"portfolio": 1, "records": [
+                {"applicant_id": "A-1001", "defaulted": True, "observed_on": "2026-10-01"}]}),
+            ex.response("Stored", {**ex.IMPORT_JOB, "kind": "outcomes", "status": "succeeded", "errors": [],
+                                   "summary": []}, status=201),
+        ],
+    )  # fmt: skip
+    @action(detail=False, methods=["post"], url_path="outcomes", filterset_class=None)
+    def outcomes(self, request):
+        return self._records(request, ImportJob.KIND_OUTCOMES)
+
     @extend_schema(
         summary="Propose a schema for a file: types (money, date formats), id, features, PII, target candidates",
         description="Reads a sample of the uploaded file (deleted within the request) and returns "
@@ -573,6 +644,10 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
         "review and register. Nothing is imported. Needs the import grant on `portfolio`.",
         request={"multipart/form-data": s.SchemaInferRequestSerializer},
         responses={200: OpenApiTypes.OBJECT},
+        examples=[
+            ex.request("A raw loan file", ex.SCHEMA_INFER_REQUEST, media_type="multipart/form-data"),
+            ex.response("Proposal", ex.SCHEMA_INFER_RESULT),
+        ],
     )
     @action(detail=False, methods=["post"], url_path="infer-schema", filterset_class=None)
     def infer_schema(self, request):

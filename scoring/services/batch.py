@@ -4,9 +4,14 @@ idempotent Celery task on the ``score`` queue.
 Idempotent: score rows are unique per (run, applicant, model version) and are
 inserted with ON CONFLICT DO NOTHING, so a redelivered chunk (a worker killed
 mid-chunk, a visibility timeout) writes nothing twice. A chunk is claimed by a
-conditional update; the first worker to finish it moves it to done and adds its
-rows to the run's progress, so progress never counts a chunk twice. A cancelled
-run's chunks stop at their next claim; resuming re-enqueues the chunks not done.
+conditional update that also bumps ``attempts``: the claim's fencing token. The
+chunk's rows, its move to done, the run's progress and, for the last chunk, the
+run's finish are one transaction that first locks the chunk row and checks the
+token, so a stalled owner whose chunk was taken over has its late commit refused.
+Finishing cannot be skipped: if it fails, the whole chunk rolls back and runs again.
+A cancelled run's chunks stop at their next claim; resuming re-enqueues the chunks
+not done. Stale claims and lost messages are repaired by the supervisor
+(``scoring.services.supervisor``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import numpy as np
 import orjson
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from scoring.metrics import scores_written
@@ -97,16 +103,21 @@ def _audit(action: str, run: BatchRun, actor, **details) -> None:
     )  # fmt: skip
 
 
-def _enqueue(run: BatchRun, *, only_pending: bool = False) -> int:
+def chunks_enqueue(chunk_ids: list[int]) -> int:
+    """Send one message per chunk and note when (the supervisor re-sends lost ones)."""
     from scoring.tasks import score_chunk
 
-    chunks = ScoreChunk.objects.filter(run=run).exclude(status="done")
-    if only_pending:
-        chunks = chunks.filter(status="pending")
-    chunk_ids = list(chunks.values_list("id", flat=True))
+    ScoreChunk.objects.filter(pk__in=chunk_ids).update(enqueued_at=timezone.now())
     for chunk_id in chunk_ids:
         score_chunk.delay(chunk_id)
     return len(chunk_ids)
+
+
+def _enqueue(run: BatchRun, *, only_pending: bool = False) -> int:
+    chunks = ScoreChunk.objects.filter(run=run).exclude(status="done")
+    if only_pending:
+        chunks = chunks.filter(status="pending")
+    return chunks_enqueue(list(chunks.values_list("id", flat=True)))
 
 
 def batch_run_start(**kwargs) -> BatchRun:
@@ -139,31 +150,52 @@ def batch_run_resume(*, run: BatchRun, actor=None) -> BatchRun:
 
 
 def batch_runs_recover() -> int:
-    """Re-enqueue the unfinished chunks of unfinished runs: stale claims (a worker was
-    killed) go back to pending. Runs at worker start and every minute from beat.
-    Extra messages are harmless: a chunk is claimed once and its rows written once."""
-    enqueued = 0
-    for run in BatchRun.objects.filter(status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING]):
-        ScoreChunk.objects.filter(run=run, status="running", claimed_at__lt=_stale_before()).update(status="pending")
-        enqueued += _enqueue(run, only_pending=True)
-    return enqueued
+    """Re-enqueue the unfinished chunks of unfinished runs: stale claims, lost messages,
+    complete runs not finished. The supervisor's batch repairs, kept under the name
+    the worker start-up and older beat schedules call."""
+    from scoring.services.supervisor import chunks_lost_requeue, chunks_stale_requeue, runs_complete_finish
+
+    return chunks_stale_requeue() + chunks_lost_requeue() + runs_complete_finish()
 
 
-def _stale_before():
+def stale_before():
     # A chunk takes seconds; one claimed longer ago than this lost its worker.
     return timezone.now() - timezone.timedelta(seconds=settings.SCORE_CHUNK_STALE_SECONDS)
 
 
 def _claim(chunk_id: int) -> ScoreChunk | None:
-    """pending → running; a stale running claim (its worker died) may be taken over."""
+    """pending → running; a stale running claim (its worker died) may be taken over.
+    The new ``attempts`` is this claim's fencing token."""
     claimed = ScoreChunk.objects.filter(
-        Q(status="pending") | Q(status="running", claimed_at__lt=_stale_before()), pk=chunk_id
+        Q(status="pending") | Q(status="running", claimed_at__lt=stale_before()), pk=chunk_id
     ).update(status="running", claimed_at=timezone.now(), attempts=F("attempts") + 1)
     if not claimed:
         return None
     return ScoreChunk.objects.select_related(
         "run__portfolio__schema", "run__model_version", "run__challenger_version"
     ).get(pk=chunk_id)
+
+
+def _write_timeouts() -> None:
+    """Bound this write transaction on PostgreSQL: a stalled owner (a paused process,
+    a lost network) has its transaction cancelled, and its row locks released, before
+    its claim is stale; a writer waits a few seconds at most for a lock, then retries."""
+    if connection.vendor != "postgresql":
+        return
+    write_ms = settings.SCORE_WRITE_TIMEOUT_SECONDS * 1000
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), "
+            "set_config('idle_in_transaction_session_timeout', %s, true)",
+            [str(write_ms), str(settings.SCORE_LOCK_TIMEOUT_SECONDS * 1000), str(write_ms)],
+        )
+
+
+def _claim_held(chunk: ScoreChunk) -> bool:
+    """Lock the chunk row and check the claim is still ours (no takeover since)."""
+    return (
+        ScoreChunk.objects.select_for_update().filter(pk=chunk.pk, status="running", attempts=chunk.attempts).exists()
+    )
 
 
 _SCORE_COLUMNS = [
@@ -235,9 +267,27 @@ def score_chunk_run(*, chunk_id: int) -> str:
         return "cancelled"
     chunk = _claim(chunk_id)
     if chunk is None:
-        # Running elsewhere (or done meanwhile). The caller retries later: if that
-        # worker died, the claim will be stale by then and this message takes over.
+        # Running elsewhere (or done meanwhile). If that worker died, the supervisor
+        # sends the chunk again once its claim is stale.
         return "busy"
+    try:
+        return _score_claimed(chunk)
+    except (OperationalError, InterfaceError):
+        _claim_release(chunk)
+        raise
+
+
+def _claim_release(chunk: ScoreChunk) -> None:
+    """After a transient error, give the claim back so the task's retry can take the
+    chunk at once instead of after the stale limit; if the database is still away,
+    the claim ages and the supervisor re-queues it."""
+    try:
+        ScoreChunk.objects.filter(pk=chunk.pk, status="running", attempts=chunk.attempts).update(status="pending")
+    except (OperationalError, InterfaceError):
+        logger.info("chunk %s: claim not released (database unreachable); it will go stale", chunk.pk)
+
+
+def _score_claimed(chunk: ScoreChunk) -> str:
     run = chunk.run
     BatchRun.objects.filter(pk=run.pk, status=BatchRun.STATUS_PENDING).update(
         status=BatchRun.STATUS_RUNNING, started_at=timezone.now()
@@ -259,36 +309,52 @@ def score_chunk_run(*, chunk_id: int) -> str:
             version=model, data=data, features=data.features, rows=rows, run_id=run.pk, is_shadow=shadow
         )
     with transaction.atomic():
+        _write_timeouts()
+        if not _claim_held(chunk):
+            # Taken over after this worker stalled past the stale limit: the new owner
+            # writes the rows; this late attempt writes nothing.
+            logger.warning("chunk %s: claim %s was taken over; nothing written", chunk.pk, chunk.attempts)
+            return "taken over"
         _insert(scores)
-        finished = ScoreChunk.objects.filter(pk=chunk.pk, status="running").update(
+        ScoreChunk.objects.filter(pk=chunk.pk).update(
             status="done", finished_at=timezone.now(), seconds=time.perf_counter() - started
         )
-        if finished:
-            BatchRun.objects.filter(pk=run.pk).update(
-                rows_done=F("rows_done") + chunk.rows, chunks_done=F("chunks_done") + 1
-            )
-    if finished:
-        for model in (version, run.challenger_version):
-            if model is not None:
-                scores_written(portfolio=run.portfolio, version=model, count=len(data), mode="batch")
-        _finish_if_complete(run.pk)
+        progress = {"rows_done": F("rows_done") + chunk.rows, "chunks_done": F("chunks_done") + 1}
+        if run.challenger_version_id:
+            progress["decisions_differ"] = Coalesce(F("decisions_differ"), 0) + _differing(scores)
+        BatchRun.objects.filter(pk=run.pk).update(**progress)
+        # Part of the last chunk's transaction: a run is never left complete but unfinished.
+        batch_run_finish(run_id=run.pk)
+    for model in (version, run.challenger_version):
+        if model is not None:
+            scores_written(portfolio=run.portfolio, version=model, count=len(data), mode="batch")
     return "done"
 
 
-def _finish_if_complete(run_id: int) -> None:
-    run = BatchRun.objects.get(pk=run_id)
-    if run.chunks_done < run.chunks_total:
-        return
-    differ = None
-    if run.challenger_version_id:
-        differ = _decisions_differ(run)
-    finished = BatchRun.objects.filter(pk=run_id, status=BatchRun.STATUS_RUNNING).update(
-        status=BatchRun.STATUS_DONE, finished_at=timezone.now(), decisions_differ=differ
-    )
-    if finished and run.trigger == "nightly":
-        from scoring.services.monitoring import monitoring_enqueue
+def batch_run_finish(*, run_id: int) -> bool:
+    """Finish a run whose chunks are all done; idempotent (True when this call did it).
+    Called in the last chunk's transaction, and by the supervisor for older runs."""
+    finished = BatchRun.objects.filter(
+        pk=run_id,
+        status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING],
+        chunks_done__gte=F("chunks_total"),
+    ).update(status=BatchRun.STATUS_DONE, finished_at=timezone.now())
+    if finished:
+        run = BatchRun.objects.get(pk=run_id)
+        if run.challenger_version_id and run.decisions_differ is None:
+            BatchRun.objects.filter(pk=run_id).update(decisions_differ=_decisions_differ(run))
+        if run.trigger == "nightly":
+            from scoring.services.monitoring import monitoring_enqueue
 
-        monitoring_enqueue(run=run)  # the one worker that finished the run queues the monitoring
+            # After the commit: the one transaction that finished the run queues the monitoring.
+            transaction.on_commit(lambda: monitoring_enqueue(run=run))
+    return bool(finished)
+
+
+def _differing(scores: list[dict]) -> int:
+    """Applicants of a chunk whose challenger decision differs from the champion's."""
+    champion = {s["applicant_id"]: s["decision"] for s in scores if not s["is_shadow"]}
+    return sum(1 for s in scores if s["is_shadow"] and champion.get(s["applicant_id"]) != s["decision"])
 
 
 def _decisions_differ(run: BatchRun) -> int:
@@ -317,6 +383,9 @@ def batch_run_progress(run: BatchRun) -> dict:
         "eta_seconds": round(remaining / rate, 1) if rate > 0 and remaining else 0.0,
         "elapsed_seconds": round(elapsed, 1),
         "decisions_differ": run.decisions_differ,
+        # The run is pinned to this version from its start, even if it retires meanwhile.
+        "model_version": run.model_version_id,
+        "model_retired_at": run.model_retired_at.isoformat() if run.model_retired_at else None,
     }
 
 
@@ -329,9 +398,12 @@ def nightly_runs_start() -> list[BatchRun]:
     for portfolio in Portfolio.objects.filter(is_active=True).select_related("challenger_version"):
         if champion_of(portfolio) is None:
             continue
-        if BatchRun.objects.filter(
+        going = BatchRun.objects.filter(
             portfolio=portfolio, status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING]
-        ).exists():
+        )
+        for run_id in going.values_list("id", flat=True):
+            batch_run_finish(run_id=run_id)  # a complete run left unfinished does not block the night
+        if going.exists():
             logger.warning("nightly run for %s skipped: a run is still going", portfolio)
             continue
         challenger = portfolio.challenger_version

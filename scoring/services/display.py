@@ -10,6 +10,7 @@ from typing import Any
 from scoring.models import DatasetSchema
 
 MISSING = "(missing)"
+NONE = "\N{EN DASH}"  # an empty cell of the audit log
 
 
 def column_label(column: dict) -> str:
@@ -98,3 +99,89 @@ def whatif_change(schema: DatasetSchema, before, after) -> dict:
             }
         )
     return {"measures": measures, "reasons": reasons}
+
+
+# --- the audit log, readable ----------------------------------------------------------
+
+# Detail keys that hold a ModelVersion id: shown as "v2 MLP", like everywhere else in the portal.
+MODEL_VERSION_KEYS = ("model_version", "challenger", "champion", "previous_champion", "version")
+
+
+def _detail_text(value: Any) -> str:
+    if value is None or value == "":
+        return NONE
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_detail_text(v) for v in value) or NONE
+    return str(value)
+
+
+def _detail_fields(details: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if not isinstance(details, dict):
+        return [] if details in (None, "", {}) else [(prefix or "value", details)]
+    out: list[tuple[str, Any]] = []
+    for key in sorted(details):
+        value, name = details[key], f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out += _detail_fields(value, f"{name}.")
+        elif not (isinstance(value, dict) and not value):
+            out.append((name, value))
+    return out
+
+
+def audit_rows(events) -> list[dict]:
+    """Audit events as people read them: portfolio names, model versions as "v2 MLP",
+    users by name, and details as labelled fields instead of a Python repr. Two
+    queries for a page, whatever its length."""
+    from django.contrib.auth import get_user_model
+
+    from scoring.models import ModelVersion, Portfolio
+
+    events = list(events)
+    portfolio_ids = {e.portfolio_id for e in events if e.portfolio_id}
+    version_ids: set[int] = set()
+    user_ids: set[int] = set()
+    for e in events:
+        if e.object_type == "modelversion":
+            version_ids.update(i for i in e.object_ids or [] if isinstance(i, int))
+        if e.object_type == "user":
+            user_ids.update(i for i in e.object_ids or [] if isinstance(i, int))
+        for key, value in _detail_fields(e.details):
+            if key.rsplit(".", 1)[-1] in MODEL_VERSION_KEYS and isinstance(value, int):
+                version_ids.add(value)
+    portfolios = dict(Portfolio.objects.filter(pk__in=portfolio_ids).values_list("pk", "name"))
+    versions = {
+        pk: f"v{number} {kind.upper()}"
+        for pk, number, kind in ModelVersion.objects.filter(pk__in=version_ids).values_list("pk", "version", "kind")
+    }
+    users = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+    names = {"modelversion": versions, "user": users}
+    words = {"batchrun": "run", "importjob": "import", "score": "decision", "monitoringreport": "report",
+             "tuningstudy": "study", "audit_event": "event", "applicant": "applicant", "group": "group"}  # fmt: skip
+
+    def object_text(e) -> str:
+        ids = e.object_ids or []
+        known = names.get(e.object_type, {})
+        word = words.get(e.object_type, e.object_type.replace("_", " "))
+        if not ids:
+            return word if e.object_type else NONE
+        shown = [known.get(i) or f"{word} #{i}" for i in ids[:5]]
+        return ", ".join(shown) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+    rows = []
+    for e in events:
+        fields = []
+        for key, value in _detail_fields(e.details):
+            if key.rsplit(".", 1)[-1] in MODEL_VERSION_KEYS and isinstance(value, int) and value in versions:
+                value = versions[value]
+            fields.append((key.replace("_", " "), _detail_text(value)))
+        rows.append(
+            {
+                "event": e,
+                "portfolio": portfolios.get(e.portfolio_id, f"#{e.portfolio_id}") if e.portfolio_id else NONE,
+                "object": object_text(e),
+                "fields": fields,
+            }
+        )
+    return rows

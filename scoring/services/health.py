@@ -85,12 +85,20 @@ def liveness() -> tuple[bool, dict]:
     return alive, {"status": "ok" if alive else "error", **checks}
 
 
+def audit_status() -> dict:
+    from scoring.audit import audit_status as status
+
+    return status()
+
+
 def readiness() -> tuple[bool, dict]:
-    """Ready to serve: alive (database and broker answer) and every champion loads.
+    """Ready to serve: alive (database and broker answer), every champion loads, and the
+    audit log is protected (append-only triggers in place, the sealer keeping up).
     Returns (ready, body); the body names each failed check under ``failed``."""
     _, body = liveness()
     checks = {"database": body["database"], "broker": body["broker"]}
     checks["models"] = champion_status() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
+    checks["audit"] = audit_status() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
     failed = [name for name, check in checks.items() if not check["ok"]]
     failed += [f"model:{m['portfolio']}" for m in checks["models"].get("champions", []) if not m["ok"]]
     ready = not failed

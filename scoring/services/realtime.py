@@ -28,6 +28,7 @@ from scoring.services.scoring import (
     TOP_REASONS,
     ScoringError,
     _validated,
+    applicant_from_score_store,
     decide_rows,
     history_payload_arrays,
     scorable_version,
@@ -220,7 +221,7 @@ def realtime_score(
 
             months = decider_load(version).model.history_pipeline_.months_
             data.history, data.history_mask = history_payload_arrays(history or [], months=months)
-        stored, ids = clean, None
+        stored, ids = clean, applicant_from_score_store(portfolio=portfolio, features=features, clean=clean)
     else:
         data = _data(cache, portfolio=portfolio, version=version, record=record)
         stored, ids = record[2], record[0]

@@ -11,7 +11,7 @@ import functools
 from django.db import transaction
 from django.utils import timezone
 
-from scoring.models import ModelVersion
+from scoring.models import BatchRun, ModelVersion
 from scoring.permissions import has_portfolio_perm
 from scoring.services.errors import ConflictError
 
@@ -37,7 +37,8 @@ def _audited(action: str):
             except RegistryError as error:
                 audit_record(**event, outcome="denied", details={"reason": str(error)[:500]})
                 raise
-            audit_record(**event, details={"status": result.status})
+            # A step may add facts of its own (the promotion names the version it replaced).
+            audit_record(**event, details={"status": result.status, **getattr(result, "audit_details", {})})
             return result
 
         return wrapper
@@ -107,9 +108,13 @@ def model_version_promote(*, version: ModelVersion, user, override_reason: str =
     with transaction.atomic():
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)
         _check_promotable(version, user)
-        ModelVersion.objects.filter(portfolio_id=version.portfolio_id, status=ModelVersion.STATUS_CHAMPION).update(
-            status=ModelVersion.STATUS_RETIRED
-        )
+        champions = ModelVersion.objects.filter(portfolio_id=version.portfolio_id, status=ModelVersion.STATUS_CHAMPION)
+        replaced = list(champions.values_list("pk", flat=True))
+        champions.update(status=ModelVersion.STATUS_RETIRED)
+        # Runs going on keep the version they were pinned to at start; they say it retired.
+        BatchRun.objects.filter(
+            model_version_id__in=replaced, status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING]
+        ).update(model_retired_at=timezone.now())
         version.status = ModelVersion.STATUS_CHAMPION
         version.promoted_by = user
         version.promoted_at = timezone.now()
@@ -126,6 +131,7 @@ def model_version_promote(*, version: ModelVersion, user, override_reason: str =
                 object_type="modelversion", object_ids=[version.pk],
                 details={"reports": [r.pk for r in blockers], "kinds": sorted(r.kind for r in blockers)},
             )  # fmt: skip
+    version.audit_details = {"replaced": replaced[0] if replaced else None}
     return version
 
 

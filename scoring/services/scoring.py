@@ -320,7 +320,7 @@ def score_realtime(
         if features is None:
             raise ScoringError("Give an applicant id or the applicant's data.")
         data, clean = _new_applicant_data(portfolio=portfolio, version=version, features=features, history=history)
-        stored, ids = [clean], [None]
+        stored, ids = [clean], [applicant_from_score_store(portfolio=portfolio, features=features, clean=clean)]
     _, rows = decide_rows(version=version, data=data, top_k=top_k)
     (score,) = score_objects(
         version=version, data=data, features=stored, rows=rows, requested_by=requested_by, applicant_ids=ids
@@ -344,6 +344,23 @@ def score_record(*, score: Score, version: ModelVersion, requested_by=None, requ
         )  # fmt: skip
     scores_written(portfolio=version.portfolio, version=version, count=1, mode="realtime")
     return score
+
+
+def applicant_from_score_store(*, portfolio: Portfolio, features: dict, clean: dict) -> int | None:
+    """New data scored with its external id (the schema's id column) is stored as that
+    applicant (created, or its model features updated), so the decision can be found in
+    the portal; returns its id. Without an id nothing is stored (a quote). Only the model
+    features are kept: personal data and outcomes come through imports or the record API."""
+    from scoring.models import Applicant
+
+    id_column = next(iter(portfolio.schema.columns_with_role(portfolio.schema.ROLE_ID)), {}).get("name")
+    external_id = features.get(id_column) if id_column else None
+    if external_id is None or str(external_id).strip() == "":
+        return None
+    applicant, _ = Applicant.objects.update_or_create(
+        portfolio=portfolio, external_id=str(external_id), defaults={"features": clean, "schema": portfolio.schema}
+    )
+    return applicant.pk
 
 
 def _validated(*, portfolio: Portfolio, features: dict) -> dict:

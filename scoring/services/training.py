@@ -31,6 +31,7 @@ from scoring.services.datasets import PortfolioData, attach_outcomes, portfolio_
 from scoring.services.errors import ConflictError, public_error_text
 from scoring.services.hyperparams import hyperparameters_validate, training_capacity_check
 from scoring.services.monitoring import monitoring_reference_build
+from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ EpochCallback = Callable[[int, float, float], None]
 
 class TrainingDataError(ConflictError, ValueError):
     """The portfolio cannot train this kind of model (no outcomes, one class, no history)."""
+
+
+class TrainingStopped(RuntimeError):
+    """The version left ``training`` under a running fit (cancelled, or failed by the
+    supervisor): the fit stops at its next epoch and writes nothing."""
 
 
 def _next_version(portfolio: Portfolio) -> int:
@@ -171,7 +177,10 @@ def _progress_recorder(version: ModelVersion, max_epochs: int) -> EpochCallback:
         history.append({"epoch": epoch, "train_loss": round(train_loss, 6), "val_auc": round(val_auc, 6)})
         progress = {"phase": "training", "epoch": epoch, "max_epochs": max_epochs, "train_loss": train_loss,
                     "val_auc": val_auc, "history": history}  # fmt: skip
-        ModelVersion.objects.filter(pk=version.pk).update(progress=progress)
+        if not ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.STATUS_TRAINING).update(
+            progress=progress
+        ):
+            raise TrainingStopped(f"model version {version.pk} is no longer training (cancelled or failed)")
 
     return record
 
@@ -179,12 +188,21 @@ def _progress_recorder(version: ModelVersion, max_epochs: int) -> EpochCallback:
 def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None = None) -> ModelVersion | None:
     """Train a queued model version. Returns None when it is gone or another worker
     already claimed it (a redelivered message)."""
+    token = worker_identity()
     claimed = ModelVersion.objects.filter(pk=model_version_id, status=ModelVersion.STATUS_QUEUED).update(
-        status=ModelVersion.STATUS_TRAINING, started_at=timezone.now(), progress={"phase": "loading data"}
-    )
+        status=ModelVersion.STATUS_TRAINING, started_at=timezone.now(), progress={"phase": "loading data"},
+        **lease_claim_fields(token),
+    )  # fmt: skip
     if not claimed:
         logger.info("model version %s: gone or already claimed by another worker", model_version_id)
         return None
+    # The lease tells the supervisor this worker is alive; one that stops renewing it
+    # (killed) has its version marked failed, and retry offered.
+    with lease_held(ModelVersion, model_version_id, token):
+        return _train_claimed(model_version_id, token, on_epoch)
+
+
+def _train_claimed(model_version_id: int, token: str, on_epoch: EpochCallback | None) -> ModelVersion | None:
     version = ModelVersion.objects.select_related("portfolio", "schema").get(pk=model_version_id)
     try:
         data, y = training_data(portfolio=version.portfolio, kind=version.kind)
@@ -208,7 +226,10 @@ def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None
         train_rows = data.subset(stratified_split(y, seed=version.seed)["train"])
         reference = monitoring_reference_build(model=model, data=train_rows, schema=version.schema, kind=version.kind)
     except Exception as exc:
-        ModelVersion.objects.filter(pk=version.pk).update(
+        if isinstance(exc, TrainingStopped):
+            logger.info("model version %s: %s", version.pk, exc)
+            return None
+        ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.STATUS_TRAINING, worker=token).update(
             status=ModelVersion.STATUS_FAILED,
             # The user sees the error's sentence; its traceback goes to the worker's log.
             error=public_error_text(f"{type(exc).__name__}: {exc}"),
@@ -233,5 +254,15 @@ def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None
     version.trained_at = timezone.now()
     version.progress = {**ModelVersion.objects.get(pk=version.pk).progress, "phase": "done"}
     version.hyperparameters = {**model.get_params(), **version.hyperparameters}
-    version.save()
+    with transaction.atomic():
+        # Fenced: a version cancelled, or marked failed while this worker was stalled,
+        # stays so (its retry trains it afresh); this late result is dropped.
+        if not ModelVersion.objects.select_for_update().filter(
+            pk=version.pk, status=ModelVersion.STATUS_TRAINING, worker=token
+        ):
+            logger.warning(
+                "model version %s: no longer ours (cancelled or failed meanwhile); result dropped", version.pk
+            )
+            return None
+        version.save()
     return version

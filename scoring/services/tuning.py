@@ -21,6 +21,7 @@ from models.splits import stratified_split
 from models.training import CreditModel
 from scoring.models import ModelVersion, Portfolio, TuningStudy
 from scoring.services.hyperparams import tuning_capacity_check
+from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
 from scoring.services.training import (
     SPLITS,
     _credit_data,
@@ -111,6 +112,14 @@ def tuning_trial_run(*, study_id: int) -> TuningStudy | None:
     if study is None or study.status in ("done", "failed"):
         return study
     TuningStudy.objects.filter(pk=study.pk, status="queued").update(status="running")
+    # Every worker running one of its trials renews the study's lease (see the supervisor).
+    token = worker_identity()
+    TuningStudy.objects.filter(pk=study.pk, status="running").update(**lease_claim_fields(token))
+    with lease_held(TuningStudy, study.pk, None):
+        return _trial_run(study)
+
+
+def _trial_run(study: TuningStudy) -> TuningStudy | None:
     data, y = training_data(portfolio=study.portfolio, kind=study.kind)
     parts = stratified_split(y, seed=study.seed)
     split = {name: data.subset(parts[name]) for name in SPLITS}

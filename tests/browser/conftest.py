@@ -81,11 +81,51 @@ def browser_page(chromium, browser_problems):
     assert not browser_problems.unexpected(), browser_problems.unexpected()
 
 
+# The layout rule every screenshotted page must keep: no element (the page's own frame
+# aside) taller than three viewports, no table cell narrower than four characters of its
+# font (a definition's value counts as a cell), measured on its own first four characters (a value wrapping one character a
+# line is the failure this catches).
+LAYOUT_CHECK = """() => {
+  const limit = window.innerHeight * 3, problems = [];
+  const frame = new Set(["HTML", "BODY", "MAIN"]);
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+    (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\\s+/).join(".") : "");
+  for (const el of document.querySelectorAll("body *")) {
+    if (frame.has(el.tagName) || el.closest("[hidden], details:not([open]) > :not(summary)")) continue;
+    const box = el.getBoundingClientRect();
+    if (box.height > limit) problems.push(`${name(el)} is ${Math.round(box.height)} px tall (limit ${Math.round(limit)})`);
+  }
+  const probe = document.createElement("span");
+  probe.style.cssText = "position:absolute;visibility:hidden;white-space:pre";
+  for (const cell of document.querySelectorAll("td, th, dd")) {
+    if (!cell.textContent.trim() || cell.getClientRects().length === 0) continue;
+    probe.style.font = getComputedStyle(cell).font;
+    // Four characters of the cell's own text (all of it when shorter): "ETA" may be 3 wide.
+    probe.textContent = cell.textContent.trim().replace(/\\s+/g, " ").slice(0, 4);
+    cell.appendChild(probe);
+    const four = probe.getBoundingClientRect().width;
+    cell.removeChild(probe);
+    const style = getComputedStyle(cell);
+    const inner = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    if (inner + 0.5 < four) problems.push(`${name(cell)} "${cell.textContent.trim().slice(0, 30)}" is ${Math.round(inner)} px wide (< 4 characters, ${Math.round(four)} px)`);
+  }
+  return problems;
+}"""
+
+
+def layout_problems(page) -> list[str]:
+    return page.evaluate(LAYOUT_CHECK)
+
+
 @pytest.fixture
 def screenshot():
+    """Screenshot a page into var/screenshots/ after checking its layout."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    def take(page, name: str, *, full_page: bool = True) -> Path:
+    def take(page, name: str, *, full_page: bool = True, layout: bool = True) -> Path:
+        if layout:
+            problems = layout_problems(page)
+            assert not problems, f"layout of {name} ({page.url}): {problems[:10]}"
         path = SCREENSHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=full_page)
         return path

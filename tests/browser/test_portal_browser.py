@@ -56,8 +56,11 @@ def test_an_analyst_reads_the_dashboard_opens_an_applicant_and_tries_the_whatif_
     page.get_by_role("button", name="Score these values").click()
     result = page.locator("#whatif-result")
     expect(result).to_contain_text("What-if result")
-    expect(result).to_contain_text("debt_to_income")
-    expect(result.locator(".whatif-reasons li").first).to_be_visible()
+    expect(result).to_contain_text("Changed: Debt to income")
+    expect(result.locator(".whatif-reasons tbody tr").first).to_be_visible()
+    expect(result.get_by_role("table", name="Current values → changed values")).to_contain_text(
+        "Probability of default"
+    )
     assert Score.objects.count() == scores_before
     result.scroll_into_view_if_needed()
     screenshot(page, "applicant-whatif", full_page=False)

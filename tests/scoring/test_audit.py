@@ -1,5 +1,8 @@
-"""The audit log: the hash chain, its signed checkpoints, the append-only
-triggers, verification, and the events of sign-in and denied requests."""
+"""The audit log: the hash chain, its sealer and signed checkpoints, the append-only
+triggers, verification, and the events of sign-in and denied requests.
+
+tests/scoring/test_audit_seal.py has the sealer's own tests (batches, Merkle roots,
+the window, a deleted tail, dropped triggers, the database roles)."""
 
 from __future__ import annotations
 
@@ -18,24 +21,26 @@ from scoring.audit import (
     audit_checkpoint_create,
     audit_log_verify,
     audit_record,
+    audit_seal,
     event_hash,
 )
-from scoring.models import AuditCheckpoint, AuditEvent
+from scoring.models import AuditCheckpoint, AuditEvent, AuditSeal
 from tests.factories import UserFactory
 
 PG = connection.vendor == "postgresql"
 only_postgresql = pytest.mark.skipif(not PG, reason="PostgreSQL-only behaviour (runs in the PostgreSQL CI run)")
 
 
-@pytest.fixture
-def append_only(db):
-    """The append-only triggers, installed inside the test's transaction (which rolls
-    them back; the session's database has them dropped, see tests/conftest.py)."""
-    append_only_install()
+AUDIT_TABLES = ("scoring_auditevent", "scoring_auditcheckpoint", "scoring_auditseal")
 
 
 def events(n: int, **kwargs) -> list[AuditEvent]:
-    return [audit_record(action="applicant.view", object_type="applicant", object_ids=[i], **kwargs) for i in range(n)]
+    """n events, sealed, as stored (in chain order)."""
+    written = [
+        audit_record(action="applicant.view", object_type="applicant", object_ids=[i], **kwargs) for i in range(n)
+    ]
+    audit_seal()
+    return list(AuditEvent.objects.filter(pk__in=[e.pk for e in written]).order_by("seq"))
 
 
 def tamper(sql: str, params=()) -> None:
@@ -43,11 +48,11 @@ def tamper(sql: str, params=()) -> None:
     superuser could: with the triggers out of the way."""
     with connection.cursor() as cursor:
         if PG:
-            cursor.execute("ALTER TABLE scoring_auditevent DISABLE TRIGGER USER")
-            cursor.execute("ALTER TABLE scoring_auditcheckpoint DISABLE TRIGGER USER")
+            for table in AUDIT_TABLES:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
             cursor.execute(sql, params)
-            cursor.execute("ALTER TABLE scoring_auditevent ENABLE TRIGGER USER")
-            cursor.execute("ALTER TABLE scoring_auditcheckpoint ENABLE TRIGGER USER")
+            for table in AUDIT_TABLES:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         else:
             append_only_uninstall()
             cursor.execute(sql, params)
@@ -60,6 +65,9 @@ def test_it_chains_each_event_to_the_one_before():
     user = UserFactory(username="alice")
     first = audit_record(action="login", actor=user)
     second = audit_record(action="applicant.view", actor=user, portfolio_id=3, object_type="applicant", object_ids=[7])
+    assert first.seq is None and first.hash is None  # written unsealed, without a lock
+    audit_seal()
+    first, second = AuditEvent.objects.get(pk=first.pk), AuditEvent.objects.get(pk=second.pk)
     assert (first.seq, first.prev_hash) == (1, GENESIS_HASH)
     assert (second.seq, second.prev_hash) == (2, first.hash)
     stored = AuditEvent.objects.get(pk=second.pk)
@@ -70,9 +78,10 @@ def test_it_chains_each_event_to_the_one_before():
 @pytest.mark.django_db
 def test_it_hashes_values_as_the_database_returns_them():
     event = audit_record(action="applicant.list", details={"rows": 3, "big": 1e16, "nan": float("nan"), "x": "a\x00b"})
+    audit_seal()
     stored = AuditEvent.objects.get(pk=event.pk)
     assert stored.details == {"rows": 3, "big": 10**16, "nan": None, "x": "a\ufffdb"}
-    assert event_hash(stored) == event.hash
+    assert event_hash(stored) == stored.hash
 
 
 @pytest.mark.django_db
@@ -88,18 +97,30 @@ def test_an_event_of_a_rolled_back_action_rolls_back_with_it_and_the_chain_stays
         audit_record(action="model.approve")
         raise RuntimeError("the approval failed")
     audit_record(action="logout")
+    assert audit_log_verify().ok  # seals first
     assert list(AuditEvent.objects.order_by("seq").values_list("action", "seq")) == [("login", 1), ("logout", 2)]
-    assert audit_log_verify().ok
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_never_fork_the_chain():
-    """Eight threads, each with its own database connection, append at once: every
-    event must name its real predecessor (on PostgreSQL the advisory lock, on
-    SQLite the IMMEDIATE write lock, serializes them)."""
+    """Eight threads, each with its own database connection, append at once while a
+    sealer seals: no writer waits on a chain lock, and every sealed event names its
+    real predecessor (one sealer at a time: an advisory lock on PostgreSQL, the
+    IMMEDIATE write lock on SQLite)."""
     writers, per_writer = 8, 15
     errors: list[BaseException] = []
-    start = threading.Barrier(writers)
+    start = threading.Barrier(writers + 1)
+    done = threading.Event()
+
+    def seal() -> None:
+        try:
+            start.wait()
+            while not done.is_set():
+                audit_seal(batch_size=7)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
 
     def write(n: int) -> None:
         try:
@@ -112,16 +133,20 @@ def test_concurrent_writers_never_fork_the_chain():
             connection.close()
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
-    for thread in threads:
+    sealer = threading.Thread(target=seal)
+    for thread in [*threads, sealer]:
         thread.start()
     for thread in threads:
         thread.join()
+    done.set()
+    sealer.join()
     assert not errors, errors
-    seqs = list(AuditEvent.objects.order_by("id").values_list("seq", flat=True))
-    assert seqs == list(range(1, writers * per_writer + 1))
     result = audit_log_verify(chunk_size=7)
     assert result.ok, result.problem
     assert result.events_checked == writers * per_writer
+    seqs = sorted(AuditEvent.objects.values_list("seq", flat=True))
+    assert seqs == list(range(1, writers * per_writer + 1))
+    assert AuditSeal.objects.count() >= writers * per_writer // 7
 
 
 # --- Checkpoints and verification --------------------------------------------------
@@ -138,14 +163,14 @@ def test_a_clean_log_with_a_checkpoint_verifies():
 
 
 @pytest.mark.django_db
-def test_the_command_reports_counts_and_signs_the_verified_head(capsys):
+def test_the_command_reports_counts_and_signs_the_verified_head(append_only, capsys):
     events(4)
     call_command("verify_audit_log")
     out = capsys.readouterr().out
-    assert "4 events checked, 0 checkpoints verified" in out
+    assert "4 events checked, 1 seals and 0 checkpoints verified" in out
     assert AuditCheckpoint.objects.get().events == 4
     call_command("verify_audit_log", "--no-checkpoint")
-    assert "4 events checked, 1 checkpoints verified" in capsys.readouterr().out
+    assert "4 events checked, 1 seals and 1 checkpoints verified" in capsys.readouterr().out
     assert AuditCheckpoint.objects.count() == 1
 
 
@@ -198,13 +223,14 @@ def test_a_deleted_event_is_a_gap(append_only):
 
 @pytest.mark.django_db
 def test_reordered_events_are_found(append_only):
+    """Sealed events hash their row id too: swapping two ids breaks a hash."""
     written = events(5)
     a, b = written[1].pk, written[2].pk
     spare = written[-1].pk + 1000
     tamper("UPDATE scoring_auditevent SET id = %s WHERE id = %s", [spare, a])
     tamper("UPDATE scoring_auditevent SET id = %s WHERE id = %s", [a, b])
     tamper("UPDATE scoring_auditevent SET id = %s WHERE id = %s", [b, spare])
-    verify_fails_at(a, "gap")
+    verify_fails_at(b, "hash mismatch")
 
 
 @pytest.mark.django_db
@@ -275,15 +301,16 @@ def test_the_migrations_install_the_append_only_triggers(append_only):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("model", [AuditEvent, AuditCheckpoint])
+@pytest.mark.parametrize("model", [AuditEvent, AuditCheckpoint, AuditSeal])
 def test_the_application_cannot_update_or_delete_audit_rows(append_only, model):
     events(2)
     audit_checkpoint_create()
     row = model.objects.first()
     with pytest.raises((IntegrityError, DatabaseError)), transaction.atomic():
-        model.objects.filter(pk=row.pk).update(created_at=row.created_at) if model is AuditCheckpoint else (
+        if model is AuditEvent:
             model.objects.filter(pk=row.pk).update(action="edited")
-        )
+        else:
+            model.objects.filter(pk=row.pk).update(key_id="edited")
     with pytest.raises((IntegrityError, DatabaseError)), transaction.atomic():
         model.objects.filter(pk=row.pk).delete()
     with pytest.raises((IntegrityError, DatabaseError)), transaction.atomic():
@@ -295,10 +322,10 @@ def test_the_application_cannot_update_or_delete_audit_rows(append_only, model):
 @pytest.mark.django_db
 def test_postgresql_refuses_truncate_of_the_audit_tables(append_only):
     events(1)
-    for table in ("scoring_auditevent", "scoring_auditcheckpoint"):
+    for table in AUDIT_TABLES:
         with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {table}")
-    assert AuditEvent.objects.count() == 1
+    assert AuditEvent.objects.count() == 1 and AuditSeal.objects.count() == 1
 
 
 # --- Events recorded by the web layer ------------------------------------------------

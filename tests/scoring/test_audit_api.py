@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from scoring.audit import audit_record
+from scoring.audit import audit_record, audit_seal
 from scoring.models import AuditEvent
 from scoring.selectors import audit_event_list
 from scoring.services.access import portfolio_access_grant, user_role_add
@@ -67,6 +67,7 @@ def test_the_selector_filters_by_action_family_actor_portfolio_outcome_and_days(
 def test_the_api_lists_and_exports_events_for_auditors_and_audits_the_reading(auditor, analyst):
     audit_record(action="login", actor=analyst)
     audit_record(action="model.approve", actor=analyst, portfolio_id=4, details={"status": "approved"})
+    audit_seal()  # an event has its seq and hash once sealed (within AUDIT_SEAL_WINDOW_SECONDS)
     response = api(auditor).get("/api/v1/audit-events/", {"action": "model.approve"})
     assert response.status_code == 200, response.content
     (row,) = response.json()["results"]
@@ -77,7 +78,7 @@ def test_the_api_lists_and_exports_events_for_auditors_and_audits_the_reading(au
     assert export.status_code == 200 and export["Content-Type"] == "text/csv"
     rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
     assert [r["action"] for r in rows] == ["model.approve", "login"]
-    viewed, exported = AuditEvent.objects.filter(action__startswith="audit.").order_by("seq")
+    viewed, exported = AuditEvent.objects.filter(action__startswith="audit.").order_by("id")
     assert (viewed.action, viewed.actor_id, viewed.details["rows"]) == ("audit.view", auditor.pk, 1)
     assert (exported.action, exported.details["rows"], exported.details["filters"]) == (
         "audit.export", 2, {"actor": "ana"}
@@ -88,7 +89,7 @@ def test_the_api_refuses_non_auditors_and_records_the_refusal(analyst):
     response = api(analyst).get("/api/v1/audit-events/")
     assert response.status_code == 403
     assert api(analyst).get("/api/v1/audit-events/export/").status_code == 403
-    denied = AuditEvent.objects.filter(action="request.denied").order_by("seq")
+    denied = AuditEvent.objects.filter(action="request.denied").order_by("id")
     assert [(e.actor_id, e.details["path"], e.details["status"]) for e in denied] == [
         (analyst.pk, "/api/v1/audit-events/", 403),
         (analyst.pk, "/api/v1/audit-events/export/", 403),

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def events(action: str) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(action=action).order_by("seq"))
+    return list(AuditEvent.objects.filter(action=action).order_by("id"))
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_an_import_is_recorded(book, tmp_path):
     assert (event.actor_id, event.object_ids, event.details["kind"]) == (user.pk, [job.pk], "history")
 
 
-def test_the_log_of_all_this_verifies(book, cast):
+def test_the_log_of_all_this_verifies(book, cast, append_only):
     developer, validator = cast
     version = trained_version(book, developer)
     version = model_version_approve(version=version, user=validator)

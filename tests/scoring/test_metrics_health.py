@@ -31,7 +31,7 @@ def _own_artifact_dir(settings, tmp_path):
 
 
 @pytest.fixture
-def book(db):
+def book(db, append_only):
     portfolio = synthetic_portfolio(n=800, seed=41, name="Metrics book")
     analyst, validator = UserFactory(username="analyst"), UserFactory(username="validator")
     portfolio_access_grant(portfolio=portfolio, grantee=analyst, role="analyst")

@@ -107,3 +107,55 @@ def test_the_favicon_and_the_navigation_of_the_404_page(tmp_path):
     page = client_of(world.users["analyst_a"]).get(f"/applicants/{world.bravo_applicant.pk}/")
     assert page.status_code == 404
     assert 'href="/applicants/"' in page.content.decode() and "Not found" in page.content.decode()
+
+
+def test_the_audit_log_names_things_renders_details_as_fields_and_counts_right(german):
+    client = client_of(german.users["auditor"])
+    client.get(f"/applicants/{german.applicant.pk}/")
+    page = client.get("/audit/", {"portfolio": german.portfolio.pk}).content.decode()
+    assert "German credit</td>" in page
+    assert f"v{german.champion.version} MLP" in page  # model.promote's object, not "modelversion 4"
+    assert "{'" not in page and "None</code>" not in page  # no Python reprs
+    # The count agrees with the rows (the page's own audit.view is among them).
+    listed = client.get("/audit/", {"actor": "auditor"}).content.decode()
+    count = int(re.search(r"<caption>(\d+) events?</caption>", listed).group(1))
+    assert count == listed.count("<tr>") - 1  # minus the header row
+    assert "<dt>page</dt>" in listed
+
+
+def test_the_api_gives_the_model_version_number_beside_its_id(german):
+    client = client_of(german.users["analyst_a"])
+    body = client.get(f"/api/v1/applicants/{german.applicant.pk}/scores/").json()
+    first = body["results"][0] if "results" in body else body[0]
+    assert first["model_version"] == german.champion.pk
+    assert first["model_version_number"] == german.champion.version
+
+
+def test_two_versions_are_compared_on_the_candidates_test_rows(german):
+    from scoring.services.comparison import model_versions_compare
+    from scoring.services.training import model_version_create, model_version_train
+    from tests.scoring.portal_world import FAST
+
+    other = model_version_create(
+        portfolio=german.portfolio, kind="mlp", seed=0, hyperparameters=FAST, requested_by=german.users["developer"]
+    )
+    other = model_version_train(model_version_id=other.pk)
+    result = model_versions_compare(candidate=other, others=[german.champion])
+    test = other.metrics["test"]
+    assert result.rows == test["n"] and result.same_data
+    mine, theirs = result.entries
+    # The candidate's figures on these rows are its stored test figures: the same rows.
+    assert mine.metrics["auc"] == pytest.approx(test["auc"], abs=1e-9)
+    assert result.baseline["auc"] == other.baseline_metrics["test"]["auc"]
+    # The champion (seed 7) trained on some of seed 0's test rows: said, not hidden.
+    assert theirs.trained_on_rows > 0
+
+    client = client_of(german.users["validator"])
+    page = client.get("/models/compare/", {"versions": [other.pk, german.champion.pk]}).content.decode()
+    assert f"{test['n']} applicants" in page and "Logistic baseline" in page
+    assert 'data-chart="compare-roc"' in page and "partly in-sample" in page
+    detail = client.get(f"/models/{other.pk}/").content.decode()
+    assert "Compare on the same rows" in detail and "Champion v" not in detail
+    assert re.search(r"Stopped early|Ran all", detail) and "calibration (Platt scaling)" in detail
+    counted = sum(other.metrics[s]["n"] for s in ("train", "validation", "test"))
+    assert f'<td class="num">{other.training_rows - counted}</td>' in detail

@@ -4,13 +4,23 @@ invalidates, and the score with its audit event in one transaction."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from rest_framework.renderers import JSONRenderer
 
+from scoring.api.serializers import ScoreSerializer
 from scoring.caches import cache_version, process_cache
 from scoring.models import Applicant, AuditEvent, Score
 from scoring.services.access import portfolio_access_grant, portfolio_access_revoke
@@ -18,6 +28,7 @@ from scoring.services.registry import model_version_approve, model_version_promo
 from scoring.services.scoring import score_realtime
 from scoring.services.tokens import api_token_create, api_token_revoke
 from scoring.services.training import model_version_create, model_version_train
+from tests.conftest import ROOT, database_url_for_subprocess
 from tests.factories import UserFactory, synthetic_portfolio
 
 FAST = {"max_epochs": 2, "patience": 1, "batch_size": 128}
@@ -78,6 +89,7 @@ def test_the_lean_path_gives_the_full_paths_decisions_hashes_and_reasons(trained
         response = post(client, portfolio, {"external_id": applicant.external_id})
         assert response.status_code == 201, response.content
         lean = Score.objects.get(pk=response.json()["id"])
+        assert response.json() == json.loads(JSONRenderer().render(ScoreSerializer(lean).data))  # the API's contract
         assert lean.model_version_id == full.model_version_id == trained["versions"][kind].pk
         assert (lean.decision, lean.pd, lean.score, lean.input_hash) == (
             full.decision,
@@ -108,7 +120,7 @@ def test_a_warm_request_reads_the_version_and_the_applicant_and_writes_score_and
     insert_event = next(i for i, s in enumerate(statements) if s.startswith('INSERT INTO "scoring_auditevent"'))
     between = statements[insert_score:insert_event]
     assert not any(s.upper().startswith(("COMMIT", "RELEASE SAVEPOINT")) for s in between), between
-    event = AuditEvent.objects.order_by("-seq").first()
+    event = AuditEvent.objects.order_by("-id").first()
     assert event.action == "score.create" and event.object_ids == [response.json()["id"]]
 
 
@@ -174,7 +186,7 @@ def test_a_new_applicants_data_is_validated_and_scored_like_the_full_path(traine
 
 
 def test_a_revoked_token_grant_or_a_new_champion_is_seen_on_the_next_request(trained, db):
-    """In one process; tests/scoring/test_realtime_processes.py checks it across two."""
+    """In one process; the gunicorn test below checks it across two."""
     portfolio = trained["portfolio"]
     promote(trained, "mlp")
     client, _ = token_client(trained["owner"], portfolio)
@@ -197,3 +209,109 @@ def test_a_revoked_token_grant_or_a_new_champion_is_seen_on_the_next_request(tra
     api_token_revoke(token=ApiToken.objects.get(key_hash__isnull=False, name="rt", user=trained["owner"]))
     assert post(client, portfolio, {"external_id": external_id}).status_code == 401
     process_cache.clear()
+
+
+# --- Two web processes -----------------------------------------------------------
+class Gunicorn:
+    """``gunicorn --workers 2`` on the test database; its access log names the worker
+    (pid) that answered each request, so a test can check both."""
+
+    def __init__(self, tmp_path, port: int = 15611):
+        self.port = port
+        self.log_path = tmp_path / "access.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180) -> Gunicorn:
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()  # never leave a server behind holding the port
+            raise
+
+    def _start(self, timeout: float) -> Gunicorn:
+        env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "PYTHONUNBUFFERED": "1"}
+        env["VAR_DIR"] = str(django_settings.VAR_DIR)
+        env["ARTIFACT_DIR"] = str(django_settings.ARTIFACT_DIR)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "riskapp.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", "2", "--timeout", "180", "--access-logfile", str(self.log_path), "--access-logformat", "%(p)s %(s)s %(r)s",
+             "--log-level", "warning"],
+            cwd=ROOT, env=env, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "gunicorn exited early"
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"gunicorn not ready after {timeout} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # workers still booting ignore a graceful stop
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+    def answered(self) -> list[tuple[str, int]]:
+        """(worker pid, status) of each scoring request logged so far."""
+        lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
+        return [(line.split()[0], int(line.split()[1])) for line in lines if "/score/" in line]
+
+    def post_many(self, path: str, body: dict, key: str, n: int = 8) -> list[tuple[int, dict]]:
+        """``n`` requests at once, each on its own connection (so both workers take some)."""
+
+        def one(_) -> tuple[int, dict]:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            connection.request(
+                "POST", path, body=json.dumps(body),
+                headers={"Authorization": f"Token {key}", "Content-Type": "application/json", "Connection": "close"},
+            )  # fmt: skip
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+
+        with ThreadPoolExecutor(n) as pool:
+            return list(pool.map(one, range(n)))
+
+    def until_both_answered(self, path: str, body: dict, key: str, since: int) -> list[tuple[int, dict]]:
+        """Requests until both workers have answered at least one since log line ``since``."""
+        results = []
+        for _ in range(10):
+            results += self.post_many(path, body, key)
+            time.sleep(0.2)  # the access log is written after the response
+            if len({pid for pid, _ in self.answered()[since:]}) == 2:
+                return results
+        raise AssertionError(f"one worker answered everything: {self.answered()[since:]}")
+
+
+@pytest.mark.slow
+def test_two_gunicorn_workers_see_a_new_champion_and_a_revoked_grant_on_their_next_request(
+    trained, transactional_db, tmp_path
+):
+    portfolio = trained["portfolio"]
+    promote(trained, "mlp")
+    _, key = api_token_create(user=trained["owner"], name="rt-processes", portfolios=[portfolio])
+    path, body = f"/api/v1/portfolios/{portfolio.pk}/score/", {"external_id": "SYN00000003"}
+    server = Gunicorn(tmp_path).start()
+    try:
+        # Both workers hold the token, grants and the MLP champion in their caches.
+        warm = server.until_both_answered(path, body, key, since=0)
+        assert {(status, answer.get("model_version")) for status, answer in warm} == {
+            (201, trained["versions"]["mlp"].pk)
+        }
+        promote(trained, "cnn")  # committed here, in the test process
+        mark = len(server.answered())
+        after = server.until_both_answered(path, body, key, since=mark)
+        assert {(status, answer["model_version"]) for status, answer in after} == {(201, trained["versions"]["cnn"].pk)}
+        portfolio_access_revoke(portfolio=portfolio, grantee=trained["owner"], perms=("score_portfolio",))
+        mark = len(server.answered())
+        refused = server.until_both_answered(path, body, key, since=mark)
+        assert {status for status, _ in refused} == {403}
+    finally:
+        server.stop()

@@ -40,3 +40,25 @@ class ProgressBar:
         self.update(self.total if done is None else done, suffix=suffix, force=True)
         self.stream.write("\n")
         self.stream.flush()
+
+
+def refresh_patiently(obj, *, stream=None, budget: float | None = None) -> None:
+    """``obj.refresh_from_db()`` that waits out a database blip: a command following a
+    run or a training must not die while the work goes on without it. Gives up (raises)
+    after ``budget`` seconds (TASK_RETRY_BUDGET_SECONDS) of errors in a row."""
+    from django.conf import settings
+    from django.db import InterfaceError, OperationalError, close_old_connections
+
+    budget = settings.TASK_RETRY_BUDGET_SECONDS if budget is None else budget
+    first_error = None
+    while True:
+        try:
+            obj.refresh_from_db()
+            return
+        except (OperationalError, InterfaceError) as exc:
+            first_error = first_error or time.monotonic()
+            if time.monotonic() - first_error > budget:
+                raise
+            (stream or sys.stderr).write(f"\ndatabase unreachable ({exc.__class__.__name__}); waiting...\n")
+            close_old_connections()
+            time.sleep(2)

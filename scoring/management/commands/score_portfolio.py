@@ -3,7 +3,7 @@ import time
 from django.core.management.base import CommandError
 
 from scoring.management.base import ServiceCommand
-from scoring.management.commands._progress import ProgressBar
+from scoring.management.commands._progress import ProgressBar, refresh_patiently
 from scoring.models import BatchRun, ModelVersion, Portfolio
 from scoring.services.batch import (
     DEFAULT_CHUNK,
@@ -56,7 +56,7 @@ class Command(ServiceCommand):
                 run.refresh_from_db()
                 bar.update(run.rows_done)
         while True:
-            run.refresh_from_db()
+            refresh_patiently(run)
             bar.update(run.rows_done)
             if run.status in (BatchRun.STATUS_DONE, BatchRun.STATUS_CANCELLED, BatchRun.STATUS_FAILED):
                 break

@@ -5,7 +5,7 @@ from django.core.management.base import CommandError
 
 from scoring.management.base import ServiceCommand
 from scoring.management.commands._acting import acting_user, add_as_argument
-from scoring.management.commands._progress import ProgressBar
+from scoring.management.commands._progress import ProgressBar, refresh_patiently
 from scoring.models import ModelVersion, Portfolio
 from scoring.roles import TRAIN
 from scoring.services.training import model_training_start, model_version_create, model_version_train
@@ -90,7 +90,7 @@ class Command(ServiceCommand):
         else:
             deadline = time.monotonic() + options["timeout"]
             while True:
-                version.refresh_from_db()
+                refresh_patiently(version)
                 progress = version.progress or {}
                 if "epoch" in progress:
                     bar.update(
@@ -107,7 +107,9 @@ class Command(ServiceCommand):
             suffix="(stopped early)" if version.progress.get("epoch", 0) < max_epochs else "",
         )
         if version.status == ModelVersion.STATUS_FAILED:
-            raise CommandError(f"Training failed: {version.error}")
+            raise CommandError(
+                f"Training failed: {version.error}\nRetry it with: manage.py job retry training {version.pk}"
+            )
         self.stdout.write(
             f"Trained on {version.device}: {version.training_rows:,} applicants, artifact sha256 {version.artifact_sha256}"
         )

@@ -16,6 +16,7 @@ import codecs
 import csv
 import gzip
 import hashlib
+import io
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,29 @@ FORMAT_PARQUET = "parquet"
 _EXTENSIONS = {".csv": FORMAT_CSV, ".csv.gz": FORMAT_CSV, ".parquet": FORMAT_PARQUET}
 REPLACEMENT_CHARACTER = "\ufffd"
 _READ_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds enforced while a file is read, whatever its compression: bytes after
+    decompression, the longest line of CSV (a line is read whole into memory), the
+    longest cell, and the uncompressed bytes of one Parquet batch (the memory bound)."""
+
+    decompressed_bytes: int = 8 << 30
+    line_bytes: int = 4 << 20
+    cell_chars: int = 100_000
+    batch_bytes: int = 64 << 20
+
+    @classmethod
+    def from_settings(cls) -> ReadLimits:
+        from django.conf import settings
+
+        return cls(
+            decompressed_bytes=settings.IMPORT_MAX_DECOMPRESSED_MB << 20,
+            line_bytes=settings.IMPORT_MAX_LINE_KB << 10,
+            cell_chars=settings.IMPORT_MAX_CELL_CHARS,
+            batch_bytes=settings.IMPORT_MAX_BATCH_MB << 20,
+        )
 
 
 class FileProblem(ServiceError):
@@ -115,10 +139,70 @@ class TableReader:
         raise NotImplementedError
 
 
-def table_reader_open(path: Path, *, fmt: str, encoding: str, chunk_rows: int) -> TableReader:
+def table_reader_open(
+    path: Path, *, fmt: str, encoding: str, chunk_rows: int, limits: ReadLimits | None = None
+) -> TableReader:
+    limits = limits or ReadLimits()
     if fmt == FORMAT_PARQUET:
-        return _ParquetReader(path, chunk_rows=chunk_rows)
-    return _CsvReader(path, encoding=encoding, chunk_rows=chunk_rows)
+        return _ParquetReader(path, chunk_rows=chunk_rows, limits=limits)
+    return _CsvReader(path, encoding=encoding, chunk_rows=chunk_rows, limits=limits)
+
+
+class _LimitedStream(io.RawIOBase):
+    """The file's bytes after decompression, refused past ``limits``: more bytes in all
+    than ``decompressed_bytes``, or a line longer than ``line_bytes`` (the CSV parser
+    would hold it whole in memory). Counted block by block as the parser pulls them,
+    so a bomb is stopped after reading one limit's worth, never expanded in memory."""
+
+    def __init__(self, raw, limits: ReadLimits):
+        self.raw = raw
+        self.limits = limits
+        self.total = 0
+        self.run = 0  # bytes since the last line break
+        self.line = 1
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        block = self.raw.read(min(len(buffer), _READ_BLOCK))
+        size = len(block)
+        self.total += size
+        if self.total > self.limits.decompressed_bytes:
+            raise FileProblem(
+                f"The file is larger than {self.limits.decompressed_bytes >> 20:,} MB once decompressed "
+                "(IMPORT_MAX_DECOMPRESSED_MB); it was not read further."
+            )
+        last = block.rfind(b"\n")
+        if last < 0:
+            self.run += size
+        else:
+            self.line += block.count(b"\n")
+            first = block.find(b"\n")
+            longest = max(self.run + first, _longest_line(block, first, last), size - last - 1)
+            self.run = size - last - 1
+            if longest > self.limits.line_bytes:
+                self._too_long()
+        if self.run > self.limits.line_bytes:
+            self._too_long()
+        buffer[:size] = block
+        return size
+
+    def _too_long(self) -> None:
+        raise FileProblem(
+            f"A line near line {self.line:,} is longer than {self.limits.line_bytes >> 10:,} KB "
+            "(IMPORT_MAX_LINE_KB); the file was not read further.",
+        )
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _longest_line(block: bytes, first: int, last: int) -> int:
+    if first == last:
+        return 0
+    return max(len(line) for line in block[first + 1 : last].split(b"\n"))
 
 
 def _header_problems(columns: list[str]) -> list[tuple[int | None, str | None, str]]:
@@ -134,15 +218,19 @@ def _header_problems(columns: list[str]) -> list[tuple[int | None, str | None, s
 
 
 class _CsvReader(TableReader):
-    def __init__(self, path: Path, *, encoding: str, chunk_rows: int):
+    def __init__(self, path: Path, *, encoding: str, chunk_rows: int, limits: ReadLimits):
         self.path = path
         self.encoding = encoding
         self.chunk_rows = chunk_rows
+        self.limits = limits
         self.columns = self._header()
 
-    def _text(self):
+    def _binary(self) -> _LimitedStream:
         opener = gzip.open if self.path.name.lower().endswith(".gz") else open
-        return opener(self.path, "rt", encoding=self.encoding, errors="replace", newline="")
+        return _LimitedStream(opener(self.path, "rb"), self.limits)
+
+    def _text(self):
+        return io.TextIOWrapper(io.BufferedReader(self._binary()), encoding=self.encoding, errors="replace", newline="")
 
     def _header(self) -> list[str]:
         try:
@@ -166,7 +254,7 @@ class _CsvReader(TableReader):
 
     def chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
         reader = pd.read_csv(
-            self.path,
+            io.BufferedReader(self._binary()),
             dtype=str,
             keep_default_na=False,
             na_filter=False,
@@ -175,7 +263,7 @@ class _CsvReader(TableReader):
             chunksize=self.chunk_rows,
             index_col=False,
             skip_blank_lines=False,
-            compression="infer",
+            compression=None,  # decompressed by _binary, where the limits are counted
         )
         offset = 0
         with reader:
@@ -217,9 +305,10 @@ _PARQUET_INDEX_PREFIX = "__index_level_"  # a pandas index saved with the frame:
 
 
 class _ParquetReader(TableReader):
-    def __init__(self, path: Path, *, chunk_rows: int):
+    def __init__(self, path: Path, *, chunk_rows: int, limits: ReadLimits):
         self.path = path
         self.chunk_rows = chunk_rows
+        self.limits = limits
         try:
             self.file = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:
@@ -248,12 +337,50 @@ class _ParquetReader(TableReader):
         if problems:
             first, *more = problems
             raise FileProblem(first[2], row=first[0], column=first[1], more=more)
+        self.batch_rows = self._limits_check()
+
+    def _limits_check(self) -> int:
+        """Parquet says how large its columns are once decompressed: a file over the
+        limit, or whose cells of a column average more than a cell may hold, is refused
+        before a page is decompressed. Returns the rows per batch that keep one batch
+        under the memory bound."""
+        metadata = self.file.metadata
+        wanted = set(self.columns)
+        total = 0
+        widest = 0.0
+        per_column: dict[str, int] = {}
+        for g in range(metadata.num_row_groups):
+            group = metadata.row_group(g)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                name = chunk.path_in_schema
+                if name in wanted:
+                    per_column[name] = per_column.get(name, 0) + chunk.total_uncompressed_size
+                    total += chunk.total_uncompressed_size
+        rows = max(metadata.num_rows, 1)
+        if total > self.limits.decompressed_bytes:
+            raise FileProblem(
+                f"The file holds {total >> 20:,} MB once decompressed; at most "
+                f"{self.limits.decompressed_bytes >> 20:,} MB are accepted (IMPORT_MAX_DECOMPRESSED_MB)."
+            )
+        cell_bytes = self.limits.cell_chars * 4  # UTF-8: at most four bytes a character
+        for name, size in per_column.items():
+            widest = max(widest, size / rows)
+            if size / rows > cell_bytes:
+                raise FileProblem(
+                    f"The cells of this column average {size / rows / 1024:,.0f} KB once decompressed; a cell may "
+                    f"hold at most {self.limits.cell_chars:,} characters (IMPORT_MAX_CELL_CHARS).",
+                    row=1,
+                    column=name,
+                )
+        row_bytes = max(total / rows, 1.0)
+        return int(max(1, min(self.chunk_rows, self.limits.batch_bytes // row_bytes)))
 
     def chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
         offset = 0
         try:
             for batch in self.file.iter_batches(
-                batch_size=self.chunk_rows, columns=self.columns, use_pandas_metadata=False
+                batch_size=self.batch_rows, columns=self.columns, use_pandas_metadata=False
             ):
                 arrays = [_arrow_as_text(batch.column(i)) for i in range(batch.num_columns)]
                 frame = pa.Table.from_arrays(arrays, names=self.columns).to_pandas()

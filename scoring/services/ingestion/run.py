@@ -27,11 +27,13 @@ from django.utils import timezone
 from scoring.models import DatasetSchema, ImportJob, Portfolio
 from scoring.services import bulk
 from scoring.services.errors import ServiceError
+from scoring.services.statistics import table_statistics_refresh
 
 from . import records
 from .readers import (
     FIRST_DATA_ROW,
     FileProblem,
+    ReadLimits,
     encoding_resolve,
     file_facts,
     file_format,
@@ -202,6 +204,7 @@ def import_job_create(
         schema=schema or portfolio.schema,
         file_name=(file_name or path.name)[:500],
         file_size=path.stat().st_size,
+        source=str(path)[:1000],  # what a retry reads again
         valid_only=valid_only,
         created_by=created_by,
     )
@@ -219,15 +222,20 @@ def import_job_run(
 ) -> ImportJob | None:
     """Claim a pending job and run it. Returns None when the job is gone or
     another worker claimed it first."""
+    from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
+
+    token = worker_identity()
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.STATUS_PENDING).update(
-        status=ImportJob.STATUS_RUNNING, started_at=timezone.now()
+        status=ImportJob.STATUS_RUNNING, started_at=timezone.now(), **lease_claim_fields(token)
     )
     if not claimed:
         if not ImportJob.objects.filter(pk=job_id).exists():
             import_upload_discard(path)  # nobody will read it
         return None
     try:
-        return _job_claimed_run(job_id=job_id, path=path, encoding=encoding, progress=progress)
+        # The lease tells the supervisor this process is alive (a killed import is marked failed).
+        with lease_held(ImportJob, job_id, token):
+            return _job_claimed_run(job_id=job_id, path=path, encoding=encoding, progress=progress)
     finally:
         # However the import ended, the uploaded copy goes (a redelivered message
         # finds the job done and the file gone, and reads neither).
@@ -330,6 +338,7 @@ def _job_execute(job: ImportJob, *, path: Path, encoding: str, progress: Progres
             or (stat_after.st_size, stat_after.st_mtime_ns) != (stat_before.st_size, stat_before.st_mtime_ns)
         ):
             raise _FileChanged()  # rolls back the transaction
+    table_statistics_refresh(kind=job.kind)  # the planner sees the new rows (scoring/services/statistics.py)
     job.status = ImportJob.STATUS_SUCCEEDED
     job.rows_created, job.rows_updated, job.rows_unchanged = counts.created, counts.updated, counts.unchanged
     elapsed = time.monotonic() - started
@@ -354,7 +363,9 @@ def _file_pass(
     """Read and validate the whole file (and hand each chunk to ``write``, if
     given). Returns the number of data rows."""
     max_rows = settings.IMPORT_MAX_ROWS
-    reader = table_reader_open(path, fmt=fmt, encoding=encoding, chunk_rows=settings.IMPORT_CHUNK_ROWS)
+    reader = table_reader_open(
+        path, fmt=fmt, encoding=encoding, chunk_rows=settings.IMPORT_CHUNK_ROWS, limits=ReadLimits.from_settings()
+    )
     if len(reader.columns) > settings.IMPORT_MAX_COLUMNS:
         raise FileProblem(
             f"The file has {len(reader.columns):,} columns; at most {settings.IMPORT_MAX_COLUMNS:,} are accepted "

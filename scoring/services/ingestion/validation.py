@@ -214,7 +214,8 @@ class _ChunkProblems:
     """The problems of one chunk: boolean masks with a column and a message
     (``key``: the problem as summarised, when the message names a row)."""
 
-    def __init__(self, offset: int, size: int, positions: dict[str, int]):
+    def __init__(self, offset: int, size: int, positions: dict[str, int], cell_chars: int = 100_000):
+        self.cell_chars = cell_chars
         self.offset = offset
         self.size = size
         self.positions = positions
@@ -351,6 +352,9 @@ class ChunkValidator:
         self.spec = spec
         self.report = report
         self.applicant_lookup = applicant_lookup
+        from django.conf import settings
+
+        self.cell_chars = settings.IMPORT_MAX_CELL_CHARS
         self.seen = SeenKeys()
         self.positions: dict[str, int] = {}
         self.present: list[Field] = []
@@ -375,7 +379,7 @@ class ChunkValidator:
         self.present = [f for f in self.spec.fields if f.name in self.positions]
 
     def validate(self, offset: int, frame: pd.DataFrame) -> ChunkValues:
-        problems = _ChunkProblems(offset, len(frame), self.positions)
+        problems = _ChunkProblems(offset, len(frame), self.positions, self.cell_chars)
         values: dict[str, pd.Series] = {}
         usable: dict[str, np.ndarray] = {}
         blank = np.logical_and.reduce([(frame[name] == "").to_numpy(dtype=bool) for name in frame.columns])
@@ -456,6 +460,12 @@ def _field_check(
     """Check one column of a chunk, except the ``skip`` rows. Returns the converted
     values and the mask of cells that are present and valid (used for keys and
     references)."""
+    # Before any other check: a cell over the limit is not parsed (nor shown whole).
+    huge = (raw.str.len() > problems.cell_chars).to_numpy(dtype=bool)
+    problems.add(huge, f, raw, f"longer than {problems.cell_chars:,} characters (IMPORT_MAX_CELL_CHARS)")
+    if huge.any():
+        raw = raw.where(~huge, "")
+        skip = skip | huge
     undecodable = raw.str.contains(REPLACEMENT_CHARACTER, regex=False).to_numpy(dtype=bool)
     problems.add(
         undecodable,

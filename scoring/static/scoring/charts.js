@@ -44,7 +44,41 @@
     ];
   }
 
+  var PALETTE = [BLUE, ORANGE, GREEN, RED, "#6b21a8", "#0f766e", GREY];
+
+  // One line per compared version (the logistic baseline last, dashed).
+  function overlay(series, pick, xTitle, yTitle, extra) {
+    var sets = [];
+    series.forEach(function (s, i) {
+      var points = pick(s);
+      if (!points) { return; }
+      var dashed = s.label === "Logistic baseline" ? { borderDash: [3, 3] } : {};
+      sets.push(line(s.label, points, PALETTE[i % PALETTE.length], Object.assign(dashed, extra || {})));
+    });
+    return sets;
+  }
+
   var builders = {
+    "compare-roc": function (d) {
+      var sets = overlay(d, function (s) { return s.roc ? xy(s.roc.fpr, s.roc.tpr) : null; });
+      sets.push(diagonal);
+      return { type: "scatter", data: { datasets: sets }, options: { scales: unitAxes("False positive rate", "True positive rate") } };
+    },
+    "compare-gains": function (d) {
+      var sets = overlay(d, function (s) { return s.gains.x.length ? xy(s.gains.x, s.gains.y) : null; });
+      sets.push(diagonal);
+      return { type: "scatter", data: { datasets: sets }, options: { scales: unitAxes("Share of applicants reviewed, riskiest first", "Share of defaults caught") } };
+    },
+    "compare-calibration": function (d) {
+      var top = 0.01;
+      d.forEach(function (s) { if (s.calibration) { top = Math.max.apply(null, s.calibration.x.concat(s.calibration.y, [top])); } });
+      var sets = overlay(d, function (s) { return s.calibration ? xy(s.calibration.x, s.calibration.y) : null; }, null, null, { pointRadius: 3 });
+      sets.push(line("Perfect calibration", [{ x: 0, y: 0 }, { x: top, y: top }], GREY, { borderDash: [6, 4], borderWidth: 1 }));
+      return { type: "scatter", data: { datasets: sets }, options: { scales: {
+        x: { type: "linear", min: 0, title: { display: true, text: "Mean predicted PD" } },
+        y: { type: "linear", min: 0, title: { display: true, text: "Observed default rate" } }
+      } } };
+    },
     throughput: function (d) {
       return { type: "scatter", data: { datasets: [line("Rows scored", xy(d.seconds, d.rows), BLUE, { pointRadius: 3 })] },
         options: { scales: {

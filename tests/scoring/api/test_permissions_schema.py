@@ -85,6 +85,8 @@ COLLECTION_PERMS = {
     "batch_runs_create": SCORE,
     "imports_create": IMPORT,
     "imports_infer_schema_create": IMPORT,
+    "imports_applications_create": IMPORT,
+    "imports_outcomes_create": IMPORT,
     "models_train_create": TRAIN,
     "models_tune_create": TRAIN,
 }
@@ -280,6 +282,17 @@ def build_body(op: Operation, world: dict, portfolio_id: int) -> tuple[dict | No
     if op.operation_id == "imports_create":
         upload = SimpleUploadedFile("applicants.csv", world["upload"], content_type="text/csv")
         return {"portfolio": portfolio_id, "kind": "applicants", "file": upload}, "multipart"
+    if op.operation_id in ("imports_applications_create", "imports_outcomes_create"):
+        from scoring.services.pii import pii_read
+
+        applicant = Applicant.objects.filter(portfolio=a).order_by("pk").first()
+        if op.operation_id == "imports_outcomes_create":
+            record = {"applicant_id": applicant.external_id, "defaulted": True, "observed_on": "2026-10-01"}
+        else:
+            id_column = a.schema.columns_with_role("id")[0]["name"]
+            record = {id_column: applicant.external_id, **applicant.features, **applicant.protected_attributes}
+            record.update(pii_read(applicant) or {})
+        return {"portfolio": portfolio_id, "records": [record]}, "json"
     if op.operation_id == "imports_infer_schema_create":  # read within the request: a real CSV
         upload = SimpleUploadedFile("applicants.csv", b"applicant_id,income\nA1,100\nA2,250\n", content_type="text/csv")
         return {"portfolio": portfolio_id, "file": upload}, "multipart"

@@ -1,0 +1,36 @@
+"""Retry and cancel actions of trainings, tuning studies and imports (API v1).
+
+A mixin for their viewsets: ``POST /models/{id}/retry/``, ``/models/{id}/cancel/``,
+and the same under ``/tuning-studies/`` and ``/imports/``. The rules (which states,
+which grant) are the service's (``scoring.services.jobs``)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from scoring.services import jobs
+
+
+class JobActionsMixin:
+    """Set ``job_kind`` ("training", "tuning", "import") and ``job_serializer``."""
+
+    job_kind: str
+    job_serializer: type
+
+    def _act(self, request, table: dict):
+        _model, argument = jobs.MODELS[self.job_kind]
+        # A refusal (a ServiceError) is mapped by the API's one exception handler.
+        obj = table[self.job_kind](**{argument: self.get_object(), "user": request.user})
+        return Response(self.job_serializer(obj).data)
+
+    @extend_schema(summary="Retry a failed job (its worker died, or it failed)", request=None)
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def retry(self, request, pk=None):
+        return self._act(request, jobs.RETRY)
+
+    @extend_schema(summary="Cancel a queued or running job (it is marked failed, and may be retried)", request=None)
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def cancel(self, request, pk=None):
+        return self._act(request, jobs.CANCEL)

@@ -1,0 +1,301 @@
+"""The supervisor: every job reaches a final state by itself.
+
+One periodic pass (``supervise``), run by every worker's own timer and by beat
+(riskapp/celery.py), finds and repairs what a killed process, a lost broker message
+or a failed last step leaves behind:
+
+- chunks claimed longer ago than ``SCORE_CHUNK_STALE_SECONDS``: back to pending and
+  sent again (their worker is gone or stalled; its late commit is refused by the
+  claim's fencing token, see ``scoring.services.batch``);
+- pending chunks whose last message is older than the stale limit (a broker
+  restarted empty, a task dropped): sent again;
+- runs with every chunk done but not finished: finished;
+- trainings, tuning studies and imports whose lease (``heartbeat_at``, renewed by
+  their process every ``JOB_STALE_SECONDS / 4``) is older than ``JOB_STALE_SECONDS``:
+  marked failed with the reason, which the retry actions then offer to run again.
+
+Every repair is a conditional update, so two supervisors running at once (one per
+worker) repair a thing once; each is logged, counted in /metrics
+(``riskapp_supervisor_repairs_total``) and audited (``supervisor.*``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.models import F, Model, Q
+from django.utils import timezone
+
+from scoring.metrics import supervisor_repaired
+from scoring.models import BatchRun, ImportJob, ModelVersion, ScoreChunk, TuningStudy
+
+logger = logging.getLogger(__name__)
+
+
+def worker_identity() -> str:
+    """Who holds a lease: host and process id (shown on the row, for operators)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _stale(seconds: int) -> datetime:
+    return timezone.now() - timedelta(seconds=seconds)
+
+
+def _audit(action: str, *, portfolio_id: int | None, object_type: str, object_ids: list[int], **details) -> None:
+    from scoring.audit import audit_record
+
+    audit_record(
+        action=action, actor=None, portfolio_id=portfolio_id, object_type=object_type, object_ids=object_ids,
+        details=details,
+    )  # fmt: skip
+
+
+def _repaired(kind: str, count: int, message: str, *args) -> None:
+    logger.warning("supervisor: " + message, *args)
+    supervisor_repaired(kind=kind, count=count)
+
+
+# --- Leases ---------------------------------------------------------------------
+
+
+class _LeaseRenewer(threading.Thread):
+    """Renews ``heartbeat_at`` of one row every ``interval`` seconds while the job runs.
+
+    A thread, not the job's own progress callback: a training spends minutes loading
+    data before its first epoch, and an import validates for a long while between
+    writes. It has its own database connection and gives up quietly on errors (a
+    database blip): the lease then ages, which is what the supervisor should see."""
+
+    def __init__(self, model: type[Model], pk: int, token: str | None, interval: float):
+        super().__init__(name=f"lease-{model._meta.model_name}-{pk}", daemon=True)
+        self.model, self.pk, self.token, self.interval = model, pk, token, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    rows = self.model.objects.filter(pk=self.pk)
+                    if self.token is not None:  # a lease of one holder; None: shared (a study's trials)
+                        rows = rows.filter(worker=self.token)
+                    rows.update(heartbeat_at=timezone.now())
+                except Exception:  # any failure just leaves the lease to age
+                    logger.info("lease of %s %s not renewed", self.model._meta.model_name, self.pk, exc_info=True)
+                    close_old_connections()
+        finally:
+            connection.close()
+
+
+@contextmanager
+def lease_held(model: type[Model], pk: int, token: str | None) -> Iterator[None]:
+    """Renew the lease of a claimed row (claimed with ``worker=token``) while the block runs."""
+    interval = max(settings.JOB_STALE_SECONDS / 4, 0.5)
+    renewer = _LeaseRenewer(model, pk, token, interval)
+    # SQLite (the embedded set-up and tests) serialises writers: a second writing
+    # thread only adds lock waits there, and its processes are not supervised across machines.
+    if connection.vendor == "postgresql":
+        renewer.start()
+    try:
+        yield
+    finally:
+        renewer.stopped.set()
+        if renewer.is_alive():
+            renewer.join(timeout=5)
+
+
+def lease_claim_fields(token: str) -> dict:
+    return {"worker": token, "heartbeat_at": timezone.now()}
+
+
+# --- Repairs --------------------------------------------------------------------
+
+
+def chunks_stale_requeue() -> int:
+    """Claims older than the stale limit go back to pending and are sent again."""
+    from scoring.services.batch import chunks_enqueue, stale_before
+
+    repaired = 0
+    stale = ScoreChunk.objects.filter(
+        status="running",
+        claimed_at__lt=stale_before(),
+        run__status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING],
+    )
+    for run_id in stale.values_list("run_id", flat=True).distinct():
+        ids = list(stale.filter(run_id=run_id).values_list("id", flat=True))
+        # Conditional: a chunk claimed again or finished meanwhile is left alone.
+        ids = [i for i in ids if ScoreChunk.objects.filter(pk=i, status="running", claimed_at__lt=stale_before())
+               .update(status="pending")]  # fmt: skip
+        if not ids:
+            continue
+        chunks_enqueue(ids)
+        run = BatchRun.objects.get(pk=run_id)
+        _repaired("chunk_stale", len(ids), "run %s: %s stale chunk claims re-queued", run_id, len(ids))
+        _audit("supervisor.chunk_requeue", portfolio_id=run.portfolio_id, object_type="batchrun",
+               object_ids=[run_id], chunks=ids, reason="claim older than the stale limit")  # fmt: skip
+        repaired += len(ids)
+    return repaired
+
+
+def chunks_lost_requeue() -> int:
+    """Pending chunks whose last message is older than the stale limit are sent again.
+
+    A queued message waits at most as long as the queue ahead of it; one older than
+    the stale limit is taken as lost. Sending it again is harmless if it was not:
+    a chunk is claimed once and its rows are written once."""
+    from scoring.services.batch import chunks_enqueue, stale_before
+
+    repaired = 0
+    lost = ScoreChunk.objects.filter(
+        Q(enqueued_at__lt=stale_before()) | Q(enqueued_at__isnull=True),
+        status="pending",
+        run__status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING],
+    )
+    for run_id in lost.values_list("run_id", flat=True).distinct():
+        ids = list(lost.filter(run_id=run_id).values_list("id", flat=True))
+        if not ids:
+            continue
+        chunks_enqueue(ids)
+        run = BatchRun.objects.get(pk=run_id)
+        _repaired("chunk_lost", len(ids), "run %s: %s pending chunks without a message sent again", run_id, len(ids))
+        _audit("supervisor.chunk_resend", portfolio_id=run.portfolio_id, object_type="batchrun",
+               object_ids=[run_id], chunks=ids, reason="pending chunk's message older than the stale limit")  # fmt: skip
+        repaired += len(ids)
+    return repaired
+
+
+def runs_complete_finish() -> int:
+    """Runs whose chunks are all done but which are not finished (from before finishing
+    was part of the last chunk's transaction, or finished by hand in the database)."""
+    from scoring.services.batch import batch_run_finish
+
+    repaired = 0
+    complete = BatchRun.objects.filter(
+        status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING], chunks_done__gte=F("chunks_total")
+    )
+    for run in complete:
+        if batch_run_finish(run_id=run.pk):
+            _repaired("run_finished", 1, "run %s: every chunk done, finished", run.pk)
+            _audit("supervisor.run_finish", portfolio_id=run.portfolio_id, object_type="batchrun",
+                   object_ids=[run.pk], reason="every chunk done but the run not finished")  # fmt: skip
+            repaired += 1
+    return repaired
+
+
+def _gone(queryset, *, started_field: str):
+    """Rows whose lease is older than JOB_STALE_SECONDS (or that never had one and
+    started longer ago than that: rows from before leases)."""
+    before = _stale(settings.JOB_STALE_SECONDS)
+    return queryset.filter(
+        Q(heartbeat_at__lt=before) | Q(heartbeat_at__isnull=True, **{f"{started_field}__lt": before})
+    )
+
+
+def _gone_reason(row) -> str:
+    seen = row.heartbeat_at.isoformat(timespec="seconds") if row.heartbeat_at else "never"
+    holder = f" ({row.worker})" if row.worker else ""
+    return (
+        f"Worker gone: the process running it{holder} stopped renewing its lease (last seen {seen}; "
+        f"limit {settings.JOB_STALE_SECONDS} s). Nothing partial was kept; retry to run it again."
+    )
+
+
+def trainings_gone_fail() -> int:
+    repaired = 0
+    for version in _gone(ModelVersion.objects.filter(status=ModelVersion.STATUS_TRAINING), started_field="started_at"):
+        reason = _gone_reason(version)
+        done = _gone(
+            ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.STATUS_TRAINING), started_field="started_at"
+        ).update(status=ModelVersion.STATUS_FAILED, error=reason, progress={**version.progress, "phase": "failed"})
+        if done:
+            _repaired("training_failed", 1, "model version %s: %s", version.pk, reason)
+            _audit("supervisor.training_fail", portfolio_id=version.portfolio_id, object_type="modelversion",
+                   object_ids=[version.pk], worker=version.worker, reason="lease expired")  # fmt: skip
+            repaired += 1
+    return repaired
+
+
+def tunings_gone_fail() -> int:
+    repaired = 0
+    for study in _gone(TuningStudy.objects.filter(status="running"), started_field="created_at"):
+        reason = _gone_reason(study)
+        done = _gone(TuningStudy.objects.filter(pk=study.pk, status="running"), started_field="created_at").update(
+            status="failed", error=reason, finished_at=timezone.now()
+        )
+        if done:
+            _repaired("tuning_failed", 1, "tuning study %s: %s", study.pk, reason)
+            _audit("supervisor.tuning_fail", portfolio_id=study.portfolio_id, object_type="tuningstudy",
+                   object_ids=[study.pk], worker=study.worker, reason="lease expired")  # fmt: skip
+            repaired += 1
+    return repaired
+
+
+def imports_gone_fail() -> int:
+    repaired = 0
+    for job in _gone(ImportJob.objects.filter(status=ImportJob.STATUS_RUNNING), started_field="started_at"):
+        reason = _gone_reason(job)
+        done = _gone(
+            ImportJob.objects.filter(pk=job.pk, status=ImportJob.STATUS_RUNNING), started_field="started_at"
+        ).update(status=ImportJob.STATUS_FAILED, message=reason, finished_at=timezone.now())
+        if done:
+            _repaired("import_failed", 1, "import job %s: %s", job.pk, reason)
+            _audit("supervisor.import_fail", portfolio_id=job.portfolio_id, object_type="importjob",
+                   object_ids=[job.pk], worker=job.worker, reason="lease expired")  # fmt: skip
+            repaired += 1
+    return repaired
+
+
+AUDIT_ACTIONS = [
+    "supervisor.chunk_requeue", "supervisor.chunk_resend", "supervisor.run_finish",
+    "supervisor.training_fail", "supervisor.tuning_fail", "supervisor.import_fail",
+]  # fmt: skip
+
+REPAIRS = {
+    "chunk_stale": chunks_stale_requeue,
+    "chunk_lost": chunks_lost_requeue,
+    "run_finished": runs_complete_finish,
+    "training_failed": trainings_gone_fail,
+    "tuning_failed": tunings_gone_fail,
+    "import_failed": imports_gone_fail,
+}
+
+
+def supervise() -> dict[str, int]:
+    """One pass of every repair; how many things each repaired. A repair that fails
+    (the database went away mid-pass) does not stop the others; the next pass retries."""
+    repaired: dict[str, int] = {}
+    for kind, repair in REPAIRS.items():
+        try:
+            repaired[kind] = repair()
+        except Exception:
+            logger.exception("supervisor: %s failed; the next pass tries again", kind)
+            close_old_connections()
+            repaired[kind] = 0
+    return repaired
+
+
+SCHEDULE_NAME = "Supervisor: stale chunks, lost messages, unfinished runs, dead trainings and imports"
+
+
+def supervisor_schedule_ensure() -> bool:
+    """Beat's every-minute schedule of the supervisor exists and is enabled (an operator
+    may have removed or disabled it in the admin); True when it had to be created."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute="*", hour="*", day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
+    )
+    task, created = PeriodicTask.objects.get_or_create(
+        task="scoring.tasks.score_supervise", defaults={"name": SCHEDULE_NAME, "crontab": crontab}
+    )
+    if not created and not task.enabled:
+        task.enabled = True
+        task.save(update_fields=["enabled"])
+    return created
