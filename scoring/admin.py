@@ -340,6 +340,24 @@ class PolicyVersionAdmin(ReadOnlyAdmin):
     list_filter = ["status", "portfolio"]
     list_select_related = ["portfolio", "proposed_by", "decided_by"]
     actions = ["approve", "reject"]
+    readonly_fields = ["impact"]
+
+    @admin.display(description="impact on the last batch run's scores (in force → this version)")
+    def impact(self, obj):
+        from scoring.services.policy import policy_impact
+
+        data = policy_impact(policy_version=obj)
+        if not data["run"]:
+            return "No finished batch run to measure it on."
+
+        def line(name, key):
+            old, new = data["old"], data["new"]
+            fmt = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
+            return (name, fmt(old and old[key]), fmt(new[key]))
+
+        rows = [line("approval rate", "approval_rate"), line("refer rate", "refer_rate"),
+                line("bad rate of the approved", "approved_bad_rate")]  # fmt: skip
+        return format_html_join("", "<div>{}: {} → {}</div>", rows)
 
     def _decide(self, request, queryset, decide, verb: str) -> None:
         for row in queryset:

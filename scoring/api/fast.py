@@ -124,6 +124,8 @@ def score_body(score) -> dict:
         "applicant": score.applicant_id,
         "run": score.run_id,
         "model_version": score.model_version_id,
+        "model_version_number": score.model_version.version,  # the version row was set on the score: no query
+        "policy_version": score.policy_version_id,
         "is_shadow": score.is_shadow,
         "pd": float(score.pd),
         "score": float(score.score),

@@ -524,3 +524,51 @@ def policy_signals_connect() -> None:
     from django.db.models.signals import post_save
 
     post_save.connect(_portfolio_created, sender=Portfolio, dispatch_uid="scoring.policy_initial")
+
+
+# --- Impact of a proposal ---------------------------------------------------------------
+def policy_impact(*, policy_version: PolicyVersion) -> dict:
+    """What a proposed version would have decided on the stored scores of the portfolio's
+    last finished batch run, beside what the version it replaces decided: approval rate,
+    refer rate and the observed bad rate of the approved (latest outcomes), old and new.
+    Nothing is re-scored: the stored PD and features are the inputs ``policy_decide``
+    reads, so this is exactly what the proposal's cutoffs and rules do to those rows."""
+    from scoring.models import BatchRun, Outcome, Score
+
+    run = (
+        BatchRun.objects.filter(portfolio_id=policy_version.portfolio_id, status=BatchRun.STATUS_DONE)
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    if run is None:
+        return {"run": None, "rows": 0, "old": None, "new": None}
+    rows = list(Score.objects.filter(run=run, is_shadow=False).values_list("applicant_id", "pd", "input_features"))
+    outcomes = dict(
+        Outcome.objects.filter(portfolio_id=policy_version.portfolio_id)
+        .order_by("applicant_id", "observed_on")
+        .values_list("applicant_id", "defaulted")
+    )  # the latest observation of each applicant wins
+    pd_ = np.clip(np.array([r[1] for r in rows], dtype=np.float64), 1e-15, 1 - 1e-15)
+    log_odds = np.log(pd_) - np.log1p(-pd_)
+    features = [r[2] for r in rows]
+    bad = np.array([outcomes.get(r[0], np.nan) for r in rows], dtype=np.float64)
+    base = (
+        policy_version.based_on or PolicyVersion.objects.filter(pk=policy_version.portfolio.policy_version_id).first()
+    )
+
+    def summary(row: PolicyVersion | None) -> dict | None:
+        if row is None:
+            return None
+        decisions = np.array(policy_decide(policy_from_row(row), log_odds=log_odds, features=features).decision)
+        approved = decisions == APPROVE
+        observed = approved & np.isfinite(bad)
+        return {
+            "policy_version": row.version,
+            "approval_rate": float(approved.mean()) if len(rows) else 0.0,
+            "refer_rate": float((decisions == REFER).mean()) if len(rows) else 0.0,
+            "decline_rate": float((decisions == DECLINE).mean()) if len(rows) else 0.0,
+            "approved_bad_rate": float(bad[observed].mean()) if observed.any() else None,
+            "approved_with_outcome": int(observed.sum()),
+        }
+
+    return {"run": run.pk, "rows": len(rows), "old": summary(base), "new": summary(policy_version)}

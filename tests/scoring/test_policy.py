@@ -51,7 +51,7 @@ def test_a_cutoff_change_without_a_second_approver_is_refused(officers):
     assert denied.count() == 2 and {e.actor_username for e in denied} == {"alice", "validator"}
 
 
-def test_an_approved_change_is_audited_with_before_and_after_and_the_chain_verifies(officers, capsys):
+def test_an_approved_change_is_audited_with_before_and_after_and_the_chain_verifies(officers, append_only, capsys):
     portfolio, alice, bob = officers
     proposal = policy_propose(portfolio=portfolio, user=alice, changes={"approve_min_score": 575, "pdo": 25})
     policy_approve(policy_version=proposal, user=bob, reason="agreed in credit committee")
@@ -146,3 +146,23 @@ def test_a_score_decided_before_a_cutoff_change_replays_identical_under_its_poli
     assert explained["base_points"] + sum(c["points"] for c in explained["contributions"]) == pytest.approx(
         before.score, abs=1e-2
     )
+
+
+def test_the_impact_of_a_proposal_is_measured_on_the_last_runs_stored_scores(scored_book):
+    from scoring.services.batch import batch_run_create, score_chunk_run
+    from scoring.services.policy import policy_impact
+
+    portfolio, alice, _bob = scored_book
+    run = batch_run_create(portfolio=portfolio, chunk_size=600)
+    for chunk_id in run.chunks.values_list("id", flat=True):
+        score_chunk_run(chunk_id=chunk_id)
+    stored = list(Score.objects.filter(run=run))
+    tighter = policy_propose(
+        portfolio=portfolio, user=alice, changes={"approve_min_score": 600, "decline_below_score": 580}
+    )
+    impact = policy_impact(policy_version=tighter)
+    assert impact["run"] == run.pk and impact["rows"] == len(stored) == 600
+    old, new = impact["old"], impact["new"]
+    assert old["approval_rate"] == pytest.approx(sum(s.decision == "approve" for s in stored) / 600)
+    assert new["approval_rate"] == pytest.approx(sum(s.score >= 600 for s in stored) / 600, abs=1 / 600)
+    assert new["approval_rate"] <= old["approval_rate"] and new["approved_bad_rate"] is not None
