@@ -23,10 +23,12 @@ BENCHES = [
     ("batch_breakdown.py", ["--kind", "cnn"]),
     ("realtime_latency.py", []),
     ("list_latency.py", []),
+    ("audit_throughput.py", []),
 ]
 # Benches that need the local PostgreSQL (scale_out.py and batch_e2e.py also the local Redis).
 NEEDS_POSTGRES = {
     "load_synthetic.py", "scale_out.py", "batch_e2e.py", "batch_breakdown.py", "realtime_latency.py", "list_latency.py",
+    "audit_throughput.py",
 }  # fmt: skip
 
 

@@ -17,12 +17,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
 # 1: first format: torch file of {"config_json", "state_dict"}; config has kind, hyper-parameters,
 #    network arguments, static/history pipelines, Platt calibration, training record, metrics.
+# Paths, bytes and binary file objects are all accepted (so artifacts can go through Django storage).
 FORMAT_VERSION = 1
 
 
@@ -46,8 +47,12 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def write(path: str | os.PathLike[str], config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> str:
-    """Write the artifact atomically; return its SHA-256 (hex)."""
+Target = str | os.PathLike[str] | IO[bytes]
+Source = str | os.PathLike[str] | bytes | IO[bytes]
+
+
+def to_bytes(config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> bytes:
+    """The artifact's bytes (what ``write`` stores and hashes)."""
     config = {**config, "format_version": FORMAT_VERSION}
     payload = {
         # allow_nan=False: the config must be plain JSON that any reader accepts.
@@ -56,7 +61,45 @@ def write(path: str | os.PathLike[str], config: dict[str, Any], state_dict: dict
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    return write_bytes_atomically(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def put(target: Target, data: bytes) -> str:
+    """Store ``data`` at a path (atomically) or write it to a binary file object
+    (a Django ``File``, ``BytesIO``...); return its SHA-256."""
+    if isinstance(target, (str, os.PathLike)):
+        return write_bytes_atomically(target, data)
+    target.write(data)
+    return sha256_bytes(data)
+
+
+def get(source: Source) -> bytes:
+    """The bytes of an artifact given as a path, the bytes themselves, or a binary file object."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).read_bytes()
+    return source.read()
+
+
+def verified(source: Source, expected_sha256: str) -> bytes:
+    """The artifact's bytes, read once and checked against the recorded SHA-256
+    before anything parses them (``ArtifactIntegrityError`` otherwise)."""
+    if not expected_sha256:
+        raise ArtifactIntegrityError("no expected SHA-256 given: refusing to load an unverified artifact")
+    data = get(source)
+    actual = sha256_bytes(data)
+    if not hmac.compare_digest(actual, expected_sha256.lower()):
+        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "given"
+        raise ArtifactIntegrityError(
+            f"artifact {name!r} has SHA-256 {actual}, expected {expected_sha256}: refusing to load it"
+        )
+    return data
+
+
+def write(target: Target, config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> str:
+    """Write the artifact (atomically to a path, or to a binary file object); return its SHA-256 (hex)."""
+    return put(target, to_bytes(config, state_dict))
 
 
 def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> str:
@@ -77,19 +120,12 @@ def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> str:
     return sha256_bytes(data)
 
 
-def read(path: str | os.PathLike[str], expected_sha256: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The (config, state_dict) of a verified artifact, tensors on the CPU."""
-    if not expected_sha256:
-        raise ArtifactIntegrityError("no expected SHA-256 given: refusing to load an unverified artifact")
-    data = Path(path).read_bytes()  # read once: the bytes checked are the bytes parsed
-    actual = sha256_bytes(data)
-    if not hmac.compare_digest(actual, expected_sha256.lower()):
-        raise ArtifactIntegrityError(
-            f"artifact {os.fspath(path)!r} has SHA-256 {actual}, expected {expected_sha256}: refusing to load it"
-        )
+def read(source: Source, expected_sha256: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The (config, state_dict) of a verified artifact (path, bytes or binary file), tensors on the CPU."""
+    data = verified(source, expected_sha256)  # read once: the bytes checked are the bytes parsed
     payload = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     if not isinstance(payload, dict) or set(payload) != {"config_json", "state_dict"}:
-        raise ArtifactFormatError(f"artifact {os.fspath(path)!r} is not a model artifact")
+        raise ArtifactFormatError("the artifact is not a network model artifact")
     config = json.loads(payload["config_json"])
     version = config.get("format_version")
     if version != FORMAT_VERSION:
@@ -97,8 +133,8 @@ def read(path: str | os.PathLike[str], expected_sha256: str) -> tuple[dict[str, 
     return config, payload["state_dict"]
 
 
-def load_model(path: str | os.PathLike[str], expected_sha256: str, *, device: str = "cpu"):
-    """A fitted ``models.training.CreditModel`` from a verified artifact."""
-    from models.training import CreditModel  # training imports this module
+def load_model(source: Source, expected_sha256: str, *, device: str = "cpu", kind: str = "mlp"):
+    """A fitted model of family ``kind`` from a verified artifact."""
+    from models.families import family_of  # the families import this module
 
-    return CreditModel.load(path, expected_sha256, device=device)
+    return family_of(kind).load(source, expected_sha256, device=device)

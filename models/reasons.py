@@ -1,7 +1,8 @@
 """Scores, decisions and reasons for a fitted ``CreditModel``: PD, points, and the
 contribution of every source feature in calibrated log-odds, exact to the model.
 
-The network's raw logit is explained with DeepSHAP (``models.explain``). Platt
+The model's raw logit is explained by its family (``models.families``: DeepSHAP for
+the networks, ``models.explain``), already grouped by source feature. Platt
 calibration is affine in that logit (``a * raw + b``), so multiplying every
 attribution by ``a`` and taking ``a * E[raw] + b`` as the base value gives
 contributions that add up exactly to the calibrated log-odds of default; points
@@ -22,10 +23,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from models.artifacts import write_bytes_atomically
-from models.explain import DeepExplainer
 from models.features import HISTORY_SOURCES, ColumnFrame
 from models.scaling import PointsScale, decide_many
 from models.training import CreditModel
@@ -48,13 +47,10 @@ def history_groups(months: int, recent: int = RECENT_MONTHS) -> list[str]:
 def background_sample(
     model: CreditModel, static: pd.DataFrame, history=None, history_mask=None, *, seed: int
 ) -> dict[str, np.ndarray]:
-    """A seeded sample of training rows, in the network's input space: the explainer's references."""
-    n = len(static)
-    rows = np.sort(np.random.default_rng(seed).choice(n, size=min(BACKGROUND_ROWS, n), replace=False))
-    history_rows = None if history is None else history[rows]
-    mask_rows = None if history_mask is None else history_mask[rows]
-    tensors = model.transform(static.iloc[rows].reset_index(drop=True), history_rows, mask_rows)
-    return {f"input{i}": t.numpy() for i, t in enumerate(tensors)}
+    """A seeded sample of training rows as the model's family explains against (npz-able arrays)."""
+    from models.families import family_of
+
+    return family_of(model.kind).background(model, static, history, history_mask, seed=seed)
 
 
 def background_write(path: str | os.PathLike[str], background: dict[str, np.ndarray]) -> str:
@@ -115,42 +111,23 @@ class CreditDecider:
         self.decline_below_score = decline_below_score
 
     def fit(self) -> CreditDecider:
-        inputs = tuple(torch.from_numpy(self.background[f"input{i}"]) for i in range(len(self.background)))
-        self.explainer_ = DeepExplainer(self.model.network_, inputs).fit()
-        self.static_groups_ = list(dict.fromkeys(self.model.feature_sources_))
-        months = self.model.history_pipeline_.months_ if self.model.history_pipeline_ is not None else 0
-        self.groups_ = self.static_groups_ + (history_groups(months) if months else [])
+        # The family explains (DeepSHAP for networks, TreeSHAP for trees); its explainer is
+        # safe to share between threads, so one decider serves a whole process.
+        from models.families import family_of
+
+        self.explainer_ = family_of(self.model.kind).explainer(self.model, self.background)
+        self.groups_ = list(self.explainer_.groups_)
         calibrator = self.model.calibrator_
         self.a_, self.b_ = calibrator.a_, calibrator.b_
         self.base_log_odds_ = self.a_ * self.explainer_.expected_value_ + self.b_
         return self
 
-    def _group(self, attributions: tuple[np.ndarray, ...]) -> np.ndarray:
-        static = attributions[0]
-        sources = self.model.feature_sources_
-        index = {name: g for g, name in enumerate(self.static_groups_)}
-        membership = np.zeros((len(sources), len(self.static_groups_)))
-        membership[np.arange(len(sources)), [index[s] for s in sources]] = 1.0
-        parts = [static @ membership]
-        if len(attributions) > 1:
-            history = attributions[1]  # (n, C, T), oldest month first
-            recent = history[:, :, -RECENT_MONTHS:].sum(axis=2)
-            columns = []
-            for c in range(history.shape[1]):
-                columns.append(recent[:, c])
-                if history.shape[2] > RECENT_MONTHS:
-                    columns.append(history[:, c, :-RECENT_MONTHS].sum(axis=1))
-            parts.append(np.stack(columns, axis=1))
-        return np.hstack(parts)
-
     def decide(self, static: pd.DataFrame, history=None, history_mask=None, *, explain: bool = True) -> Decisions:
         if not hasattr(self, "explainer_"):
             self.fit()
         if explain:
-            inputs = self.model.transform(static, history, history_mask)
-            explanation = self.explainer_.explain(inputs)
-            raw = explanation.output
-            contributions = self.a_ * self._group(explanation.attributions)
+            raw, grouped = self.explainer_.explain(static, history, history_mask)
+            contributions = self.a_ * grouped
         else:
             raw = self.model.predict_raw_logit(static, history, history_mask)
             contributions = None

@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,7 @@ from models.metrics import GERMAN_CREDIT_COSTS, CostMatrix, auc, evaluate
 from models.networks import CreditCNN, CreditMLP
 from models.splits import stratified_split
 
-KINDS = ("mlp", "cnn")
+KINDS = ("mlp", "cnn")  # the kinds CreditModel builds; the registry of all kinds is models.families
 PREDICT_BATCH = 8192
 MIN_DELTA = 1e-4  # a validation AUC gain smaller than this does not reset the patience
 
@@ -474,14 +473,16 @@ class CreditModel:
             "metrics": metrics,
         }
 
-    def save(self, path: str | os.PathLike[str], *, metrics: dict[str, Any] | None = None) -> str:
-        """Write the artifact atomically; return its SHA-256 (record it: ``load`` needs it)."""
-        return artifacts.write(Path(path), self.to_config(metrics), self.network_.state_dict())
+    def save(self, target: artifacts.Target, *, metrics: dict[str, Any] | None = None) -> str:
+        """Write the artifact (atomically to a path, or to a binary file object); return its
+        SHA-256 (record it: ``load`` needs it)."""
+        return artifacts.write(target, self.to_config(metrics), self.network_.state_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], expected_sha256: str, *, device: str = "cpu") -> CreditModel:
-        """A fitted model from a verified artifact (``ArtifactIntegrityError`` if the hash differs)."""
-        config, state_dict = artifacts.read(path, expected_sha256)
+    def load(cls, source: artifacts.Source, expected_sha256: str, *, device: str = "cpu") -> CreditModel:
+        """A fitted model from a verified artifact: a path, its bytes or a binary file object
+        (``ArtifactIntegrityError`` if the hash differs)."""
+        config, state_dict = artifacts.read(source, expected_sha256)
         params = config["hyper_parameters"]
         for name in ("hidden", "conv_channels"):  # JSON has no tuples
             if isinstance(params[name], list):

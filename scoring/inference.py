@@ -7,15 +7,15 @@ from __future__ import annotations
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import torch
 from django.conf import settings
 
-from models.training import CreditModel
 from scoring.models import ModelVersion
 
 _lock = threading.RLock()  # decider_load holds it while model_load takes it again
-_loaded: dict[tuple[int, str], CreditModel] = {}
+_loaded: dict[tuple[int, str], Any] = {}
 
 
 def artifact_path_for(version: ModelVersion) -> Path:
@@ -27,7 +27,7 @@ def artifact_path_for(version: ModelVersion) -> Path:
     return Path(settings.ARTIFACT_DIR) / f"portfolio-{version.portfolio_id}" / name
 
 
-def model_load(version: ModelVersion) -> CreditModel:
+def model_load(version: ModelVersion) -> Any:
     """The fitted model of ``version``; loaded from disk on first use in this process.
     Keyed by id and hash, so a replaced champion is picked up on the next call."""
     key = (version.pk, version.artifact_sha256)
@@ -37,7 +37,7 @@ def model_load(version: ModelVersion) -> CreditModel:
             model = _loaded.get(key)
             if model is None:
                 torch.set_num_threads(settings.TORCH_NUM_THREADS)  # a scoring process (see settings)
-                model = CreditModel.load(version.artifact_path, version.artifact_sha256)
+                model = version.family.load(version.artifact_path, version.artifact_sha256)
                 _loaded[key] = model
     return model
 

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from models.families import family_choices, family_of
+
 
 class Portfolio(models.Model):
     """Portfolio: a book of applicants and the unit of access control. An analyst is
@@ -175,7 +177,11 @@ class RepaymentMonth(models.Model):
     the million, not a ledger.
     """
 
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
+    # Denormalised from the applicant (reads restrict by portfolio without a join). No
+    # database FK: checking it costs every one of millions of history inserts, and the only
+    # writer (bulk.history_upsert) takes it from applicants looked up in that portfolio;
+    # Django still cascades a portfolio's deletion (integrity: tests/scoring/test_ingestion_history.py).
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     # No index of its own: the unique (applicant, month) constraint's index serves
     # lookups by applicant, and a second index costs every one of millions of inserts.
     applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="history", db_index=False)
@@ -286,9 +292,11 @@ class ModelVersion(models.Model):
     most one champion per portfolio.
     """
 
+    # The kinds are the registered model families (models.families); callers ask the
+    # family (``version.family``) what it needs instead of comparing kind strings.
     KIND_MLP = "mlp"
     KIND_CNN = "cnn"
-    KIND_CHOICES = [(KIND_MLP, "MLP on static features"), (KIND_CNN, "CNN on repayment history + static features")]
+    KIND_CHOICES = family_choices()
 
     STATUS_QUEUED = "queued"
     STATUS_TRAINING = "training"
@@ -309,7 +317,7 @@ class ModelVersion(models.Model):
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="model_versions")
     version = models.PositiveIntegerField(help_text="Sequence number within the portfolio.")
-    kind = models.CharField(max_length=10, choices=KIND_CHOICES)
+    kind = models.CharField(max_length=10, choices=family_choices)
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=STATUS_QUEUED, db_index=True)
     schema = models.ForeignKey(DatasetSchema, on_delete=models.PROTECT, related_name="+")
     hyperparameters = models.JSONField(default=dict)
@@ -373,6 +381,11 @@ class ModelVersion(models.Model):
         return f"{self.portfolio_id}/{self.kind} v{self.version} ({self.status})"
 
     @property
+    def family(self):
+        """The model family (``models.families.Family``) of this version's kind."""
+        return family_of(self.kind)
+
+    @property
     def is_champion(self) -> bool:
         return self.status == self.STATUS_CHAMPION
 
@@ -389,7 +402,7 @@ class TuningStudy(models.Model):
     STATUS_CHOICES = [(s, s.title()) for s in ("queued", "running", "done", "failed")]
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="tuning_studies")
-    kind = models.CharField(max_length=10, choices=ModelVersion.KIND_CHOICES)
+    kind = models.CharField(max_length=10, choices=family_choices)
     study_name = models.CharField(max_length=200, unique=True)
     n_trials = models.PositiveIntegerField()
     seed = models.IntegerField(default=0)

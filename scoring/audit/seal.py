@@ -107,10 +107,32 @@ def _seal_batch(batch_size: int) -> int:
         seal.save(force_insert=True)
         for event in pending:
             event.seal = seal.pk
-        AuditEvent.objects.bulk_update(pending, ["seq", "prev_hash", "hash", "seal"], batch_size=500)
+        _write_chain_fields(pending, seal.pk)
         last = pending[-1]
         head_file_append_on_commit(events=last.seq, last_event_id=last.pk, last_event_hash=last.hash, kind="seal")
     return len(pending)
+
+
+def _write_chain_fields(events: list[AuditEvent], seal_id: int) -> None:
+    """One UPDATE per 500 events on PostgreSQL (a join with a VALUES list: bulk_update's
+    CASE per column costs O(batch) per row); SQLite, in-process, runs one per event."""
+    table = AuditEvent._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for start in range(0, len(events), 500):
+                chunk = events[start : start + 500]
+                values = ", ".join(["(%s::bigint, %s::bigint, %s, %s)"] * len(chunk))
+                params = [value for e in chunk for value in (e.pk, e.seq, e.prev_hash, e.hash)]
+                cursor.execute(
+                    f"UPDATE {table} AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash, seal = %s "
+                    f"FROM (VALUES {values}) AS v(id, seq, prev_hash, hash) WHERE e.id = v.id",
+                    [seal_id, *params],
+                )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET seq = %s, prev_hash = %s, hash = %s, seal = %s WHERE id = %s",
+                [(e.seq, e.prev_hash, e.hash, seal_id, e.pk) for e in events],
+            )
 
 
 def seal_window() -> timedelta:

@@ -296,7 +296,8 @@ def _score_claimed(chunk: ScoreChunk) -> str:
     version = run.model_version
     data = portfolio_data(
         portfolio=run.portfolio,
-        with_history=ModelVersion.KIND_CNN in (version.kind, getattr(run.challenger_version, "kind", None)),
+        with_history=version.family.needs_history
+        or bool(run.challenger_version and run.challenger_version.family.needs_history),
         id_range=(chunk.first_applicant_id, chunk.last_applicant_id),
     )
     scores = []

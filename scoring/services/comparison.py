@@ -59,8 +59,9 @@ def model_versions_compare(*, candidate: ModelVersion, others: list[ModelVersion
             raise ComparisonError(f"Model v{version.version} has no trained artifact to score with.")
     data, y = training_data(portfolio=candidate.portfolio, kind=candidate.kind)
     same_data = data.fingerprint() == candidate.training_data_fingerprint
-    if any(v.kind == ModelVersion.KIND_CNN for v in versions) and candidate.kind != ModelVersion.KIND_CNN:
-        with_history, _ = training_data(portfolio=candidate.portfolio, kind=ModelVersion.KIND_CNN)
+    reads_history = [v for v in versions if v.family.needs_history]
+    if reads_history and not candidate.family.needs_history:
+        with_history, _ = training_data(portfolio=candidate.portfolio, kind=reads_history[0].kind)
         if not np.array_equal(with_history.applicant_ids, data.applicant_ids):
             raise ComparisonError("The portfolio's rows with and without history differ: compare again later.")
         data = with_history

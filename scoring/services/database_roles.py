@@ -77,8 +77,17 @@ def app_role_grant(*, role: str) -> list[str]:
         refusal = _app_role_refusal(cursor, role)
         if refusal:
             raise DatabaseRoleError(refusal)
-        cursor.execute("SELECT current_database()")
-        statements.insert(0, f"GRANT CONNECT ON DATABASE {quote(cursor.fetchone()[0])} TO {name}")
+        cursor.execute("SELECT current_database(), current_setting('server_version_num')::int")
+        database, version = cursor.fetchone()
+        # TEMPORARY: batch scoring and bulk imports stage rows in temporary tables.
+        statements.insert(0, f"GRANT CONNECT, TEMPORARY ON DATABASE {quote(database)} TO {name}")
+        if version >= 170000:
+            # ANALYZE after imports (PostgreSQL 17's MAINTAIN: VACUUM, ANALYZE, REINDEX, never
+            # ALTER); not on the audit tables. Before 17 only the owner (or autovacuum) analyzes.
+            statements += [
+                f"GRANT MAINTAIN ON ALL TABLES IN SCHEMA public TO {name}",
+                f"REVOKE MAINTAIN ON {audit} FROM {name}",
+            ]
         for statement in statements:
             cursor.execute(statement)
     return statements

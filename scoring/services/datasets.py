@@ -54,8 +54,11 @@ class PortfolioData:
         )
 
     def model_inputs(self, kind: str) -> dict:
-        """Keyword arguments of ``CreditModel`` fit/predict for a model kind: the CNN also reads the history."""
-        if kind == "cnn":
+        """Keyword arguments of a model's fit/predict for a model kind: a family that
+        needs the history (the CNN) also reads it."""
+        from models.families import family_of
+
+        if family_of(kind).needs_history:
             return {"static": self.static, "history": self.history, "history_mask": self.history_mask}
         return {"static": self.static}
 

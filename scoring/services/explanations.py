@@ -46,7 +46,7 @@ def score_explanation(*, score: Score) -> dict[str, Any]:
         )
     static = static_frame(version.schema, [score.input_features])
     facts: dict = {}
-    if version.kind == ModelVersion.KIND_CNN and score.input_history is not None:
+    if version.family.needs_history and score.input_history is not None:
         months = len(bytes(score.input_history)) // (3 * 4)  # float32 (months, 3)
         history, mask = history_from_bytes(score.input_history, months)
         facts = history_facts(history, mask)

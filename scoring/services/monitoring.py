@@ -99,7 +99,7 @@ def _population_on_demand(*, portfolio: Portfolio, version: ModelVersion, max_ro
     from scoring.services.datasets import HISTORY_MONTHS
 
     data = _sample(portfolio_data(portfolio=portfolio, with_history=False), max_rows, seed=version.pk)
-    if version.kind == ModelVersion.KIND_CNN:
+    if version.family.needs_history:
         data.months = month_range(latest_month(portfolio) or date.today(), HISTORY_MONTHS)
         parts = [
             history_arrays(

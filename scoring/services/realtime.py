@@ -23,7 +23,7 @@ from models.synthetic import month_range
 from scoring.caches import CacheView
 from scoring.models import ApiToken, Applicant, DatasetSchema, ModelVersion, Portfolio
 from scoring.permissions import permitted_portfolio_ids
-from scoring.services.datasets import HISTORY_MONTHS, PortfolioData, feature_columns, latest_month
+from scoring.services.datasets import HISTORY_MONTHS, PortfolioData, feature_columns, latest_month, static_frame
 from scoring.services.scoring import (
     TOP_REASONS,
     ScoringError,
@@ -135,9 +135,22 @@ def realtime_champion(cache: CacheView, portfolio: Portfolio) -> ModelVersion | 
 def _schema_columns(cache: CacheView, schema: DatasetSchema) -> tuple[list[str], list[str]]:
     def load() -> tuple[list[str], list[str]]:
         numeric = [c["name"] for c in schema.columns_with_role(DatasetSchema.ROLE_NUMERIC)]
-        return numeric, [name for name in feature_columns(schema) if name not in set(numeric)]
+        categorical = [c["name"] for c in schema.columns_with_role(DatasetSchema.ROLE_CATEGORICAL)]
+        return numeric, [name for name in feature_columns(schema) if name in set(categorical)]
 
     return cache.get("columns", schema.pk, load)
+
+
+def _has_derived_inputs(cache: CacheView, schema: DatasetSchema) -> bool:
+    def load() -> bool:
+        from models.coltypes import model_input_columns
+
+        inputs = model_input_columns(
+            schema.definition["columns"], (DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL)
+        )
+        return any("derived_from" in c for c in inputs)
+
+    return bool(cache.get("derived", schema.pk, load))
 
 
 # --- Inputs -------------------------------------------------------------------
@@ -178,10 +191,14 @@ def _data(cache: CacheView, *, portfolio: Portfolio, version: ModelVersion, reco
     data = PortfolioData(
         applicant_ids=np.array([applicant_id or 0], dtype=np.int64),
         external_ids=[external_id],
-        static=ColumnFrame([features], numeric=numeric, categorical=categorical),  # type: ignore[arg-type]
+        # A schema with derived inputs (a date's parts) takes the general encoder: the
+        # ColumnFrame reads stored values as they are.
+        static=static_frame(portfolio.schema, [features])
+        if _has_derived_inputs(cache, portfolio.schema)
+        else ColumnFrame([features], numeric=numeric, categorical=categorical),  # type: ignore[arg-type]
         features=[features],
     )
-    if version.kind == ModelVersion.KIND_CNN and applicant_id is not None:
+    if version.family.needs_history and applicant_id is not None:
         as_of = latest_month(portfolio) or date.today()
         data.months = month_range(as_of, HISTORY_MONTHS)
         data.history, data.history_mask = _history_of(applicant_id, portfolio_id=portfolio.pk, months=data.months)
@@ -216,7 +233,7 @@ def realtime_score(
             raise ScoringError("Give an applicant id or the applicant's data.")
         clean = _validated(portfolio=portfolio, features=features)
         data = _data(cache, portfolio=portfolio, version=version, record=(None, "", clean))
-        if version.kind == ModelVersion.KIND_CNN:
+        if version.family.needs_history:
             from scoring.inference import decider_load
 
             months = decider_load(version).model.history_pipeline_.months_

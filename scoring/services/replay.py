@@ -76,7 +76,7 @@ def _replay_group(scores: list[Score], version: ModelVersion, policy: Policy) ->
         static=static_frame(version.schema, [s.input_features for s in scores]),
         features=[s.input_features for s in scores],
     )
-    if version.kind == ModelVersion.KIND_CNN:
+    if version.family.needs_history:
         first = scores[0].input_history
         if first is None:
             raise ValueError(f"score {scores[0].pk} of a CNN has no stored history")

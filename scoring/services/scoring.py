@@ -194,7 +194,7 @@ def score_values(
 ) -> list[dict]:
     """The field values of each row's ``Score`` (plain dicts: a batch chunk writes
     thousands by COPY and needs no model instances)."""
-    is_cnn = version.kind == ModelVersion.KIND_CNN
+    is_cnn = version.family.needs_history
     ids = applicant_ids if applicant_ids is not None else data.applicant_ids.tolist()
     out = []
     for i, row in enumerate(rows):
@@ -312,7 +312,7 @@ def score_realtime(
         data = portfolio_data_of(
             portfolio=portfolio,
             records=[(applicant.pk, applicant.external_id, applicant.features)],
-            with_history=version.kind == ModelVersion.KIND_CNN,
+            with_history=version.family.needs_history,
         )
         stored = [applicant.features]
         ids: list[int | None] = [applicant.pk]
@@ -385,7 +385,7 @@ def _new_applicant_data(
         static=static_frame(portfolio.schema, [clean]),
         features=[clean],
     )
-    if version.kind == ModelVersion.KIND_CNN:
+    if version.family.needs_history:
         data.history, data.history_mask = history_payload_arrays(
             history or [], months=decider_load(version).model.history_pipeline_.months_
         )
@@ -425,7 +425,7 @@ def score_whatif(
         data = portfolio_data_of(
             portfolio=portfolio,
             records=[(applicant.pk, applicant.external_id, clean)],
-            with_history=version.kind == ModelVersion.KIND_CNN,
+            with_history=version.family.needs_history,
         )
     else:
         base = applicant.features if applicant is not None else {}

@@ -99,10 +99,10 @@ def lease_held(model: type[Model], pk: int, token: str | None) -> Iterator[None]
     """Renew the lease of a claimed row (claimed with ``worker=token``) while the block runs."""
     interval = max(settings.JOB_STALE_SECONDS / 4, 0.5)
     renewer = _LeaseRenewer(model, pk, token, interval)
-    # SQLite (the embedded set-up and tests) serialises writers: a second writing
-    # thread only adds lock waits there, and its processes are not supervised across machines.
-    if connection.vendor == "postgresql":
-        renewer.start()
+    # On SQLite too (the embedded set-up supervises its worker as well): a renewal that
+    # waits behind the job's own long write transaction only renews late, and the
+    # supervisor's update waits behind the same lock, then finds the job finished.
+    renewer.start()
     try:
         yield
     finally:
@@ -222,9 +222,27 @@ def trainings_gone_fail() -> int:
     return repaired
 
 
+def _trial_in_flight(study: TuningStudy) -> bool:
+    """A trial Optuna records as running: a study whose lease aged with none is only
+    waiting for a train worker (its trials queue behind other work), not gone."""
+    import optuna
+
+    from scoring.services.tuning import _storage
+
+    try:
+        trials = optuna.load_study(study_name=study.study_name, storage=_storage()).get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+        )
+    except KeyError:  # no such study in Optuna's tables
+        return False
+    return bool(trials)
+
+
 def tunings_gone_fail() -> int:
     repaired = 0
     for study in _gone(TuningStudy.objects.filter(status="running"), started_field="created_at"):
+        if not _trial_in_flight(study):
+            continue
         reason = _gone_reason(study)
         done = _gone(TuningStudy.objects.filter(pk=study.pk, status="running"), started_field="created_at").update(
             status="failed", error=reason, finished_at=timezone.now()

@@ -20,10 +20,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from models.families import family_of
 from models.metrics import baseline_logistic
 from models.reasons import background_sample, background_write
 from models.splits import stratified_split
-from models.training import CreditData, CreditModel
+from models.training import CreditData
 from riskapp.version import code_version
 from scoring.inference import artifact_path_for
 from scoring.models import ModelVersion, Portfolio
@@ -64,11 +65,10 @@ def model_version_create(
     requested_by=None,
     tuning_study=None,
 ) -> ModelVersion:
-    if kind not in dict(ModelVersion.KIND_CHOICES):
-        raise ValueError(f"kind must be one of {[k for k, _ in ModelVersion.KIND_CHOICES]}")
+    family = family_of(kind)  # UnknownFamily (a ValueError) names the registered kinds
     # Every entry point comes here: values outside the family's space are a 400 now, not a worker failure later.
     hyperparameters = hyperparameters_validate(kind=kind, values=hyperparameters)
-    CreditModel(kind, seed=seed, **hyperparameters)
+    family.build(seed=seed, **hyperparameters)
     version = ModelVersion.objects.create(
         portfolio=portfolio,
         version=_next_version(portfolio),
@@ -106,34 +106,28 @@ def model_training_start(
 
 def training_data(*, portfolio: Portfolio, kind: str) -> tuple[PortfolioData, np.ndarray]:
     """Applicants with an observed outcome, with the history for a CNN; y = 1 for default."""
-    data = attach_outcomes(
-        portfolio_data(portfolio=portfolio, with_history=kind == ModelVersion.KIND_CNN), portfolio=portfolio
-    )
+    family = family_of(kind)
+    data = attach_outcomes(portfolio_data(portfolio=portfolio, with_history=family.needs_history), portfolio=portfolio)
     assert data.defaulted is not None
     observed = np.flatnonzero(~np.isnan(data.defaulted))
     data = data.subset(observed)
     y = np.asarray(data.defaulted, dtype=np.int64)
     if len(y) < 50 or len(np.unique(y)) < 2:
         raise TrainingDataError(f"{portfolio} has {len(y)} applicants with outcomes and needs ≥ 50 with both outcomes.")
-    if kind == ModelVersion.KIND_CNN and (data.history_mask is None or not data.history_mask.any()):
+    if family.needs_history and (data.history_mask is None or not data.history_mask.any()):
         raise TrainingDataError(f"{portfolio} has no repayment history: train an MLP instead.")
     return data, y
 
 
 def _credit_data(data: PortfolioData, y: np.ndarray, kind: str) -> CreditData:
-    if kind == ModelVersion.KIND_CNN:
+    if family_of(kind).needs_history:
         return CreditData(data.static, y, data.history, data.history_mask)
     return CreditData(data.static, y)
 
 
-def _baseline_inputs(model: CreditModel, data: PortfolioData) -> np.ndarray:
-    """The baseline sees the same inputs as the network, flattened."""
-    static = model.static_pipeline_.transform(data.static)
-    if model.history_pipeline_ is None:
-        return static
-    assert data.history is not None
-    history = model.history_pipeline_.transform(data.history, data.history_mask)
-    return np.hstack([static, history.reshape(len(history), -1)])
+def _baseline_inputs(model: Any, data: PortfolioData) -> np.ndarray:
+    """The baseline sees the same inputs as the model, flattened (the family says how)."""
+    return family_of(model.kind).baseline_inputs(model, **data.model_inputs(model.kind))
 
 
 def model_fit_evaluate(
@@ -145,20 +139,24 @@ def model_fit_evaluate(
     seed: int,
     hyperparameters: dict,
     on_epoch: EpochCallback | None = None,
-) -> tuple[CreditModel, dict, dict, dict]:
+) -> tuple[Any, dict, dict, dict]:
     """Fit on a seeded stratified split (train / validation for early stopping /
     calibration for Platt scaling / test); metrics on each split, and the logistic
     baseline fitted on the same train split and measured on the same test split."""
     parts = stratified_split(y, seed=seed)
     split = {name: data.subset(parts[name]) for name in SPLITS}
     ys = {name: y[parts[name]] for name in SPLITS}
-    model = CreditModel(kind, seed=seed, **hyperparameters).fit(
-        y=ys["train"],
-        schema=schema,
-        validation=_credit_data(split["validation"], ys["validation"], kind),
-        calibration=_credit_data(split["calibration"], ys["calibration"], kind),
-        on_epoch=on_epoch,
-        **split["train"].model_inputs(kind),
+    model = (
+        family_of(kind)
+        .build(seed=seed, **hyperparameters)
+        .fit(
+            y=ys["train"],
+            schema=schema,
+            validation=_credit_data(split["validation"], ys["validation"], kind),
+            calibration=_credit_data(split["calibration"], ys["calibration"], kind),
+            on_epoch=on_epoch,
+            **split["train"].model_inputs(kind),
+        )
     )
     metrics = {
         name: model.evaluate(y=ys[name], **split[name].model_inputs(kind)) for name in ("train", "validation", "test")
@@ -206,7 +204,7 @@ def _train_claimed(model_version_id: int, token: str, on_epoch: EpochCallback | 
     version = ModelVersion.objects.select_related("portfolio", "schema").get(pk=model_version_id)
     try:
         data, y = training_data(portfolio=version.portfolio, kind=version.kind)
-        max_epochs = CreditModel(version.kind, **version.hyperparameters).get_params()["max_epochs"]
+        max_epochs = version.family.max_epochs(version.hyperparameters)
         recorder = _progress_recorder(version, max_epochs)
 
         def each_epoch(epoch: int, loss: float, auc: float) -> None:

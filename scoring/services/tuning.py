@@ -17,9 +17,9 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from models.families import family_of
 from models.splits import stratified_split
-from models.training import CreditModel
-from scoring.models import ModelVersion, Portfolio, TuningStudy
+from scoring.models import Portfolio, TuningStudy
 from scoring.services.hyperparams import tuning_capacity_check
 from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
 from scoring.services.training import (
@@ -47,23 +47,12 @@ def _storage() -> optuna.storages.RDBStorage:
 
 
 def search_space(trial: optuna.trial.BaseTrial, kind: str) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "dropout": trial.suggest_float("dropout", 0.0, 0.4),
-        "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
-        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [256, 512, 1024]),
-    }
-    if kind == ModelVersion.KIND_MLP:
-        width = trial.suggest_categorical("width", [16, 32, 64, 128])
-        depth = trial.suggest_int("depth", 1, 3)
-        params["hidden"] = [max(width // (2**i), 8) for i in range(depth)]
-    else:
-        params["hidden"] = trial.suggest_categorical("hidden", [16, 32, 64])
-    return params
+    """The family's own search space (each family declares what is worth tuning)."""
+    return family_of(kind).search_space(trial)
 
 
 def params_from_trial(kind: str, trial_params: dict[str, Any]) -> dict[str, Any]:
-    """Turn a trial's sampled values back into CreditModel hyper-parameters."""
+    """Turn a trial's sampled values back into the family's hyper-parameters."""
     return search_space(optuna.trial.FixedTrial(trial_params), kind)
 
 
@@ -128,12 +117,16 @@ def _trial_run(study: TuningStudy) -> TuningStudy | None:
 
     def objective(trial: optuna.Trial) -> float:
         params = search_space(trial, study.kind)
-        model = CreditModel(study.kind, seed=study.seed, **params).fit(
-            y=ys["train"],
-            schema=schema,
-            validation=_credit_data(split["validation"], ys["validation"], study.kind),
-            calibration=_credit_data(split["calibration"], ys["calibration"], study.kind),
-            **split["train"].model_inputs(study.kind),
+        model = (
+            family_of(study.kind)
+            .build(seed=study.seed, **params)
+            .fit(
+                y=ys["train"],
+                schema=schema,
+                validation=_credit_data(split["validation"], ys["validation"], study.kind),
+                calibration=_credit_data(split["calibration"], ys["calibration"], study.kind),
+                **split["train"].model_inputs(study.kind),
+            )
         )
         return float(model.best_val_auc_)
 

@@ -108,7 +108,9 @@ def test_the_app_starts_after_the_migrations_and_shares_the_data_volume(service)
 
 
 def test_the_migration_runs_once_and_the_web_server_never_migrates():
-    assert SERVICES["migrate"]["command"] == ["python", "manage.py", "migrate", "--no-input"]
+    assert SERVICES["migrate"]["command"] == ["/app/docker/start/migrate"]
+    script = (DOCKER / "start" / "migrate").read_text()
+    assert "manage.py migrate --no-input" in script and "manage.py grant_app_role" in script
     assert SERVICES["migrate"]["restart"] == "no"
     assert "manage.py migrate" not in (DOCKER / "start" / "web").read_text()
 
@@ -129,3 +131,16 @@ def test_the_public_ports_are_bound_to_loopback_by_default():
     assert SERVICES["flower"]["ports"][0].startswith("127.0.0.1:")
     for service in ("postgres", "redis", "rabbitmq"):
         assert "ports" not in SERVICES[service]
+
+
+def test_the_app_connects_as_the_least_privileged_role_and_only_migrate_holds_the_owner():
+    """The application role owns nothing (it cannot disable the audit triggers); the
+    migration role's URL is given to the one-shot migrate service only."""
+    for service in APP_SERVICES:
+        environment = SERVICES[service]["environment"]
+        assert environment["DATABASE_URL"].startswith("postgres://riskapp_app:")
+        assert ("DATABASE_MIGRATE_URL" in environment) == (service == "migrate")
+    assert SERVICES["migrate"]["environment"]["DATABASE_MIGRATE_URL"].startswith("postgres://riskapp_migrate:")
+    init = (DOCKER / "postgres" / "init-roles.sh").read_text()
+    assert "CREATE ROLE riskapp_app LOGIN NOSUPERUSER" in init and "OWNER TO riskapp_migrate" in init
+    assert "./postgres/init-roles.sh:/docker-entrypoint-initdb.d/10-roles.sh:ro" in SERVICES["postgres"]["volumes"]

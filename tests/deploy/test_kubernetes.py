@@ -251,12 +251,9 @@ def test_pods_that_train_score_or_import_share_the_data_volume():
 
 def test_the_app_waits_for_the_migration_job_of_its_release():
     job = base_objects("Job")["riskapp-migrate"]
-    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
-        "python",
-        "manage.py",
-        "migrate",
-        "--no-input",
-    ]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["/app/docker/start/migrate"]  # migrate as the owner, then grant_app_role
+    assert {"secretRef": {"name": "riskapp-migrate"}} in container["envFrom"]
     for name in (
         "riskapp-web",
         "riskapp-worker-default",
@@ -330,3 +327,15 @@ def test_each_worker_serves_its_metrics_on_the_port_it_declares():
         (container,) = deployments()[name]["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert container["ports"] == [{"name": "metrics", "containerPort": int(env["WORKER_METRICS_PORT"])}]
+
+
+def test_only_the_migrate_job_holds_the_migration_role():
+    """Every pod connects as the application role (it owns nothing, so it cannot disable
+    the audit triggers); the migration role's Secret is mounted by the migrate Job alone."""
+    secrets = base_objects("Secret")
+    assert secrets["riskapp-secrets"]["stringData"]["DATABASE_URL"].startswith("postgres://riskapp_app:")
+    assert secrets["riskapp-migrate"]["stringData"]["DATABASE_MIGRATE_URL"].startswith("postgres://riskapp_migrate:")
+    for name, deployment in deployments().items():
+        spec = deployment["spec"]["template"]["spec"]
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            assert {"secretRef": {"name": "riskapp-migrate"}} not in container.get("envFrom", []), name

@@ -175,22 +175,35 @@ def test_the_final_step_failing_does_not_leave_the_run_unfinished(portfolio, cel
             cursor.execute("DROP SEQUENCE IF EXISTS fault_finish_attempts")
 
 
+def holder_of(workers, token: str):
+    """The worker process whose pool child holds a lease ("host:pid")."""
+    pid = int(token.rsplit(":", 1)[1])
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return next(w for w in workers if w.process.pid in (pid, parent))
+
+
+# Detection: the lease expires JOB_STALE after its last renewal (every JOB_STALE / 4), then
+# the next supervisor pass of the surviving worker (every TICK) marks it; slack for a loaded machine.
+DETECTED_WITHIN = JOB_STALE + 2 * TICK + 5
+
+
 def test_a_killed_training_is_failed_within_the_stale_limit_and_its_retry_trains(portfolio, celery_worker_factory):
-    doomed = celery_worker_factory(roles=("train",), env=ENV)
+    workers = [celery_worker_factory(roles=("train",), env=ENV) for _ in range(2)]
     params = {"max_epochs": 40, "patience": 40, "batch_size": 256}
     version = model_training_start(portfolio=portfolio, kind="mlp", hyperparameters=params)
     wait(lambda: ModelVersion.objects.get(pk=version.pk).progress.get("epoch", 0) >= 1, timeout=600,
          message="the first epoch")  # fmt: skip
-    doomed.kill(signal.SIGKILL)
+    version.refresh_from_db()
+    holder_of(workers, version.worker).kill(signal.SIGKILL)  # never restarted
     killed_at = time.monotonic()
-    celery_worker_factory(roles=("train",), env=ENV)  # another worker, whose timer runs the supervisor
     wait(lambda: ModelVersion.objects.get(pk=version.pk).status == ModelVersion.STATUS_FAILED,
-         timeout=JOB_STALE + 60, message="the training marked failed")  # fmt: skip
+         timeout=DETECTED_WITHIN + 60, message="the training marked failed")  # fmt: skip
     failed_after = time.monotonic() - killed_at
     version.refresh_from_db()
     assert "Worker gone" in version.error
     print(f"\nkilled training marked failed {failed_after:.1f}s after the kill (lease limit {JOB_STALE}s)")
-    model_version_retry(version=version)
+    assert failed_after <= DETECTED_WITHIN
+    model_version_retry(version=version)  # trained by the surviving worker
     wait(lambda: ModelVersion.objects.get(pk=version.pk).status == ModelVersion.STATUS_TRAINED, timeout=900,
          message="the retried training")  # fmt: skip
 
@@ -202,18 +215,20 @@ def test_a_killed_import_is_failed_within_the_stale_limit_and_its_retry_imports(
     from scoring.tasks import import_file
 
     files = synthetic_files_write(directory=tmp_path / "big", count=60_000, seed=11)
-    doomed = celery_worker_factory(roles=("default",), env=ENV)
+    workers = [celery_worker_factory(roles=("default",), env=ENV) for _ in range(2)]
     job = import_job_create(portfolio=portfolio, kind="applicants", path=files.applicants)
     import_file.delay(job.pk, str(files.applicants))
     wait(lambda: ImportJob.objects.get(pk=job.pk).status == ImportJob.STATUS_RUNNING, timeout=300,
          message="the import to start")  # fmt: skip
     time.sleep(1)
-    doomed.kill(signal.SIGKILL)
+    job.refresh_from_db()
+    holder_of(workers, job.worker).kill(signal.SIGKILL)
     killed_at = time.monotonic()
-    celery_worker_factory(roles=("default",), env=ENV)
-    wait(lambda: ImportJob.objects.get(pk=job.pk).status == ImportJob.STATUS_FAILED, timeout=JOB_STALE + 60,
-         message="the import marked failed")  # fmt: skip
-    print(f"\nkilled import marked failed {time.monotonic() - killed_at:.1f}s after the kill (limit {JOB_STALE}s)")
+    wait(lambda: ImportJob.objects.get(pk=job.pk).status == ImportJob.STATUS_FAILED,
+         timeout=DETECTED_WITHIN + 60, message="the import marked failed")  # fmt: skip
+    failed_after = time.monotonic() - killed_at
+    print(f"\nkilled import marked failed {failed_after:.1f}s after the kill (lease limit {JOB_STALE}s)")
+    assert failed_after <= DETECTED_WITHIN
     import_job_retry(job=job)
     wait(lambda: ImportJob.objects.get(pk=job.pk).status == ImportJob.STATUS_SUCCEEDED, timeout=900,
          message="the retried import")  # fmt: skip

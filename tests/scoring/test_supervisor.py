@@ -236,3 +236,33 @@ def test_transient_errors_are_retried_for_a_time_budget_not_a_count(settings):
     # Past the budget: the error is raised (the supervisor re-sends the chunk later).
     with pytest.raises(OperationalError):
         retry_within_budget(Task(), error, first_failed_at=time.time() - 601, chunk_id=7)
+
+
+def test_a_study_waiting_for_a_worker_is_left_alone_and_one_whose_trial_died_is_failed(
+    transactional_db, people, settings
+):
+    # Optuna writes through its own connection: no test transaction may hold SQLite's lock.
+    import optuna
+
+    from scoring.models import TuningStudy
+    from scoring.services.tuning import _storage, tuning_study_create
+
+    portfolio, developer, _ = people
+    study = tuning_study_create(portfolio=portfolio, kind="mlp", n_trials=3, requested_by=developer)
+    TuningStudy.objects.filter(pk=study.pk).update(status="running")
+    age(TuningStudy.objects.filter(pk=study.pk), "heartbeat_at", settings.JOB_STALE_SECONDS + 1)
+    # Its trials queue behind other work on the train queue: no trial runs, nothing is gone.
+    assert supervise()["tuning_failed"] == 0
+    # A worker took a trial and was killed: Optuna keeps the trial RUNNING, the lease aged.
+    optuna.load_study(study_name=study.study_name, storage=_storage()).ask()
+    assert supervise()["tuning_failed"] == 1
+    study.refresh_from_db()
+    assert study.status == "failed" and "Worker gone" in study.error
+
+
+def test_the_run_page_says_its_model_retired_mid_run(champion, client):
+    run = batch_run_create(portfolio=champion.portfolio, chunk_size=N)
+    BatchRun.objects.filter(pk=run.pk).update(model_retired_at=timezone.now())
+    client.force_login(UserFactory(username="admin", is_superuser=True, is_staff=True))
+    page = client.get(f"/runs/{run.pk}/")
+    assert page.status_code == 200 and "retired mid-run" in page.content.decode()

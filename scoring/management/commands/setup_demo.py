@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
-from models.training import CreditModel
+from models.families import family_of
 from scoring.management.base import ServiceCommand
 from scoring.management.commands._progress import ProgressBar
 from scoring.models import Applicant, ModelVersion, Portfolio, Score
@@ -121,7 +121,7 @@ class Command(ServiceCommand):
             queued = model_version_create(
                 portfolio=portfolio, kind=kind, seed=seed, hyperparameters=params, requested_by=users["developer"]
             )
-            epochs = CreditModel(kind, **params).get_params()["max_epochs"]
+            epochs = family_of(kind).max_epochs(params)
             bar = ProgressBar(epochs, label=f"{name} {kind}", unit="epochs", stream=self.stderr._out)
 
             def on_epoch(epoch: int, loss: float, auc: float, bar: ProgressBar = bar) -> None:
