@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0017_score_redundant_indexes'),
+        ('scoring', '0019_kind_choices_from_families'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
