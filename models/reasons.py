@@ -254,20 +254,6 @@ def format_value(value: Any, *, integer: bool = False) -> str:
     return str(value)
 
 
-def reference_contributions(decider: CreditDecider) -> tuple[np.ndarray, np.ndarray]:
-    """The explainer's reference applicants (its background sample) explained like any
-    applicant: (contributions (m, G), calibrated log-odds (m,)). Cached on the decider."""
-    cached = getattr(decider, "reference_", None)
-    if cached is None:
-        if not hasattr(decider, "explainer_"):
-            decider.fit()
-        inputs = tuple(torch.from_numpy(decider.background[f"input{i}"]) for i in range(len(decider.background)))
-        explanation = decider.explainer_.explain(inputs)
-        contributions = decider.a_ * decider._group(explanation.attributions)
-        cached = decider.reference_ = (contributions, decider.a_ * explanation.output + decider.b_)
-    return cached
-
-
 def boundary_points(
     contributions: np.ndarray,
     score: np.ndarray,

@@ -89,14 +89,34 @@ def score_explanation(*, score: Score) -> dict[str, Any]:
     }
 
 
+REFERENCE_SCORES = 1000
+
+
+def boundary_reference(version: ModelVersion) -> tuple[np.ndarray, np.ndarray]:
+    """Reference applicants for boundary reasons: the version's latest stored decisions
+    (at most ``REFERENCE_SCORES``; contributions (m, G) and log-odds of default (m,)), from
+    which ``boundary_points`` takes those nearest the cutoff. Real applicants of the
+    portfolio, whatever the model family; the log-odds (not the points) are compared, so
+    a change of points scale since does not move them."""
+    rows = list(
+        Score.objects.filter(model_version=version, is_shadow=False)
+        .order_by("-created_at")
+        .values_list("contributions", "pd")[:REFERENCE_SCORES]
+    )
+    if not rows:
+        raise ExplanationError(f"Model version {version.pk} has no stored decisions to measure reasons against.")
+    pd_ = np.clip(np.array([r[1] for r in rows], dtype=np.float64), 1e-15, 1 - 1e-15)
+    return np.array([r[0] for r in rows], dtype=np.float64), np.log(pd_) - np.log1p(-pd_)
+
+
 def boundary_reasons(*, score: Score, decider, policy, value_of, groups: list[str], k: int = 4) -> dict[str, Any]:
     """The principal reasons of a decision measured against the approval boundary: each
     group's cost in points against applicants at the approve cutoff (adding up exactly
     to ``points_short`` = cutoff - score), and the ``k`` largest costs as statements, one
     per cause (catalogue group), as an adverse-action notice lists them."""
-    from models.reasons import boundary_points, format_value, numeric_medians, reason_key, reference_contributions
+    from models.reasons import boundary_points, format_value, numeric_medians, reason_key
 
-    reference, reference_log_odds = reference_contributions(decider)
+    reference, reference_log_odds = boundary_reference(score.model_version)
     cutoff = policy.approve_min_score
     costs, _ = boundary_points(
         np.asarray([score.contributions]), np.asarray([score.score]), cutoff=cutoff, scale=policy.scale,

@@ -7,12 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from models.reasons import boundary_points, format_value, reference_contributions
-from scoring.inference import decider_load
+from models.reasons import boundary_points, format_value
 from scoring.models import Score
 from scoring.services.access import portfolio_access_grant
 from scoring.services.batch import batch_run_create, score_chunk_run
-from scoring.services.explanations import score_explanation
+from scoring.services.explanations import boundary_reference, score_explanation
 from scoring.services.policy import policy_in_force
 from scoring.services.reason_codes import reason_catalogue_default
 from scoring.services.registry import model_version_approve, model_version_promote
@@ -71,8 +70,7 @@ def test_reason_texts_never_print_none_or_a_float_for_an_integer(scored):
 def test_boundary_contributions_add_up_to_the_points_short_on_every_row(scored):
     version = scored[0].model_version
     policy = policy_in_force(version.portfolio)
-    decider = decider_load(version)
-    reference, reference_log_odds = reference_contributions(decider)
+    reference, reference_log_odds = boundary_reference(version)
     contributions = np.array([s.contributions for s in scored])
     score = np.array([s.score for s in scored])
     costs, _ = boundary_points(contributions, score, cutoff=policy.approve_min_score, scale=policy.scale,
