@@ -139,7 +139,7 @@ def load(path: str, token: str, clients: int, seconds: float, body_of) -> dict:
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
     def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=120)
         mine = []
         while time.monotonic() < deadline:
             started = time.perf_counter()
@@ -185,7 +185,7 @@ def measured(master: int, path: str, token: str, clients: int, seconds: float, b
 
 def server_command(kind: str, workers: int, threads: int) -> list[str]:
     command = [sys.executable, "-m", "gunicorn", "riskapp.wsgi:application", "--config", "docker/gunicorn.conf.py",
-               "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
+               "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--timeout", "120", "--log-level", "warning"]  # fmt: skip
     if kind == "gthread":
         command += ["--worker-class", "gthread", "--threads", str(threads)]
     return command
@@ -216,10 +216,12 @@ def main() -> None:
         )
         row = results[kind if kind == "sync" else f"{kind}x{args.threads}"] = {}
         try:
-            for _ in range(120):
+            for _ in range(240):  # until a worker answers (booting torch on a loaded machine is slow)
                 try:
-                    http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/healthz")
-                    break
+                    probe = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+                    probe.request("GET", "/healthz")
+                    if probe.getresponse().status == 200:
+                        break
                 except OSError:
                     time.sleep(0.5)
             row["floor"] = measured(server.pid, "/bench/floor/", token, args.clients, args.seconds, lambda: "{}")

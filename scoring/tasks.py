@@ -94,7 +94,7 @@ def nightly_rescore() -> list[int]:
     return [run.pk for run in nightly_runs_start()]
 
 
-@shared_task(name="scoring.tasks.audit_seal", time_limit=120, soft_time_limit=100)
+@shared_task(name="scoring.tasks.audit_seal", time_limit=120, soft_time_limit=100, ignore_result=True)
 def audit_seal() -> int:
     """Seal the audit events written since the last run into signed Merkle batches
     (celery beat, every 5 seconds); the number of events sealed."""

@@ -192,14 +192,17 @@ def waterfall(score, groups: list[str] | None) -> dict:
     return {"labels": labels, "bars": bars, "log_odds": round(level, 6)}
 
 
-def explanation_groups(score) -> list[str] | None:
-    """Names of the contribution vector's entries, from the model version that scored."""
+def explanation_groups(score, schema=None) -> list[str] | None:
+    """Names of the contribution vector's entries, from the model version that scored,
+    under the schema's labels where the entry is a schema column."""
     from scoring.inference import decider_load
 
     try:
-        return list(decider_load(score.model_version).groups_)
+        groups = list(decider_load(score.model_version).groups_)
     except (OSError, ValueError):  # artifact missing or failing its checksum: show the bars unnamed
         return None
+    labels = display.feature_labels(schema) if schema is not None else {}
+    return [labels.get(g, g) for g in groups]
 
 
 SCORE_AXIS_MARGIN = 100  # points shown beyond the cutoffs on a score chart
@@ -252,7 +255,7 @@ def applicant_detail(request, applicant_id: int):
         "score_history": score_history_chart(portfolio, scores),
     }
     if latest is not None:
-        context["waterfall"] = waterfall(latest, explanation_groups(latest))
+        context["waterfall"] = waterfall(latest, explanation_groups(latest, applicant.schema))
         context["latest_reasons"] = display.reasons_labelled(applicant.schema, latest.reasons)
     audit_record(
         action="applicant.view", request=request, portfolio_id=portfolio.pk, object_type="applicant",
@@ -362,7 +365,7 @@ def score_detail(request, score_id: int):
         "portfolio": score.portfolio,
         "reasons": display.reasons_labelled(schema, score.reasons),
         "features": display.feature_rows(schema, score.input_features or {}),
-        "waterfall": waterfall(score, explanation_groups(score)),
+        "waterfall": waterfall(score, explanation_groups(score, schema)),
     }
     audit_record(
         action="score.view", request=request, portfolio_id=score.portfolio_id, object_type="score",
@@ -577,6 +580,33 @@ def model_charts(version: ModelVersion) -> dict:
     }
 
 
+def model_monitoring(user, version: ModelVersion) -> dict:
+    """This version's latest stability, backtest and fairness reports, laid out for the
+    model page, where a validator reads them before approving or promoting: PSI/CSI by
+    feature (worst first) with its bins, and each protected attribute's groups."""
+    reports = selectors.monitoring_latest(user=user, portfolio=version.portfolio_id, model_version=version)
+    labels = display.feature_labels(version.schema)
+    stability, fairness = reports.get("stability"), reports.get("fairness")
+    features = []
+    if stability is not None:
+        for name, result in (stability.results.get("features") or {}).items():
+            features.append({"label": labels.get(name, name), **result})
+        features.sort(key=lambda f: -(f.get("psi") or 0.0))
+    attributes = []
+    if fairness is not None:
+        for name, result in (fairness.results.get("attributes") or {}).items():
+            attributes.append({"label": labels.get(name, name), "groups": result.get("groups") or []})
+    return {
+        "reports": [r for r in reports.values() if r is not None],
+        "stability": stability,
+        "score_psi": (stability.results.get("score") or {}) if stability else {},
+        "features": features,
+        "fairness": fairness,
+        "attributes": attributes,
+        "backtest": reports.get("backtest"),
+    }
+
+
 def model_splits(version: ModelVersion) -> list[dict]:
     """Every split the training carved, the calibration split (metrics not stored) too, so
     the rows add up to the training rows."""
@@ -691,6 +721,7 @@ def model_detail(request, version_id: int):
         "comparison": comparison,
         "peer": peer,
         "others": others,
+        "monitoring": model_monitoring(request.user, version),
         "splits": model_splits(version),
         "early_stop": early_stop(version),
         "can_approve": may_validate and version.status == ModelVersion.STATUS_TRAINED,

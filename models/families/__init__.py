@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from models.families.base import Explainer, Family
 from models.families.networks import CNNFamily, MLPFamily
+from models.families.trees import TreesFamily
 
-FAMILIES: dict[str, Family] = {family.name: family for family in (MLPFamily(), CNNFamily())}
+FAMILIES: dict[str, Family] = {family.name: family for family in (MLPFamily(), CNNFamily(), TreesFamily())}
 
 
 class UnknownFamily(ValueError):

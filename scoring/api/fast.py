@@ -124,7 +124,7 @@ def score_body(score) -> dict:
         "applicant": score.applicant_id,
         "run": score.run_id,
         "model_version": score.model_version_id,
-        "model_version_number": score.model_version.version,  # the version row was set on the score: no query
+        "model_version_number": score.model_version.version,  # the caller's version object: no query
         "policy_version": score.policy_version_id,
         "is_shadow": score.is_shadow,
         "pd": float(score.pd),

@@ -171,11 +171,27 @@ FAMILY_SPACES: dict[str, dict[str, ParamSpec]] = {
 }
 
 
+def _from_family(spec) -> ParamSpec:
+    """A family's own ``models.params.ParamSpec`` as a check of this validator."""
+    from models.params import ParamError
+
+    def check(value: Any) -> Any:
+        try:
+            return spec.check(value)
+        except ParamError as exc:
+            raise _Invalid(str(exc).split(": ", 1)[-1]) from None
+
+    return ParamSpec(spec.name, check, spec.help or spec.name)
+
+
 def family_space(kind: str) -> dict[str, ParamSpec]:
-    try:
+    from models.families import FAMILIES
+
+    if kind in FAMILY_SPACES:
         return FAMILY_SPACES[kind]
-    except KeyError:
-        raise HyperparameterError(f"Unknown model kind {kind!r}; known: {sorted(FAMILY_SPACES)}.") from None
+    if kind in FAMILIES:  # a family without an entry above: its declared space is the rule
+        return {name: _from_family(spec) for name, spec in FAMILIES[kind].space().items()}
+    raise HyperparameterError(f"Unknown model kind {kind!r}; known: {sorted(FAMILIES)}.")
 
 
 def hyperparameters_validate(*, kind: str, values: dict[str, Any] | None) -> dict[str, Any]:

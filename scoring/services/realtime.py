@@ -195,7 +195,7 @@ def _data(cache: CacheView, *, portfolio: Portfolio, version: ModelVersion, reco
         # ColumnFrame reads stored values as they are.
         static=static_frame(portfolio.schema, [features])
         if _has_derived_inputs(cache, portfolio.schema)
-        else ColumnFrame([features], numeric=numeric, categorical=categorical),  # type: ignore[arg-type]
+        else ColumnFrame([features], numeric=numeric, categorical=categorical),
         features=[features],
     )
     if version.family.needs_history and applicant_id is not None:
@@ -246,4 +246,6 @@ def realtime_score(
     (values,) = score_values(
         version=version, data=data, features=[stored], rows=rows, requested_by_id=user.pk, applicant_ids=[ids]
     )
-    return score_record(score=score_from_values(values), version=version, requested_by=user, request=request)
+    score = score_from_values(values)
+    score.model_version = version  # the response names its number: no query for the row we hold
+    return score_record(score=score, version=version, requested_by=user, request=request)

@@ -335,7 +335,6 @@ def score_record(*, score: Score, version: ModelVersion, requested_by=None, requ
 
     from scoring.audit import audit_record
 
-    score.model_version = version  # the caller's row (the response quotes its number without a query)
     with transaction.atomic():
         score.save(force_insert=True)
         audit_record(

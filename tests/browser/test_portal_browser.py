@@ -94,10 +94,14 @@ def test_an_analyst_uploads_a_file_with_an_error_and_sees_the_validation_report(
     page, base = browser_page, live_server.url
     log_in(page, base, "analyst_a", PASSWORD)
     page.get_by_role("link", name="Imports").click()
-    page.get_by_label("Portfolio").select_option(label="Alpha book")
-    page.get_by_label("File contains").select_option(label="Applicants")
-    page.get_by_label("File", exact=True).set_input_files(str(bad_applicants_csv(tmp_path / "march.csv", world.alpha)))
-    page.get_by_role("button", name="Upload and validate").click()
+    # The upload form (the page also offers one that proposes a schema from a sample).
+    upload = page.locator("form", has=page.get_by_role("button", name="Upload and validate"))
+    upload.get_by_label("Portfolio").select_option(label="Alpha book")
+    upload.get_by_label("File contains").select_option(label="Applicants")
+    upload.get_by_label("File", exact=True).set_input_files(
+        str(bad_applicants_csv(tmp_path / "march.csv", world.alpha))
+    )
+    upload.get_by_role("button", name="Upload and validate").click()
     page.wait_for_url(re.compile(r"/imports/\d+/$"))
     # The page polls the job and reloads itself when the worker has finished.
     expect(page.locator("#validation-report")).to_be_visible(timeout=90_000)

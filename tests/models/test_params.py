@@ -45,5 +45,5 @@ def test_a_spec_needs_bounds_for_numbers():
 
 
 def test_unknown_kind_is_named():
-    with pytest.raises(UnknownFamily, match="trees"):
-        family_of("trees")
+    with pytest.raises(UnknownFamily, match="scorecard"):
+        family_of("scorecard")

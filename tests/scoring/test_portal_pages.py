@@ -159,3 +159,11 @@ def test_two_versions_are_compared_on_the_candidates_test_rows(german):
     assert re.search(r"Stopped early|Ran all", detail) and "calibration (Platt scaling)" in detail
     counted = sum(other.metrics[s]["n"] for s in ("train", "validation", "test"))
     assert f'<td class="num">{other.training_rows - counted}</td>' in detail
+
+
+def test_the_model_page_shows_this_versions_monitoring_by_feature_and_group(german):
+    page = client_of(german.users["validator"]).get(f"/models/{german.champion.pk}/").content.decode()
+    assert "Monitoring of this version" in page
+    # Promotion computed stability and fairness on German credit's applicants.
+    assert "CSI by feature" in page and "Duration in month</th>" in page
+    assert "Fairness: " in page and "Adverse impact ratio" in page

@@ -5,6 +5,7 @@ an event left unsealed beyond the window."""
 from django.core.management.base import BaseCommand, CommandError
 
 from scoring.audit import append_only_problems, audit_checkpoint_create, audit_log_verify, head_file
+from scoring.services.database_roles import connection_privilege_problems
 
 
 class Command(BaseCommand):
@@ -29,6 +30,9 @@ class Command(BaseCommand):
         if problems:
             # Nothing stops UPDATE/DELETE now: the log cannot be trusted from here on.
             raise CommandError("audit log UNPROTECTED: " + "; ".join(problems))
+        for problem in connection_privilege_problems():
+            # Not a broken log, but this connection is the kind of role that could break it.
+            self.stderr.write(self.style.WARNING(f"warning: not least privilege: {problem}"))
         result = audit_log_verify(
             chunk_size=options["chunk_size"],
             progress=lambda n: self.stderr.write(f"  {n:,} events checked"),
