@@ -125,6 +125,7 @@ def score_body(score) -> dict:
         "run": score.run_id,
         "model_version": score.model_version_id,
         "model_version_number": score.model_version.version,  # the caller's version object: no query
+        "policy_version": score.policy_version_id,
         "is_shadow": score.is_shadow,
         "pd": float(score.pd),
         "score": float(score.score),

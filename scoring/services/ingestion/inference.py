@@ -178,7 +178,8 @@ def _column_propose(name: str, raw: pd.Series, *, top: int) -> dict[str, Any]:
 def _id_choose(profiles: list[dict]) -> dict | None:
     unique = [p for p in profiles if p["unique"] and p["proposed"]["role"] != "pii"]
     named = [p for p in unique if _ID_NAMES.search(_camel_snake(p["name"]))]
-    return (named or unique or [None])[0]
+    candidates = named or unique
+    return candidates[0] if candidates else None
 
 
 def _target_candidates(profiles: list[dict]) -> list[dict]:
