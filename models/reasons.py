@@ -212,3 +212,76 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and np.isnan(value):
         return None
     return value.item() if hasattr(value, "item") else value
+
+
+# --- Adverse-action reasons -----------------------------------------------------------
+HIGH, LOW, MISSING = "high", "low", "missing"
+
+
+def numeric_medians(model: CreditModel) -> dict[str, float]:
+    """Each numeric input's training median: a reason says whether the applicant's value
+    is above ("high") or below ("low") it, so its text can say which way it hurt."""
+    pipeline = getattr(model, "static_pipeline_", None)
+    return {c["name"]: float(c["median"]) for c in getattr(pipeline, "numeric_", [])}
+
+
+def reason_key(group: str, value: Any, medians: dict[str, float]) -> str:
+    """The catalogue key of a reason: ``<feature>:high|low|missing`` for a numeric
+    feature, ``<feature>:missing`` for any missing value, else the group itself."""
+    if group.startswith("history."):
+        return group
+    if value is None:
+        return f"{group}:{MISSING}"
+    if group in medians and isinstance(value, int | float):
+        return f"{group}:{HIGH if value > medians[group] else LOW}"
+    return group
+
+
+def format_value(value: Any, *, integer: bool = False) -> str:
+    """A value as a notice prints it: integers without decimals, other numbers with at
+    most two, thousands separated; never ``None`` (an empty string)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float | np.integer | np.floating):
+        number = float(value)
+        if not np.isfinite(number):
+            return ""
+        if integer or number.is_integer():
+            return f"{round(number):,d}"
+        return f"{number:,.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def boundary_points(
+    contributions: np.ndarray,
+    score: np.ndarray,
+    *,
+    cutoff: float,
+    scale: PointsScale,
+    reference: np.ndarray,
+    reference_log_odds: np.ndarray,
+    k: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points each group cost an applicant against applicants AT the approval cutoff.
+
+    The reference point is the mean contribution vector of the ``k`` reference applicants
+    whose log-odds are nearest the cutoff's, moved by an equal share per group so that it
+    lies exactly on the cutoff. Against it, group ``g`` cost ``factor * (c_g - ref_g)``
+    points, and a row's costs add up to ``cutoff - score``: the points it was short
+    (negative for an applicant above the cutoff). Returns (costs (n, G), reference (n, G)).
+    Measuring from the average applicant instead misleads when the cutoff is far from the
+    mean: a feature can push above-average risk yet be no worse than at the cutoff."""
+    contributions = np.atleast_2d(np.asarray(contributions, dtype=np.float64))
+    score = np.asarray(score, dtype=np.float64).reshape(-1)
+    factor = scale.factor
+    log_odds_cutoff = float(scale.log_odds_default(cutoff))
+    nearest = np.argsort(np.abs(reference_log_odds - log_odds_cutoff), kind="stable")[: max(1, k)]
+    mean = reference[nearest].mean(axis=0)
+    # Each row's reference sums to its own contributions less the shortfall, so the costs
+    # add up to the stored score's shortfall exactly (the stored contributions are rounded).
+    target = contributions.sum(axis=1) - (cutoff - score) / factor
+    shift = (target - mean.sum())[:, None] / contributions.shape[1]
+    ref = mean[None, :] + shift
+    return factor * (contributions - ref), ref

@@ -40,6 +40,7 @@ from scoring.models import (
     ModelVersion,
     MonitoringReport,
     Outcome,
+    PolicyVersion,
     Portfolio,
     ReasonCode,
     RepaymentMonth,
@@ -51,6 +52,7 @@ from scoring.permissions import RestrictedAdminMixin, portfolio_field_of, restri
 from scoring.roles import PORTFOLIO_PERMS
 from scoring.selectors import portfolios_visible
 from scoring.services.access import portfolio_access_grant, portfolio_access_revoke
+from scoring.services.errors import ServiceError
 from scoring.services.schemas import SchemaError, schema_document_validate, schema_register
 from scoring.services.tokens import api_token_revoke
 from scoring.services.users import EscalationRefused, group_change_check, user_change_check
@@ -195,6 +197,32 @@ class PortfolioAdmin(GuardedModelAdmin):
             ).order_by("-version") if obj else ModelVersion.objects.none()  # fmt: skip
         return form
 
+    def save_model(self, request, obj, form, change):
+        """A change of the scale or cutoffs is a policy proposal (``policy_propose``), never
+        an edit: it takes effect when a second person with the policy role approves it."""
+        from scoring.services.policy import CUTOFF_FIELDS, SCALE_FIELDS, policy_propose
+
+        policy_fields = [f for f in (*SCALE_FIELDS, *CUTOFF_FIELDS) if f in form.changed_data]
+        if not change or not policy_fields:
+            return super().save_model(request, obj, form, change)
+        changes = {f: form.cleaned_data[f] for f in policy_fields}
+        saved = Portfolio.objects.get(pk=obj.pk)
+        for f in policy_fields:
+            setattr(obj, f, getattr(saved, f))  # the portfolio keeps the policy in force
+        super().save_model(request, obj, form, change)
+        try:
+            proposal = policy_propose(portfolio=obj, user=request.user, changes=changes, admin=True,
+                                      comment="proposed in the admin")  # fmt: skip
+        except ServiceError as error:
+            self.message_user(request, f"The policy change was not proposed: {error.message}", messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"Proposed as policy v{proposal.version}: {', '.join(policy_fields)} change once a second person "
+            "with the policy role approves it.",
+            messages.WARNING,
+        )
+
     def _grants_allowed(self, request) -> None:
         if not _manages_portfolios(request):
             raise PermissionDenied
@@ -283,6 +311,74 @@ class ReasonCodeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # entries are generated from the schema (reason_codes_ensure)
+
+    def save_model(self, request, obj, form, change):
+        """Decisions read the texts of their portfolio's policy version, so a new wording is
+        proposed as a policy change of every portfolio on this schema (approved by a second
+        person with the policy role); the schema's entry keeps the default."""
+        from scoring.services.policy import policy_propose
+
+        for portfolio in Portfolio.objects.filter(schema_id=obj.schema_id):
+            try:
+                proposal = policy_propose(
+                    portfolio=portfolio, user=request.user, admin=True, comment=f"reason {obj.code} reworded",
+                    changes={"reason_catalogue": {obj.feature: {"code": obj.code, "text": obj.text}}},
+                )  # fmt: skip
+            except ServiceError as error:
+                self.message_user(request, f"{portfolio}: not proposed: {error.message}", messages.ERROR)
+                continue
+            self.message_user(request, f"{portfolio}: proposed as policy v{proposal.version}.", messages.WARNING)
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(ReadOnlyAdmin):
+    """Policy versions are immutable; a proposal is approved or rejected here by a second
+    person with the policy role (``scoring.services.policy``, which checks who may)."""
+
+    list_display = ["portfolio", "version", "status", "approve_min_score", "decline_below_score", "proposed_by",
+                    "proposed_at", "decided_by", "decided_at"]  # fmt: skip
+    list_filter = ["status", "portfolio"]
+    list_select_related = ["portfolio", "proposed_by", "decided_by"]
+    actions = ["approve", "reject"]
+    readonly_fields = ["impact"]
+
+    @admin.display(description="impact on the last batch run's scores (in force → this version)")
+    def impact(self, obj):
+        from scoring.services.policy import policy_impact
+
+        data = policy_impact(policy_version=obj)
+        if not data["run"]:
+            return "No finished batch run to measure it on."
+
+        def line(name, key):
+            old, new = data["old"], data["new"]
+            fmt = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
+            return (name, fmt(old and old[key]), fmt(new[key]))
+
+        rows = [line("approval rate", "approval_rate"), line("refer rate", "refer_rate"),
+                line("bad rate of the approved", "approved_bad_rate")]  # fmt: skip
+        return format_html_join("", "<div>{}: {} → {}</div>", rows)
+
+    def _decide(self, request, queryset, decide, verb: str) -> None:
+        for row in queryset:
+            try:
+                decide(policy_version=row, user=request.user, reason=f"{verb} in the admin")
+            except ServiceError as error:
+                self.message_user(request, f"Policy v{row.version}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"Policy v{row.version} of {row.portfolio} {verb}.", messages.SUCCESS)
+
+    @admin.action(description="Approve the selected proposals (four eyes)")
+    def approve(self, request, queryset):
+        from scoring.services.policy import policy_approve
+
+        self._decide(request, queryset, policy_approve, "approved")
+
+    @admin.action(description="Reject the selected proposals")
+    def reject(self, request, queryset):
+        from scoring.services.policy import policy_reject
+
+        self._decide(request, queryset, policy_reject, "rejected")
 
 
 # --- Applicant data ------------------------------------------------------------------

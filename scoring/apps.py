@@ -28,3 +28,8 @@ class ScoringConfig(AppConfig):
         # Every change of a grant, role, token, champion, policy or reason text tells the
         # per-process caches of every web process (scoring/caches.py).
         cache_signals_connect()
+
+        from scoring.services.policy import policy_signals_connect
+
+        # A new portfolio gets its starting policy version in the transaction that creates it.
+        policy_signals_connect()

@@ -50,6 +50,12 @@ class Portfolio(models.Model):
     decline_below_score = models.FloatField(
         default=530.0, help_text="scores below this are declined; between, referred"
     )
+    # The scale and cutoffs above are the portfolio's first policy and, after that, a copy of
+    # the policy in force written by scoring.services.policy; decisions read ``policy_version``.
+    policy_version = models.ForeignKey(
+        "PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="the approved credit policy in force (change it by proposing a new version)",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,6 +69,8 @@ class Portfolio(models.Model):
             ("train_portfolio", "Train and tune models of the portfolio"),
             ("validate_portfolio", "Approve and promote models of the portfolio"),
             ("view_portfolio_pii", "See the unmasked personal data of the portfolio's applicants"),
+            ("manage_portfolio_policy", "Propose and approve the credit policy of the portfolio"),
+            ("review_portfolio", "Decide referred applications of the portfolio"),
         ]
 
     def __str__(self) -> str:
@@ -472,6 +480,10 @@ class BatchRun(models.Model):
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
     decisions_differ = models.BigIntegerField(null=True, blank=True, help_text="challenger vs champion")
+    policy_version = models.ForeignKey(
+        "PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="the policy every row of the run is decided under (fixed when the run is created)",
+    )  # fmt: skip
     error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -546,6 +558,10 @@ class Score(models.Model):
     input_features = models.JSONField(default=dict)
     input_history = models.BinaryField(null=True, blank=True, help_text="float32 (months, 3), NaN where no data")
     input_hash = models.CharField(max_length=64)
+    policy_version = models.ForeignKey(
+        "PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="the credit policy the decision was made under (null: scored before policies were versioned)",
+    )  # fmt: skip
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -723,6 +739,66 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures} failures"
+
+
+class PolicyVersion(models.Model):
+    """PolicyVersion: one immutable version of a portfolio's credit policy — the points
+    scale, the approve/decline cutoffs, the reason-code catalogue and the strategy rules.
+
+    A change is a new version: proposed by one person, approved (or rejected) by a
+    second with the policy role, never the proposer (``scoring.services.policy``).
+    The portfolio's ``policy_version`` names the one in force; every score names the
+    version it was decided under, so a replay applies that version, not today's.
+    Once stored, the content fields never change (``save`` refuses it)."""
+
+    STATUS_PROPOSED = "proposed"
+    STATUS_APPROVED = "approved"
+    STATUS_REJECTED = "rejected"
+    STATUS_CHOICES = [(s, s.title()) for s in (STATUS_PROPOSED, STATUS_APPROVED, STATUS_REJECTED)]
+    # What a version decides with; the rest (status, who decided and when) records its review.
+    CONTENT_FIELDS = (
+        "base_score", "base_odds", "pdo", "approve_min_score", "decline_below_score", "reason_catalogue", "rules",
+    )  # fmt: skip
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="policy_versions")
+    version = models.PositiveIntegerField(help_text="Sequence number within the portfolio.")
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=STATUS_PROPOSED, db_index=True)
+    base_score = models.FloatField()
+    base_odds = models.FloatField(validators=[MinValueValidator(1e-9)])
+    pdo = models.FloatField(validators=[MinValueValidator(1e-9)])
+    approve_min_score = models.FloatField()
+    decline_below_score = models.FloatField()
+    reason_catalogue = models.JSONField(default=dict, blank=True, help_text="reason key → {code, text, group}")
+    rules = models.JSONField(default=list, blank=True, help_text="strategy rules: a decision table (see policy)")
+    content_sha256 = models.CharField(max_length=64)
+    based_on = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    comment = models.TextField(blank=True, help_text="why the change is proposed")
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    proposed_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["portfolio_id", "-version"]
+        constraints = [models.UniqueConstraint(fields=["portfolio", "version"], name="uniq_policy_version")]
+
+    def __str__(self) -> str:
+        return f"policy v{self.version} of portfolio {self.portfolio_id} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            fields = kwargs.get("update_fields")
+            if fields is None or set(fields) & {*self.CONTENT_FIELDS, "portfolio", "version", "content_sha256"}:
+                raise ValueError("A policy version is immutable: propose a new version instead.")
+        super().save(*args, **kwargs)
+
+    def content(self) -> dict:
+        return {name: getattr(self, name) for name in self.CONTENT_FIELDS}
 
 
 class CacheVersion(models.Model):

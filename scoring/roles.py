@@ -25,6 +25,8 @@ EXPORT = "export_portfolio"
 TRAIN = "train_portfolio"
 VALIDATE = "validate_portfolio"
 VIEW_PII = "view_portfolio_pii"
+POLICY = "manage_portfolio_policy"
+REVIEW = "review_portfolio"
 # Every permission a grant on a portfolio can carry: Portfolio.Meta.permissions, read from
 # the model so a permission added there is grantable at once (and given to roles below).
 PORTFOLIO_PERMS: tuple[str, ...] = tuple(codename for codename, _ in Portfolio._meta.permissions)
@@ -35,6 +37,8 @@ MODEL_DEVELOPER = "model developer"
 MODEL_VALIDATOR = "model validator"
 AUDITOR = "auditor"
 ADMINISTRATOR = "administrator"
+CREDIT_RISK_OFFICER = "credit risk officer"
+UNDERWRITER = "underwriter"
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,20 @@ ROLES: dict[str, Role] = {
             "Approves and promotes models of the portfolios granted; never those they trained (four eyes).",
             (VIEW, VALIDATE),
         ),
+        # Owns the credit policy: proposes cutoffs, scale, reason texts and strategy rules, and
+        # approves a colleague's proposal (never their own: scoring.services.policy).
+        Role(
+            CREDIT_RISK_OFFICER,
+            "Proposes and approves the credit policy (cutoffs, rules, reason texts) of the portfolios granted.",
+            (VIEW, POLICY),
+            ("scoring.view_policyversion",),
+        ),
+        # Decides the applications the policy refers to a person.
+        Role(
+            UNDERWRITER,
+            "Takes referred applications of the portfolios granted and approves or declines them.",
+            (VIEW, REVIEW),
+        ),
         # Decisions are what an auditor checks, so it reads scores and models of the portfolios
         # granted; it holds no permission on personal data (PII) and acts on nothing.
         Role(
@@ -90,6 +108,7 @@ ROLES: dict[str, Role] = {
                 "scoring.add_datasetschema",
                 "scoring.view_datasetschema",
                 "scoring.view_reasoncode",
+                "scoring.view_policyversion",
                 "scoring.change_reasoncode",
                 "scoring.add_apitoken",
                 "scoring.change_apitoken",

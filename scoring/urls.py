@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from scoring import job_views, views
+from scoring import job_views, views, views_review
 
 app_name = "portal"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("applicants/<int:applicant_id>/score/", views.applicant_score, name="applicant_score"),
     path("score/", views.score_new, name="score_new"),
     path("scores/<int:score_id>/", views.score_detail, name="score_detail"),
+    path("scores/<int:score_id>/notice/", views_review.score_notice, name="score_notice"),
     path("imports/", views.import_list, name="import_list"),
     path("imports/<int:job_id>/", views.import_detail, name="import_detail"),
     path("imports/<int:job_id>/status/", views.import_status, name="import_status"),

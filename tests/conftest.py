@@ -30,8 +30,11 @@ def _fresh_process_cache():
     rolled-back transaction can take the cache version back to a number this process
     already cached other data under, which production (where versions only grow) never does."""
     from scoring.caches import process_cache
+    from scoring.services.policy import policy_cache_clear
 
     process_cache.clear()
+    # Policy versions are cached by id (immutable, never deleted); a rolled-back test reuses ids.
+    policy_cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -120,9 +120,11 @@ class TreeModel:
             if column["type"] == "numeric":
                 out[:, j] = _as_float(static[column["name"]])
             else:
-                position = {c: float(i) for i, c in enumerate(column["categories"])}
-                labels = _as_category(static[column["name"]])
-                out[:, j] = [position.get(str(v), np.nan) if v is not None else np.nan for v in labels]
+                labels = pd.Series(_as_category(static[column["name"]]), dtype=object)
+                missing = labels.isna().to_numpy()
+                codes = pd.Categorical(labels.astype(str), categories=column["categories"]).codes.astype(np.float64)
+                codes[(codes < 0) | missing] = np.nan  # unseen or missing: LightGBM's "other" side
+                out[:, j] = codes
         return out
 
     @property

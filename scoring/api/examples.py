@@ -130,6 +130,7 @@ SCORE = {
     "run": None,
     "model_version": 7,
     "model_version_number": 2,
+    "policy_version": 3,
     "is_shadow": False,
     "pd": 0.0790736768698401,
     "score": 557.9592,
@@ -157,6 +158,7 @@ EXPLANATION = {
     "base_points": 570.7992,
     "log_odds": -2.455,
     "scale": {"base_score": 600.0, "base_odds": 50.0, "pdo": 20.0},
+    "policy_version": {"id": 3, "version": 2, "note": "decided and explained under policy v2"},
     "contributions": [
         {"group": "debt_to_income", "value": 0.61, "log_odds": 0.412, "points": -11.8878},
         {"group": "history.days_past_due:last_6m", "value": 2, "log_odds": 0.231, "points": -6.6653},
@@ -169,6 +171,30 @@ EXPLANATION = {
         {"group": "history.observed:last_6m", "value": 24, "log_odds": -0.21, "points": 6.0593},
     ],
     "reasons": REASONS,
+    "boundary": {
+        "cutoff": 560.0,
+        "points_short": 2.0408,
+        "costs": [
+            {
+                "group": "debt_to_income",
+                "points": 9.1,
+                "code": "R004H",
+                "cause": "debt_to_income",
+                "value": 0.61,
+                "text": "Debt to income is high (0.61)",
+            }
+        ],
+        "principal": [
+            {
+                "group": "debt_to_income",
+                "points": 9.1,
+                "code": "R004H",
+                "cause": "debt_to_income",
+                "value": 0.61,
+                "text": "Debt to income is high (0.61)",
+            }
+        ],
+    },
     "created_at": CREATED,
 }
 

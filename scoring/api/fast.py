@@ -125,6 +125,7 @@ def score_body(score) -> dict:
         "run": score.run_id,
         "model_version": score.model_version_id,
         "model_version_number": score.model_version.version,  # the caller's version object: no query
+        "policy_version": score.policy_version_id,
         "is_shadow": score.is_shadow,
         "pd": float(score.pd),
         "score": float(score.score),
@@ -213,4 +214,10 @@ def score_view(drf_view: Callable, viewset) -> Callable:
         response["Vary"] = "Accept"
         return response
 
+    # The lean view stands for the DRF action: whatever inspects the URL table (the
+    # permission test generated from the schema, resolve() in tools) sees the viewset
+    # and action that define the endpoint and its permission gate.
+    for attribute in ("cls", "actions", "initkwargs"):
+        if hasattr(drf_view, attribute):
+            setattr(portfolio_score, attribute, getattr(drf_view, attribute))
     return portfolio_score

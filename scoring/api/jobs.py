@@ -6,11 +6,20 @@ which grant) are the service's (``scoring.services.jobs``)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from scoring.services import jobs
+
+
+def job_action_schemas(retried: dict, cancelled: dict) -> dict:
+    """The retry/cancel actions' documented answers, per viewset (``extend_schema_view``
+    keywords): the mixin's methods are shared, their example bodies are not."""
+    return {
+        "retry": extend_schema(examples=[OpenApiExample("Queued again", value=retried, response_only=True)]),
+        "cancel": extend_schema(examples=[OpenApiExample("Cancelled", value=cancelled, response_only=True)]),
+    }
 
 
 class JobActionsMixin:

@@ -52,8 +52,8 @@ class ScoreSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Score
-        fields = ["id", "portfolio", "applicant", "run", "model_version", "model_version_number", "is_shadow", "pd", "score", "decision",
-                  "base_log_odds", "reasons", "input_hash", "created_at"]  # fmt: skip
+        fields = ["id", "portfolio", "applicant", "run", "model_version", "model_version_number", "policy_version",
+                  "is_shadow", "pd", "score", "decision", "base_log_odds", "reasons", "input_hash", "created_at"]  # fmt: skip
 
 
 class ScoreDetailSerializer(ScoreSerializer):
@@ -89,8 +89,15 @@ class ScoreExplanationSerializer(serializers.Serializer):
     base_points = serializers.FloatField(help_text="the base value in points")
     log_odds = serializers.FloatField(help_text="base_log_odds + the sum of contributions: log(pd / (1 - pd))")
     scale = ScaleSerializer(help_text="the points scale the points were computed on")
+    policy_version = serializers.JSONField(
+        help_text="{id, version, note}: the policy version the decision was made and is explained under"
+    )
     contributions = ContributionSerializer(many=True, help_text="every input group, largest risk first")
     reasons = ReasonSerializer(many=True, help_text="the top reasons given with the decision")
+    boundary = serializers.JSONField(
+        help_text="{cutoff, points_short, costs, principal}: each group's cost in points against applicants at the "
+        "approve cutoff (adding up to cutoff - score) and the principal reasons, one per cause"
+    )
     created_at = serializers.DateTimeField()
 
 

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from scoring.api import examples as ex
 from scoring.api import serializers as s
 from scoring.api.errors import ErrorResponseSerializer, error_body
-from scoring.api.jobs import JobActionsMixin
+from scoring.api.jobs import JobActionsMixin, job_action_schemas
 from scoring.audit import audit_record
 from scoring.filters import (
     ApplicantFilter,
@@ -279,6 +279,7 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         summary="Get one model version with its metrics",
         examples=_example_list(("Model version", ex.MODEL_DETAIL)),
     ),
+    **job_action_schemas(ex.MODEL_QUEUED, {**ex.MODEL, "status": "failed", "error": "Cancelled by developer_a."}),
 )
 class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = ModelVersion.objects.order_by("portfolio_id", "-version")
@@ -414,6 +415,9 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
         summary="Get one tuning study: trials done, best value and parameters, the model it trained",
         examples=_example_list(("Done", ex.TUNING_STUDY_DONE)),
     ),
+    **job_action_schemas(
+        {**ex.TUNING_STUDY, "status": "queued"}, {**ex.TUNING_STUDY, "status": "failed", "error": "Cancelled."}
+    ),
 )
 class TuningStudyViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = TuningStudy.objects.order_by("-created_at", "-id")
@@ -544,6 +548,7 @@ class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         summary="Get one import job with its validation report",
         examples=_example_list(("Rejected", ex.IMPORT_JOB)),
     ),
+    **job_action_schemas(ex.IMPORT_JOB_PENDING, {**ex.IMPORT_JOB_SUMMARY, "status": "failed"}),
 )
 class ImportJobViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     queryset = ImportJob.objects.order_by("-created_at", "-id")

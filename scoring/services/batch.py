@@ -32,6 +32,7 @@ from scoring.metrics import scores_written
 from scoring.models import Applicant, BatchRun, ModelVersion, Portfolio, Score, ScoreChunk
 from scoring.services.datasets import portfolio_data
 from scoring.services.errors import ConflictError
+from scoring.services.policy import policy_current, policy_in_force, policy_of
 from scoring.services.scoring import decide_rows, scorable_version, score_from_values, score_values
 
 logger = logging.getLogger(__name__)
@@ -59,17 +60,23 @@ def batch_run_create(
     trigger: str = "command",
     chunk_size: int = DEFAULT_CHUNK,
 ) -> BatchRun:
+    from scoring.services.registry import RegistryError, challenger_check
+
     version = scorable_version(portfolio=portfolio, model_version=model_version)
-    if challenger is not None and (challenger.portfolio_id != portfolio.pk or challenger.pk == version.pk):
-        raise BatchError("The challenger must be another model version of the same portfolio.")
+    try:
+        challenger_check(portfolio=portfolio, challenger=challenger, champion=version)
+    except RegistryError as error:
+        raise BatchError(str(error)) from None
     if chunk_size < 1:
         raise BatchError("chunk_size must be positive")
     ids = np.fromiter(
         Applicant.objects.filter(portfolio=portfolio).order_by("id").values_list("id", flat=True), dtype=np.int64
     )
     bounds = _chunk_bounds(ids, chunk_size)
+    # Every row of the run is decided under the policy in force now, even if it changes mid-run.
+    policy = policy_current(portfolio=portfolio)
     run = BatchRun.objects.create(
-        portfolio=portfolio, model_version=version, challenger_version=challenger, trigger=trigger,
+        portfolio=portfolio, model_version=version, challenger_version=challenger, trigger=trigger, policy_version=policy,
         chunk_size=chunk_size, rows_total=len(ids), chunks_total=len(bounds), requested_by=requested_by,
     )  # fmt: skip
     ScoreChunk.objects.bulk_create(
@@ -83,7 +90,7 @@ def batch_run_create(
         BatchRun.objects.filter(pk=run.pk).update(status=BatchRun.STATUS_DONE, finished_at=timezone.now())
         run.refresh_from_db()
     _audit("batch.create", run, requested_by, model_version=version.pk, challenger=challenger and challenger.pk,
-           trigger=trigger, rows=len(ids))  # fmt: skip
+           trigger=trigger, rows=len(ids), policy_version=policy.version)  # fmt: skip
     return run
 
 
@@ -194,7 +201,7 @@ def _claim_held(chunk: ScoreChunk) -> bool:
 _SCORE_COLUMNS = [
     "portfolio_id", "applicant_id", "run_id", "model_version_id", "is_shadow", "pd", "score", "decision",
     "base_log_odds", "reasons", "contributions", "input_features", "input_history", "input_hash",
-    "requested_by_id", "created_at",
+    "requested_by_id", "policy_version_id", "created_at",
 ]  # fmt: skip
 
 
@@ -220,7 +227,8 @@ def _insert(scores: list[dict]) -> None:
         (
             s["portfolio_id"], s["applicant_id"], s["run_id"], s["model_version_id"], s["is_shadow"], s["pd"],
             s["score"], s["decision"], s["base_log_odds"], _json_text(s["reasons"]), _json_text(s["contributions"]),
-            s["input_features_json"], s["input_history"], s["input_hash"], s["requested_by_id"], now,
+            s["input_features_json"], s["input_history"], s["input_hash"], s["requested_by_id"], s["policy_version_id"],
+            now,
         )
         for s in scores
     ]  # fmt: skip
@@ -293,10 +301,11 @@ def _score_claimed(chunk: ScoreChunk) -> str:
         id_range=(chunk.first_applicant_id, chunk.last_applicant_id),
     )
     scores = []
+    policy = policy_of(run.policy_version_id) if run.policy_version_id else policy_in_force(run.portfolio)
     for model, shadow in ((version, False), (run.challenger_version, True)):
         if model is None:
             continue
-        _, rows = decide_rows(version=model, data=data, mode="batch")
+        _, rows = decide_rows(version=model, data=data, mode="batch", policy=policy)
         scores += score_values(
             version=model, data=data, features=data.features, rows=rows, run_id=run.pk, is_shadow=shadow
         )
@@ -384,7 +393,7 @@ def batch_run_progress(run: BatchRun) -> dict:
 def nightly_runs_start() -> list[BatchRun]:
     """Rescore every active portfolio that has a champion (its challenger, if any,
     shadow-scores the same rows). Portfolios with a run still going are skipped."""
-    from scoring.services.registry import champion_of
+    from scoring.services.registry import RegistryError, challenger_check, champion_of
 
     started = []
     for portfolio in Portfolio.objects.filter(is_active=True).select_related("challenger_version"):
@@ -399,10 +408,11 @@ def nightly_runs_start() -> list[BatchRun]:
             logger.warning("nightly run for %s skipped: a run is still going", portfolio)
             continue
         challenger = portfolio.challenger_version
-        if challenger is not None and challenger.status not in (
-            ModelVersion.STATUS_APPROVED,
-            ModelVersion.STATUS_CHAMPION,
-        ):
+        try:
+            challenger_check(portfolio=portfolio, challenger=challenger, champion=champion_of(portfolio))
+        except RegistryError as error:
+            # The champion's run still goes ahead: the nightly decisions must not wait on a bad challenger.
+            logger.warning("nightly run for %s: challenger dropped: %s", portfolio, error)
             challenger = None
         started.append(batch_run_start(portfolio=portfolio, challenger=challenger, trigger="nightly"))
     return started

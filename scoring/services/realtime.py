@@ -27,7 +27,6 @@ from scoring.services.datasets import HISTORY_MONTHS, PortfolioData, feature_col
 from scoring.services.scoring import (
     TOP_REASONS,
     ScoringError,
-    _catalogue,
     _validated,
     applicant_from_score_store,
     decide_rows,
@@ -133,15 +132,6 @@ def realtime_champion(cache: CacheView, portfolio: Portfolio) -> ModelVersion | 
     return cache.get("champion", portfolio.pk, load)
 
 
-def _reason_texts(cache: CacheView):
-    """The reason texts of a version's input groups, from the cache (``reason_texts`` of ``decide_rows``)."""
-
-    def texts(version: ModelVersion, groups: list[str]) -> dict[str, tuple[str, str]]:
-        return cache.get(("reasons", version.schema_id), tuple(groups), lambda: _catalogue(version, groups))
-
-    return texts
-
-
 def _schema_columns(cache: CacheView, schema: DatasetSchema) -> tuple[list[str], list[str]]:
     def load() -> tuple[list[str], list[str]]:
         numeric = [c["name"] for c in schema.columns_with_role(DatasetSchema.ROLE_NUMERIC)]
@@ -215,10 +205,11 @@ def _data(cache: CacheView, *, portfolio: Portfolio, version: ModelVersion, reco
     return data
 
 
-def _decide(*, version: ModelVersion, data: PortfolioData, top_k: int, reason_texts):
-    # The decision rule (PD, points, cut-offs, reasons) is the one every path uses:
-    # when the policy service lands (governance issue), this one line calls it.
-    return decide_rows(version=version, data=data, top_k=top_k, reason_texts=reason_texts)
+def _decide(*, version: ModelVersion, data: PortfolioData, top_k: int):
+    # The decision rule (PD, points, cut-offs, strategy rules, reason texts) is the one every
+    # path uses: decide_rows applies scoring.services.policy.policy_decide under the policy
+    # version the (cached) portfolio row names; versions are immutable, cached by id.
+    return decide_rows(version=version, data=data, top_k=top_k)
 
 
 # --- The decision -------------------------------------------------------------
@@ -251,7 +242,7 @@ def realtime_score(
     else:
         data = _data(cache, portfolio=portfolio, version=version, record=record)
         stored, ids = record[2], record[0]
-    _, rows = _decide(version=version, data=data, top_k=top_k, reason_texts=_reason_texts(cache))
+    _, rows = _decide(version=version, data=data, top_k=top_k)
     (values,) = score_values(
         version=version, data=data, features=[stored], rows=rows, requested_by_id=user.pk, applicant_ids=[ids]
     )

@@ -54,3 +54,42 @@ def reason_codes_ensure(*, schema: DatasetSchema) -> dict[str, ReasonCode]:
         )
         existing = {rc.feature: rc for rc in ReasonCode.objects.filter(schema=schema)}
     return existing
+
+
+def _label(column: dict) -> str:
+    return str(column.get("label") or _humanise(column["name"]))
+
+
+def reason_catalogue_default(*, schema: DatasetSchema, months: int = 24) -> dict[str, dict[str, str]]:
+    """The catalogue a portfolio's first policy version starts from: reason key → {code,
+    text, group}. A numeric feature has one statement per direction ("Debt to income is
+    high (0.61)", "... is low", "... not given"); a categorical one quotes its value; the
+    history windows of one channel share a group. Codes are grouped (R003H, R003L, R003M
+    are cause R003), so a notice states each cause once. ``{value}`` is filled with the
+    value as a notice prints it (``models.reasons.format_value``)."""
+    catalogue: dict[str, dict[str, str]] = {}
+    columns = schema.columns_with_role(DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL)
+    for number, column in enumerate(columns, start=1):
+        name, label, code = column["name"], _label(column), f"R{number:03d}"
+        if column["role"] == DatasetSchema.ROLE_NUMERIC:
+            catalogue[f"{name}:high"] = {
+                "code": f"{code}H",
+                "group": name,
+                "text": column.get("reason_high") or f"{label} is high ({{value}})",
+            }
+            catalogue[f"{name}:low"] = {
+                "code": f"{code}L",
+                "group": name,
+                "text": column.get("reason_low") or f"{label} is low ({{value}})",
+            }
+        else:
+            catalogue[name] = {"code": code, "group": name, "text": column.get("reason") or f"{label}: {{value}}"}
+        catalogue[f"{name}:missing"] = {"code": f"{code}M", "group": name, "text": f"{label} not given"}
+    base = len(columns)
+    for offset, source in enumerate(HISTORY_SOURCES, start=1):
+        recent, earlier = HISTORY_TEXT[source]
+        code = f"R{base + offset:03d}"
+        catalogue[f"{source}:last_{RECENT_MONTHS}m"] = {"code": f"{code}R", "group": source, "text": recent}
+        if months > RECENT_MONTHS:
+            catalogue[f"{source}:earlier"] = {"code": f"{code}E", "group": source, "text": earlier}
+    return catalogue

@@ -59,7 +59,10 @@ def model_version_approve(*, version: ModelVersion, user) -> ModelVersion:
         raise RegistryError(f"Only a trained model can be approved; this one is {version.status}.")
     if not _may_validate(user, version):
         raise RegistryError("Only a validator of this portfolio can approve its models.")
-    if version.trained_by_id is not None and version.trained_by_id == user.pk:
+    if version.trained_by_id is None:
+        # Without a known trainer four eyes cannot be checked: nobody may approve it.
+        raise RegistryError("Four eyes: this model has no recorded trainer, so nobody can approve it.")
+    if version.trained_by_id == user.pk:
         raise RegistryError("Four eyes: the person who trained a model cannot approve it.")
     version.status = ModelVersion.STATUS_APPROVED
     version.approved_by = user
@@ -130,6 +133,83 @@ def model_version_promote(*, version: ModelVersion, user, override_reason: str =
             )  # fmt: skip
     version.audit_details = {"replaced": replaced[0] if replaced else None}
     return version
+
+
+def _check_restorable(version: ModelVersion, user) -> None:
+    if version.status != ModelVersion.STATUS_RETIRED or version.approved_by_id is None:
+        raise RegistryError(f"Only a retired champion that was approved can be restored; this one is {version.status}.")
+    if not _may_validate(user, version):
+        raise RegistryError("Only a validator of this portfolio can restore its models.")
+    if version.trained_by_id == user.pk:
+        raise RegistryError("Four eyes: the person who trained a model cannot make it champion.")
+
+
+@_audited("model.rollback")
+def model_version_restore(*, version: ModelVersion, user, reason: str, request=None) -> ModelVersion:
+    """Rollback: make a previously approved, retired version the champion again; the
+    current champion retires. A reason is required and kept in the audit event. The
+    version passed its approval and monitoring when it was first promoted, so it is not
+    approved again; four eyes still applies (its trainer cannot restore it)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RegistryError("A rollback needs a reason.")
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        _check_restorable(version, user)
+        replaced = list(
+            ModelVersion.objects.filter(
+                portfolio_id=version.portfolio_id, status=ModelVersion.STATUS_CHAMPION
+            ).values_list("pk", flat=True)
+        )
+        ModelVersion.objects.filter(pk__in=replaced).update(status=ModelVersion.STATUS_RETIRED)
+        version.status = ModelVersion.STATUS_CHAMPION
+        version.promoted_by = user
+        version.promoted_at = timezone.now()
+        version.save(update_fields=["status", "promoted_by", "promoted_at"])
+        from scoring.audit import audit_record
+
+        audit_record(
+            action="model.rollback_reason", actor=user, request=request, portfolio_id=version.portfolio_id,
+            object_type="modelversion", object_ids=[version.pk], details={"reason": reason[:500], "replaced": replaced},
+        )  # fmt: skip
+    return version
+
+
+def previous_champion(portfolio) -> ModelVersion | None:
+    """The retired version that was champion most recently (what "restore previous" brings back)."""
+    return (
+        ModelVersion.objects.filter(
+            portfolio=portfolio,
+            status=ModelVersion.STATUS_RETIRED,
+            approved_by__isnull=False,
+            promoted_at__isnull=False,
+        )
+        .order_by("-promoted_at", "-version")
+        .first()
+    )
+
+
+def champion_restore_previous(*, portfolio, user, reason: str, request=None) -> ModelVersion:
+    """One-click rollback: the previous champion becomes champion again."""
+    version = previous_champion(portfolio)
+    if version is None:
+        raise RegistryError(f"{portfolio} has no previous champion to restore.")
+    return model_version_restore(version=version, user=user, reason=reason, request=request)
+
+
+def challenger_check(*, portfolio, challenger: ModelVersion | None, champion: ModelVersion | None = None) -> None:
+    """The one rule for a challenger, whatever the entry point (API, command, admin,
+    nightly): another version of the same portfolio, approved (four eyes passed)."""
+    if challenger is None:
+        return
+    if challenger.portfolio_id != portfolio.pk or (champion is not None and challenger.pk == champion.pk):
+        raise RegistryError("The challenger must be another model version of the same portfolio.")
+    # The stored status, not the caller's copy (which may predate its approval or its failure).
+    status = ModelVersion.objects.filter(pk=challenger.pk).values_list("status", flat=True).first()
+    if status not in (ModelVersion.STATUS_APPROVED, ModelVersion.STATUS_CHAMPION):
+        raise RegistryError(
+            f"Model version {challenger.version} is {status}: only an approved model can be a challenger."
+        )
 
 
 def champion_of(portfolio) -> ModelVersion | None:

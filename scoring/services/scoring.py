@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from models.reasons import Decisions, ValueLookup, history_facts, top_reasons
+from models.reasons import Decisions, ValueLookup, format_value, history_facts, numeric_medians, reason_key, top_reasons
 from scoring.inference import decider_load
 from scoring.metrics import ExplanationTimer, scores_written
-from scoring.models import ModelVersion, Portfolio, ReasonCode, Score
+from scoring.models import ModelVersion, Portfolio, Score
 from scoring.services.datasets import PortfolioData
 from scoring.services.errors import ConflictError
-from scoring.services.reason_codes import reason_codes_ensure
+from scoring.services.policy import Policy, policy_decide, policy_in_force
 
 TOP_REASONS = 4
 SCORABLE = (ModelVersion.STATUS_APPROVED, ModelVersion.STATUS_CHAMPION)
@@ -72,23 +71,29 @@ class ScoredRow:
     base_log_odds: float
     reasons: list[dict]
     contributions: list[float]
+    policy_version_id: int | None = None
 
 
-def _catalogue(version: ModelVersion, groups: list[str]) -> dict[str, tuple[str, str]]:
-    """feature → (code, text) for the model's input groups. Read fresh each time
-    (the admin edits texts); the schema's default entries are created only when
-    one of ``groups`` has none, which a real-time request would otherwise pay for
-    with a schema read every time."""
+# Rule inputs named after the history facts the reasons quote.
+_HISTORY_FACT_INPUTS = {
+    "late_recent": "history.late_last_6m",
+    "late_earlier": "history.late_earlier",
+    "months_observed": "history.months_observed",
+}
 
-    def read() -> dict[str, tuple[str, str]]:
-        rows = ReasonCode.objects.filter(schema_id=version.schema_id).values_list("feature", "code", "text")
-        return {feature: (code, text) for feature, code, text in rows}
 
-    catalogue = read()
-    if not set(groups) <= set(catalogue):
-        reason_codes_ensure(schema=version.schema)
-        catalogue = read()
-    return catalogue
+def _rule_reason(hit: dict) -> dict:
+    """A fired strategy rule, in the shape of a reason (it has no model contribution)."""
+    return {"feature": f"rule:{hit['code']}", "code": hit["code"], "text": hit["text"], "action": hit["action"],
+            "value": None, "log_odds": 0.0, "points": 0.0}  # fmt: skip
+
+
+def _humanise(name: str) -> str:
+    return name.replace("_", " ").replace(".", " ").replace(":", " ").strip().capitalize()
+
+
+def _integer_columns(schema) -> frozenset[str]:
+    return frozenset(c["name"] for c in schema.definition.get("columns", []) if c.get("type") == "integer")
 
 
 def rows_from_decisions(
@@ -96,34 +101,46 @@ def rows_from_decisions(
     data: PortfolioData,
     *,
     version: ModelVersion,
+    policy: Policy,
+    features: list[dict] | None = None,
     top_k: int = TOP_REASONS,
-    reason_texts: Callable[[ModelVersion, list[str]], dict[str, tuple[str, str]]] | None = None,
 ) -> list[ScoredRow]:
-    """Per row: PD, score, decision, the top reasons (raising risk most), the contributions.
-    ``reason_texts(version, groups)``: where the texts come from (default: read now;
-    the real-time path passes its per-process cache)."""
+    """Per row: PD, score and decision under ``policy`` (``policy_decide``, the one rule
+    for every path), the fired rules and the top model reasons (raising risk most), the
+    contributions. ``features``: the stored feature dicts the rules read (``data.features``
+    by default)."""
     assert decisions.contributions is not None
-    catalogue = (reason_texts or _catalogue)(version, decisions.groups)
-    value_of = ValueLookup(data.static, history_facts(data.history, data.history_mask))
-    scale = decider_load(version).scale  # cached: the same decider decide_rows used
+    facts = history_facts(data.history, data.history_mask)
+    outcome = policy_decide(
+        policy,
+        log_odds=decisions.log_odds,
+        features=features if features is not None else data.features,
+        history_facts={_HISTORY_FACT_INPUTS[k]: v for k, v in facts.items() if k in _HISTORY_FACT_INPUTS},
+    )
+    catalogue = policy.catalogue
+    value_of = ValueLookup(data.static, facts)
+    medians = numeric_medians(decider_load(version).model)  # cached: the decider decide_rows used
+    integers = _integer_columns(version.schema)
     tops = top_reasons(decisions.contributions, decisions.groups, k=top_k)
     # Points of every contribution at once (one numpy call, not one per reason).
-    points = np.round(scale.points(decisions.contributions), 4).tolist()
+    points = np.round(policy.scale.points(decisions.contributions), 4).tolist()
     contributions = np.round(decisions.contributions, 8).tolist()
-    pds, scores, verdicts = decisions.pd.tolist(), decisions.score.tolist(), decisions.decision.tolist()
     base = float(decisions.base_log_odds)
     rows = []
     for i, top in enumerate(tops):
-        reasons = []
+        reasons = [_rule_reason(hit) for hit in outcome.rule_hits[i]]
         for g, log_odds in top:
             group = decisions.groups[g]
-            code, text = catalogue.get(group, ("", group))
             value = value_of(group, i)
+            if value is not None and group in integers:
+                value = round(value)  # an integer column read through a float frame (NaN elsewhere)
+            key = reason_key(group, value, medians)
+            entry = catalogue.get(key) or catalogue.get(group) or {"code": "", "text": _humanise(group)}
             reasons.append(
                 {
                     "feature": group,
-                    "code": code,
-                    "text": text.format(value=value),
+                    "code": entry["code"],
+                    "text": entry["text"].format(value=format_value(value, integer=group in integers)),
                     "value": value,
                     "log_odds": round(log_odds, 8),
                     "points": points[i][g],
@@ -131,12 +148,13 @@ def rows_from_decisions(
             )
         rows.append(
             ScoredRow(
-                pd=pds[i],
-                score=scores[i],
-                decision=str(verdicts[i]),
+                pd=outcome.pd[i],
+                score=outcome.score[i],
+                decision=outcome.decision[i],
                 base_log_odds=base,
                 reasons=reasons,
                 contributions=contributions[i],
+                policy_version_id=policy.id,
             )
         )
     return rows
@@ -148,12 +166,19 @@ def decide_rows(
     data: PortfolioData,
     top_k: int = TOP_REASONS,
     mode: str = "realtime",
-    reason_texts: Callable[[ModelVersion, list[str]], dict[str, tuple[str, str]]] | None = None,
+    policy: Policy | None = None,
+    features: list[dict] | None = None,
 ) -> tuple[Decisions, list[ScoredRow]]:
+    """The model's contributions and the decisions under ``policy`` (by default the one
+    in force for the version's portfolio)."""
+    if policy is None:
+        policy = policy_in_force(version.portfolio)
     decider = decider_load(version)
     with ExplanationTimer(version.kind, mode):  # mode: realtime or batch, a label of /metrics
         decisions = decider.decide(**data.model_inputs(version.kind))
-    return decisions, rows_from_decisions(decisions, data, version=version, top_k=top_k, reason_texts=reason_texts)
+    return decisions, rows_from_decisions(
+        decisions, data, version=version, policy=policy, features=features, top_k=top_k
+    )
 
 
 def score_values(
@@ -191,6 +216,7 @@ def score_values(
                 "input_features": features[i],
                 "input_history": history,
                 "input_hash": input_hash(version.pk, canonical, history),
+                "policy_version_id": row.policy_version_id,
                 "requested_by_id": requested_by_id,
                 "input_features_json": canonical,
             }
@@ -353,7 +379,10 @@ def _new_applicant_data(
 
     clean = _validated(portfolio=portfolio, features=features)
     data = PortfolioData(
-        applicant_ids=np.zeros(1, dtype=np.int64), external_ids=[""], static=static_frame(portfolio.schema, [clean])
+        applicant_ids=np.zeros(1, dtype=np.int64),
+        external_ids=[""],
+        static=static_frame(portfolio.schema, [clean]),
+        features=[clean],
     )
     if version.family.needs_history:
         data.history, data.history_mask = history_payload_arrays(

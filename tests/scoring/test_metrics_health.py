@@ -42,7 +42,9 @@ def book(db, append_only):
     analyst, validator = UserFactory(username="analyst"), UserFactory(username="validator")
     portfolio_access_grant(portfolio=portfolio, grantee=analyst, role="analyst")
     portfolio_access_grant(portfolio=portfolio, grantee=validator, role="model validator")
-    version = model_version_create(portfolio=portfolio, kind="mlp", seed=3, hyperparameters=FAST)
+    version = model_version_create(
+        portfolio=portfolio, kind="mlp", seed=3, hyperparameters=FAST, requested_by=UserFactory(username="developer")
+    )
     version = model_version_train(model_version_id=version.pk)
     model_version_approve(version=version, user=validator)
     version = model_version_promote(version=version, user=validator)

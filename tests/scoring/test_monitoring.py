@@ -173,7 +173,9 @@ def test_a_finished_nightly_run_queues_monitoring_of_its_champion_and_challenger
     portfolio, version, validator = fair_book
     model_version_promote(version=version, user=validator)
     challenger = model_version_train(
-        model_version_id=model_version_create(portfolio=portfolio, kind="mlp", seed=2, hyperparameters=FAST).pk
+        model_version_id=model_version_create(
+            portfolio=portfolio, kind="mlp", seed=2, hyperparameters=FAST, requested_by=UserFactory(username="dev2")
+        ).pk
     )
     model_version_approve(version=challenger, user=validator)
     challenger.refresh_from_db()

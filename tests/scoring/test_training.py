@@ -5,9 +5,10 @@ from django.core.management import call_command
 from models.training import CreditModel
 from scoring.inference import model_load
 from scoring.models import ModelVersion
+from scoring.services.access import portfolio_access_grant
 from scoring.services.datasets import attach_outcomes, portfolio_data
 from scoring.services.training import model_version_create, model_version_train
-from tests.factories import synthetic_portfolio
+from tests.factories import UserFactory, synthetic_portfolio
 
 FAST = {"max_epochs": 10, "patience": 3, "batch_size": 128}
 
@@ -54,9 +55,18 @@ def test_a_claimed_version_is_not_trained_twice(portfolio):
     assert model_version_train(model_version_id=version.pk) is None
 
 
-def test_train_model_command_prints_the_metrics_table(portfolio, capsys):
+@pytest.fixture
+def developer(portfolio):
+    user = UserFactory(username="developer")
+    portfolio_access_grant(portfolio=portfolio, grantee=user, role="model developer")
+    return user
+
+
+def test_train_model_command_prints_the_metrics_table(portfolio, developer, capsys):
     call_command(
         "train_model",
+        "--as",
+        "developer",
         "--portfolio",
         portfolio.name,
         "--kind",
@@ -69,13 +79,16 @@ def test_train_model_command_prints_the_metrics_table(portfolio, capsys):
     )
     out = capsys.readouterr().out
     assert "baseline LR (test)" in out and "AUC" in out
-    assert ModelVersion.objects.get(portfolio=portfolio).status == "trained"
+    version = ModelVersion.objects.get(portfolio=portfolio)
+    assert version.status == "trained" and version.trained_by == developer
 
 
 @pytest.mark.django_db(transaction=True)  # Optuna writes through its own connection
-def test_tune_model_command_makes_the_best_trial_a_model_version(portfolio, capsys):
-    call_command("tune_model", "--portfolio", portfolio.name, "--kind", "mlp", "--trials", "2", "--sync")
+def test_tune_model_command_makes_the_best_trial_a_model_version(portfolio, developer, capsys):
+    call_command(
+        "tune_model", "--as", "developer", "--portfolio", portfolio.name, "--kind", "mlp", "--trials", "2", "--sync"
+    )
     out = capsys.readouterr().out
     assert "Best parameters" in out
     version = ModelVersion.objects.get(portfolio=portfolio)
-    assert version.tuning_study is not None and version.status == "trained"
+    assert version.tuning_study is not None and version.status == "trained" and version.trained_by == developer

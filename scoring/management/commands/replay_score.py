@@ -33,6 +33,7 @@ class Command(ServiceCommand):
                 failures += not replay.identical
                 self.stdout.write(
                     f"score {s.pk} (model {s.model_version}, applicant {s.applicant_id}): {verdict}\n"
+                    f"  replayed {replay.policy_note}\n"
                     f"  stored:   PD {s.pd:.10f}  score {s.score:.6f}  {s.decision}\n"
                     f"  replayed: PD {replay.pd:.10f}  score {replay.points:.6f}  {replay.decision}\n"
                     f"  reasons:  {json.dumps([r['feature'] for r in replay.reasons])}"

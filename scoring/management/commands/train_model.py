@@ -4,8 +4,10 @@ import time
 from django.core.management.base import CommandError
 
 from scoring.management.base import ServiceCommand
+from scoring.management.commands._acting import acting_user, add_as_argument
 from scoring.management.commands._progress import ProgressBar, refresh_patiently
 from scoring.models import ModelVersion, Portfolio
+from scoring.roles import TRAIN
 from scoring.services.training import model_training_start, model_version_create, model_version_train
 
 
@@ -35,6 +37,7 @@ class Command(ServiceCommand):
     )
 
     def add_arguments(self, parser):
+        add_as_argument(parser, what="who trains the model")
         parser.add_argument("--portfolio", required=True, help="portfolio name")
         parser.add_argument("--kind", required=True, choices=["mlp", "cnn"])
         parser.add_argument("--seed", type=int, default=0)
@@ -49,6 +52,7 @@ class Command(ServiceCommand):
             portfolio = Portfolio.objects.get(name=options["portfolio"])
         except Portfolio.DoesNotExist:
             raise CommandError(f"No portfolio named {options['portfolio']!r}.") from None
+        user = acting_user(options["acting_user"], portfolio=portfolio, perm=TRAIN)
         params = {}
         for item in options["param"]:
             name, sep, value = item.partition("=")
@@ -61,12 +65,14 @@ class Command(ServiceCommand):
         try:
             if options["sync"]:
                 version = model_version_create(
-                    portfolio=portfolio, kind=options["kind"], seed=options["seed"], hyperparameters=params
-                )
+                    portfolio=portfolio, kind=options["kind"], seed=options["seed"], hyperparameters=params,
+                    requested_by=user,
+                )  # fmt: skip
             else:
                 version = model_training_start(
-                    portfolio=portfolio, kind=options["kind"], seed=options["seed"], hyperparameters=params
-                )
+                    portfolio=portfolio, kind=options["kind"], seed=options["seed"], hyperparameters=params,
+                    requested_by=user,
+                )  # fmt: skip
         except (TypeError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Model version {version.version} ({version.kind}) of {portfolio}: id {version.pk}")

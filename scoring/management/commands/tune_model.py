@@ -3,9 +3,11 @@ import time
 from django.core.management.base import CommandError
 
 from scoring.management.base import ServiceCommand
+from scoring.management.commands._acting import acting_user, add_as_argument
 from scoring.management.commands._progress import ProgressBar
 from scoring.management.commands.train_model import metrics_table
 from scoring.models import Portfolio
+from scoring.roles import TRAIN
 from scoring.services.tuning import tuning_study_create, tuning_study_start, tuning_trial_run
 
 
@@ -16,6 +18,7 @@ class Command(ServiceCommand):
     )
 
     def add_arguments(self, parser):
+        add_as_argument(parser, what="who tunes the model")
         parser.add_argument("--portfolio", required=True)
         parser.add_argument("--kind", required=True, choices=["mlp", "cnn"])
         parser.add_argument("--trials", type=int, required=True)
@@ -28,10 +31,14 @@ class Command(ServiceCommand):
             portfolio = Portfolio.objects.get(name=options["portfolio"])
         except Portfolio.DoesNotExist:
             raise CommandError(f"No portfolio named {options['portfolio']!r}.") from None
+        user = acting_user(options["acting_user"], portfolio=portfolio, perm=TRAIN)
         if options["trials"] < 1:
             raise CommandError("--trials must be at least 1")
         start = tuning_study_create if options["sync"] else tuning_study_start
-        study = start(portfolio=portfolio, kind=options["kind"], n_trials=options["trials"], seed=options["seed"])
+        study = start(
+            portfolio=portfolio, kind=options["kind"], n_trials=options["trials"], seed=options["seed"],
+            requested_by=user,
+        )  # fmt: skip
         self.stdout.write(f"Study {study.study_name}: {study.n_trials} trials")
         bar = ProgressBar(study.n_trials, label="tuning", unit="trials", stream=self.stderr._out)
         deadline = time.monotonic() + options["timeout"]
