@@ -88,9 +88,11 @@ def test_the_cnn_takes_one_width_and_the_mlp_a_list():
 def test_the_command_and_the_portal_share_the_validator(developer_world, client):
     portfolio, developer = developer_world
     with pytest.raises(CommandError, match="max_epochs"):
-        call_command("train_model", portfolio=portfolio.name, kind="mlp", param=["max_epochs=1000000000"], no_wait=True)
+        call_command("train_model", "--as", developer.username, "--portfolio", portfolio.name, "--kind", "mlp",
+                     "--param", "max_epochs=1000000000", "--no-wait")  # fmt: skip
     with pytest.raises(CommandError, match="device"):
-        call_command("train_model", portfolio=portfolio.name, kind="mlp", param=['device="cuda:9"'], no_wait=True)
+        call_command("train_model", "--as", developer.username, "--portfolio", portfolio.name, "--kind", "mlp",
+                     "--param", 'device="cuda:9"', "--no-wait")  # fmt: skip
     client.force_login(developer)
     response = client.post("/models/train/", {"portfolio": portfolio.pk, "kind": "mlp", "seed": 0, "max_epochs": 10**9})
     assert response.status_code in (200, 302, 400)
