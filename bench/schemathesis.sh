@@ -45,10 +45,11 @@ for role in $ROLES; do
   tail -40 "$VAR_DIR/$role.txt"
   # The acceptance figures, from the server's own access log: requests answered, and 5xx among them.
   tail -n +"$((before + 1))" "$VAR_DIR/access.log" > "$VAR_DIR/access-$role.log"
-  requests=$(wc -l < "$VAR_DIR/access-$role.log")
-  server_errors=$(awk '$1 >= 500' "$VAR_DIR/access-$role.log" | wc -l)
-  echo "$role: requests=$requests server_errors=$server_errors statuses: $(awk '{print $1}' "$VAR_DIR/access-$role.log" | sort | uniq -c | tr -s ' \n' ' ')"
-  awk '$1 >= 500 {print $2, $3}' "$VAR_DIR/access-$role.log" | sort | uniq -c | head -20
+  # Only lines that start with a status: a fuzzed path with a newline in it continues on the next line.
+  requests=$(grep -cE '^[1-5][0-9]{2} ' "$VAR_DIR/access-$role.log" || true)
+  server_errors=$(grep -cE '^5[0-9]{2} ' "$VAR_DIR/access-$role.log" || true)
+  echo "$role: requests=$requests server_errors=$server_errors statuses: $(grep -oE '^[1-5][0-9]{2} ' "$VAR_DIR/access-$role.log" | sort | uniq -c | tr -s ' \n' ' ')"
+  grep -E '^5[0-9]{2} ' "$VAR_DIR/access-$role.log" | sort | uniq -c | head -20
   [ "$server_errors" -eq 0 ] || status=1
 done
 grep -c "Internal Server Error\|Traceback" "$VAR_DIR/gunicorn.log" || true
