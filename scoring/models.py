@@ -53,7 +53,7 @@ class Portfolio(models.Model):
     # The scale and cutoffs above are the portfolio's first policy and, after that, a copy of
     # the policy in force written by scoring.services.policy; decisions read ``policy_version``.
     policy_version = models.ForeignKey(
-        "PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "PolicyVersion", null=True, blank=True, on_delete=models.RESTRICT, related_name="+",
         help_text="the approved credit policy in force (change it by proposing a new version)",
     )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
@@ -481,7 +481,7 @@ class BatchRun(models.Model):
     chunks_done = models.PositiveIntegerField(default=0)
     decisions_differ = models.BigIntegerField(null=True, blank=True, help_text="challenger vs champion")
     policy_version = models.ForeignKey(
-        "PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "PolicyVersion", null=True, blank=True, on_delete=models.RESTRICT, related_name="+",
         help_text="the policy every row of the run is decided under (fixed when the run is created)",
     )  # fmt: skip
     error = models.TextField(blank=True)
@@ -559,7 +559,7 @@ class Score(models.Model):
     input_history = models.BinaryField(null=True, blank=True, help_text="float32 (months, 3), NaN where no data")
     input_hash = models.CharField(max_length=64)
     policy_version = models.ForeignKey(
-        "PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "PolicyVersion", null=True, blank=True, on_delete=models.RESTRICT, related_name="+",
         help_text="the credit policy the decision was made under (null: scored before policies were versioned)",
     )  # fmt: skip
     requested_by = models.ForeignKey(
@@ -760,7 +760,10 @@ class PolicyVersion(models.Model):
         "base_score", "base_odds", "pdo", "approve_min_score", "decline_below_score", "reason_catalogue", "rules",
     )  # fmt: skip
 
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="policy_versions")
+    # A portfolio's policies go with it, as its scores and runs do; while it exists its
+    # versions cannot be deleted alone (the portfolio, scores and runs name them with RESTRICT,
+    # which, unlike PROTECT, lets a portfolio's deletion take its versions with it).
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="policy_versions")
     version = models.PositiveIntegerField(help_text="Sequence number within the portfolio.")
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=STATUS_PROPOSED, db_index=True)
     base_score = models.FloatField()

@@ -201,3 +201,32 @@ def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, message: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+# The rows data migrations seed (beat schedules, the cache-version row), in migration order.
+# Every seeding function is idempotent (get_or_create / conditional update).
+_SEEDS = (
+    ("0006_default_schedules", "create"),
+    ("0010_audit_checkpoint_schedule", "create"),
+    ("0014_cacheversion", "first_row"),
+    ("0015_supervisor_leases", "schedule_supervisor"),
+    ("0016_audit_sealer", "schedule_create"),
+)
+
+
+def flush_database() -> None:
+    """Empty the test database the way a module-scoped world must after committing its rows,
+    then seed again what migrations seeded: a bare ``flush`` in the middle of the suite left
+    the ordinary tests after it without the nightly schedule (and the other seeded rows)."""
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.contenttypes.models import ContentType
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("flush", interactive=False, verbosity=0)
+    ContentType.objects.clear_cache()
+    for module, function in _SEEDS:
+        seed = getattr(importlib.import_module(f"scoring.migrations.{module}"), function)
+        seed(apps, connection.schema_editor())

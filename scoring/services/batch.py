@@ -347,8 +347,9 @@ def batch_run_finish(*, run_id: int) -> bool:
         if run.trigger == "nightly":
             from scoring.services.monitoring import monitoring_enqueue
 
-            # After the commit: the one transaction that finished the run queues the monitoring.
-            transaction.on_commit(lambda: monitoring_enqueue(run=run))
+            # It queues on the commit of the one transaction that finished the run (a second
+            # on_commit around it would defer the sending to a transaction that never commits).
+            monitoring_enqueue(run=run)
     return bool(finished)
 
 

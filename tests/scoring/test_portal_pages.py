@@ -11,6 +11,7 @@ from django.test import Client
 
 from scoring.models import BatchRun, Score
 from scoring.services.batch import batch_run_cancel, batch_run_create
+from tests.conftest import flush_database
 from tests.scoring.portal_world import german_world, portal_world
 
 pytestmark = pytest.mark.django_db
@@ -28,9 +29,7 @@ def german(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         world = german_world()
         yield world
-        from django.core.management import call_command
-
-        call_command("flush", "--no-input", verbosity=0)
+        flush_database()
 
 
 def test_the_applicant_page_shows_schema_labels_and_integers_as_integers(german):

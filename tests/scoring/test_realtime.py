@@ -28,7 +28,7 @@ from scoring.services.registry import model_version_approve, model_version_promo
 from scoring.services.scoring import score_realtime
 from scoring.services.tokens import api_token_create, api_token_revoke
 from scoring.services.training import model_version_create, model_version_train
-from tests.conftest import ROOT, database_url_for_subprocess
+from tests.conftest import ROOT, database_url_for_subprocess, flush_database
 from tests.factories import UserFactory, synthetic_portfolio
 
 FAST = {"max_epochs": 2, "patience": 1, "batch_size": 128}
@@ -54,11 +54,7 @@ def trained(django_db_setup, django_db_blocker):
             versions[kind] = model_version_train(model_version_id=queued.pk)
             model_version_approve(version=versions[kind], user=users["validator"])
         yield {"portfolio": portfolio, "versions": versions, **users}
-        from django.contrib.contenttypes.models import ContentType
-        from django.core.management import call_command
-
-        call_command("flush", interactive=False, verbosity=0)  # as after a transactional test
-        ContentType.objects.clear_cache()
+        flush_database()  # as after a transactional test
 
 
 def promote(trained, kind: str):
