@@ -118,30 +118,45 @@ def lease_claim_fields(token: str) -> dict:
 # --- Repairs --------------------------------------------------------------------
 
 
-def chunks_stale_requeue() -> int:
-    """Claims older than the stale limit go back to pending and are sent again."""
-    from scoring.services.batch import chunks_enqueue, stale_before
+def _chunks_resend(chunks, *, reset=None, kind: str, action: str, message: str, reason: str) -> int:
+    """Send the chunks of ``chunks`` again, run by run, each repair logged, counted and
+    audited. ``reset(id)`` first moves a chunk back to pending by a conditional update
+    and says whether it did (a chunk claimed again or finished meanwhile is left alone)."""
+    from scoring.services.batch import chunks_enqueue
 
     repaired = 0
+    for run_id in chunks.values_list("run_id", flat=True).distinct():
+        ids = list(chunks.filter(run_id=run_id).values_list("id", flat=True))
+        if reset is not None:
+            ids = [i for i in ids if reset(i)]
+        if not ids:
+            continue
+        chunks_enqueue(ids)
+        run = BatchRun.objects.get(pk=run_id)
+        _repaired(kind, len(ids), f"run %s: %s {message}", run_id, len(ids))
+        _audit(action, portfolio_id=run.portfolio_id, object_type="batchrun", object_ids=[run_id], chunks=ids,
+               reason=reason)  # fmt: skip
+        repaired += len(ids)
+    return repaired
+
+
+def chunks_stale_requeue() -> int:
+    """Claims older than the stale limit go back to pending and are sent again."""
+    from scoring.services.batch import stale_before
+
     stale = ScoreChunk.objects.filter(
         status="running",
         claimed_at__lt=stale_before(),
         run__status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING],
     )
-    for run_id in stale.values_list("run_id", flat=True).distinct():
-        ids = list(stale.filter(run_id=run_id).values_list("id", flat=True))
-        # Conditional: a chunk claimed again or finished meanwhile is left alone.
-        ids = [i for i in ids if ScoreChunk.objects.filter(pk=i, status="running", claimed_at__lt=stale_before())
-               .update(status="pending")]  # fmt: skip
-        if not ids:
-            continue
-        chunks_enqueue(ids)
-        run = BatchRun.objects.get(pk=run_id)
-        _repaired("chunk_stale", len(ids), "run %s: %s stale chunk claims re-queued", run_id, len(ids))
-        _audit("supervisor.chunk_requeue", portfolio_id=run.portfolio_id, object_type="batchrun",
-               object_ids=[run_id], chunks=ids, reason="claim older than the stale limit")  # fmt: skip
-        repaired += len(ids)
-    return repaired
+    return _chunks_resend(
+        stale,
+        reset=lambda i: bool(
+            ScoreChunk.objects.filter(pk=i, status="running", claimed_at__lt=stale_before()).update(status="pending")
+        ),
+        kind="chunk_stale", action="supervisor.chunk_requeue", message="stale chunk claims re-queued",
+        reason="claim older than the stale limit",
+    )  # fmt: skip
 
 
 def chunks_lost_requeue() -> int:
@@ -150,25 +165,17 @@ def chunks_lost_requeue() -> int:
     A queued message waits at most as long as the queue ahead of it; one older than
     the stale limit is taken as lost. Sending it again is harmless if it was not:
     a chunk is claimed once and its rows are written once."""
-    from scoring.services.batch import chunks_enqueue, stale_before
+    from scoring.services.batch import stale_before
 
-    repaired = 0
     lost = ScoreChunk.objects.filter(
         Q(enqueued_at__lt=stale_before()) | Q(enqueued_at__isnull=True),
         status="pending",
         run__status__in=[BatchRun.STATUS_PENDING, BatchRun.STATUS_RUNNING],
     )
-    for run_id in lost.values_list("run_id", flat=True).distinct():
-        ids = list(lost.filter(run_id=run_id).values_list("id", flat=True))
-        if not ids:
-            continue
-        chunks_enqueue(ids)
-        run = BatchRun.objects.get(pk=run_id)
-        _repaired("chunk_lost", len(ids), "run %s: %s pending chunks without a message sent again", run_id, len(ids))
-        _audit("supervisor.chunk_resend", portfolio_id=run.portfolio_id, object_type="batchrun",
-               object_ids=[run_id], chunks=ids, reason="pending chunk's message older than the stale limit")  # fmt: skip
-        repaired += len(ids)
-    return repaired
+    return _chunks_resend(
+        lost, kind="chunk_lost", action="supervisor.chunk_resend", message="pending chunks without a message sent again",
+        reason="pending chunk's message older than the stale limit",
+    )  # fmt: skip
 
 
 def runs_complete_finish() -> int:
