@@ -289,7 +289,8 @@ class ModelVersion(models.Model):
     the exact rows used, hyper-parameters, seed, code version, device, metrics on
     each split beside the logistic-regression baseline, and the SHA-256 of its
     artifact. Status moves training → trained → approved → champion → retired; at
-    most one champion per portfolio.
+    most one champion per portfolio. A validator may reject a version instead, with a
+    reason: rejected is final, nothing approves, promotes or restores it afterwards.
     """
 
     # The kinds are the registered model families (models.families); callers ask the
@@ -305,6 +306,7 @@ class ModelVersion(models.Model):
     STATUS_APPROVED = "approved"
     STATUS_CHAMPION = "champion"
     STATUS_RETIRED = "retired"
+    STATUS_REJECTED = "rejected"
     STATUS_CHOICES = [
         (STATUS_QUEUED, "Queued"),
         (STATUS_TRAINING, "Training"),
@@ -313,6 +315,7 @@ class ModelVersion(models.Model):
         (STATUS_APPROVED, "Approved"),
         (STATUS_CHAMPION, "Champion"),
         (STATUS_RETIRED, "Retired"),
+        (STATUS_REJECTED, "Rejected"),
     ]
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="model_versions")
@@ -364,9 +367,16 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     promotion_override_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True, help_text="why a validator rejected this version")
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rejected_at = models.DateTimeField(null=True, blank=True)
     # The lease of the worker training it (see ImportJob.worker).
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Facts a registry step adds to its audit event (set by the step on the row it returns, never stored).
+    audit_details: dict
 
     class Meta:
         ordering = ["portfolio_id", "-version"]
@@ -392,6 +402,22 @@ class ModelVersion(models.Model):
     @property
     def background_path(self) -> str:
         return f"{self.artifact_path}.background.npz"
+
+
+class ValidationNote(models.Model):
+    """ValidationNote: what a validator found when judging a model version (tests run,
+    concerns, conditions), kept with who wrote it and when; notes are added, never edited."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="validation_notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on model version {self.model_version_id}"
 
 
 class TuningStudy(models.Model):

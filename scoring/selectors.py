@@ -160,8 +160,8 @@ def model_version_get(*, user, version_id: int) -> ModelVersion | None:
     return (
         restrict(
             ModelVersion.objects.select_related(
-                "portfolio", "schema", "trained_by", "approved_by", "promoted_by", "tuning_study"
-            ),
+                "portfolio", "schema", "trained_by", "approved_by", "promoted_by", "rejected_by", "tuning_study"
+            ).prefetch_related("validation_notes__author"),
             user,
         )
         .filter(pk=version_id)

@@ -193,7 +193,8 @@ def test_every_operation_of_the_schema_is_classified():
     operations, problems = classify(openapi_schema())
     assert problems == [], "unclassified operations:\n" + "\n".join(problems)
     ids = {op.operation_id for op in operations}
-    assert {"portfolios_score_create", "applicants_list", "models_approve_create", "imports_create"} <= ids
+    assert {"portfolios_score_create", "applicants_list", "models_approve_create", "imports_create",
+            "models_reject_create", "models_notes_create"} <= ids  # fmt: skip
     assert set(COLLECTION_PERMS) | GLOBAL_READS | set(MODEL_PERM_READS) <= ids  # no stale entries
 
 
