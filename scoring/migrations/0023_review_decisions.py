@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scoring", "0021_policy_versions_go_with_their_portfolio"),
+        ("scoring", "0022_model_rejection_and_validation_notes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
