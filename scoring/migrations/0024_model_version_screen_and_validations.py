@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0021_policy_versions_go_with_their_portfolio'),
+        ('scoring', '0023_review_decisions'),
     ]
 
     operations = [
