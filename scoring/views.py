@@ -36,7 +36,7 @@ from scoring.services.errors import ServiceError, public_error_text
 from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
-from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
+from scoring.services.registry import REJECTABLE, RegistryError, model_version_approve, model_version_promote
 from scoring.services.scoring import ApplicantDataError, ScoringError, score_realtime, score_whatif
 from scoring.services.training import model_training_start
 from scoring.services.tuning import tuning_study_start
@@ -726,6 +726,8 @@ def model_detail(request, version_id: int):
         "early_stop": early_stop(version),
         "can_approve": may_validate and version.status == ModelVersion.STATUS_TRAINED,
         "can_promote": may_validate and version.status == ModelVersion.STATUS_APPROVED,
+        "may_validate": may_validate,
+        "can_reject": may_validate and version.status in REJECTABLE,
     }
     return page(request, "scoring/model_detail.html", context)
 

@@ -227,12 +227,25 @@ MODEL = {
     "promotion_override_reason": "",
     "promotion_override_by": None,
     "promotion_override_at": None,
+    "rejection_reason": "",
+    "rejected_by": None,
+    "rejected_at": None,
     "progress": {"epoch": 17, "max_epochs": 40, "train_loss": 0.2961, "val_auc": 0.7794},
     "error": "",
 }
 
+VALIDATION_NOTE = {
+    "id": 12,
+    "model_version": 7,
+    "author": 5,
+    "author_username": "validator_a",
+    "text": "Out-of-time sample 2026-Q3 reproduces the test AUC within 0.01; CSI of income at 0.08 is acceptable.",
+    "created_at": "2026-11-02T09:30:00Z",
+}
+
 MODEL_DETAIL = {
     **MODEL,
+    "validation_notes": [VALIDATION_NOTE],
     "metrics": {"train": {**METRICS, "auc": 0.802, "n": 6000}, "validation": METRICS, "test": METRICS},
     "baseline_metrics": {"test": {**METRICS, "auc": 0.744, "gini": 0.488}},
 }
@@ -250,6 +263,13 @@ MODEL_QUEUED = {
 }
 
 MODEL_APPROVED = {**MODEL, "status": "approved", "approved_by": 5, "approved_at": CREATED}
+MODEL_REJECTED = {
+    **MODEL,
+    "status": "rejected",
+    "rejection_reason": "Below the logistic baseline on the out-of-time sample (AUC 0.731 against 0.744).",
+    "rejected_by": 5,
+    "rejected_at": CREATED,
+}
 MODEL_CHAMPION = {**MODEL_APPROVED, "status": "champion", "promoted_by": 5, "promoted_at": CREATED}
 
 MODEL_STATUS = {
@@ -459,6 +479,10 @@ AUDIT_CSV = (
     "5120,5120,2026-11-03 09:41:27.512000+00:00,3,analyst,applicant.explain,success,1,score,[90211],{},"
     "6f1c2a9e0b7d4c3f,10.0.4.17,3e1d0c9b...,7a6b5c4d...\r\n"
 )
+
+
+REVIEW_REPORT = {"model_version": 3, "referred": 412, "reviewed": 380, "approved": 231, "declined": 149,
+                 "overrides": 17, "override_rate": 0.04473684210526316}  # fmt: skip
 
 
 def response(name: str, value, *, status: int = 200, description: str = "") -> OpenApiExample:

@@ -5,8 +5,20 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score, TuningStudy
+from scoring.models import (
+    Applicant,
+    BatchRun,
+    DatasetSchema,
+    ImportJob,
+    ModelVersion,
+    Portfolio,
+    Score,
+    TuningStudy,
+    ValidationNote,
+)
 from scoring.services.errors import public_error_text
+from scoring.services.registry import REASON_MAX
+from scoring.services.validation import NOTE_MAX
 
 
 class PortfolioSerializer(serializers.ModelSerializer):
@@ -137,12 +149,29 @@ class ModelVersionSerializer(serializers.ModelSerializer):
                   "training_data_fingerprint", "training_rows", "code_version", "device", "artifact_sha256",
                   "tuning_study", "trained_by", "created_at", "trained_at", "approved_by", "approved_at",
                   "promoted_by", "promoted_at", "promotion_override_reason", "promotion_override_by",
-                  "promotion_override_at", "progress", "error"]  # fmt: skip
+                  "promotion_override_at", "rejection_reason", "rejected_by", "rejected_at", "progress",
+                  "error"]  # fmt: skip
+
+
+class ValidationNoteSerializer(serializers.ModelSerializer):
+    """A validator's note on a model version, with who wrote it and when."""
+
+    author_username = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ValidationNote
+        fields = ["id", "model_version", "author", "author_username", "text", "created_at"]
+        read_only_fields = fields
+
+    def get_author_username(self, note: ValidationNote) -> str:
+        return note.author.get_username() if note.author else ""
 
 
 class ModelVersionDetailSerializer(ModelVersionSerializer):
+    validation_notes = ValidationNoteSerializer(many=True, read_only=True)
+
     class Meta(ModelVersionSerializer.Meta):
-        fields = [*ModelVersionSerializer.Meta.fields, "metrics", "baseline_metrics"]
+        fields = [*ModelVersionSerializer.Meta.fields, "validation_notes", "metrics", "baseline_metrics"]
 
 
 class ModelStatusSerializer(serializers.ModelSerializer):
@@ -172,6 +201,14 @@ class PromoteRequestSerializer(serializers.Serializer):
         required=False, allow_blank=True, default="", max_length=2000,
         help_text="why to promote despite a failed stability or fairness report (recorded and audited)",
     )  # fmt: skip
+
+
+class RejectRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=REASON_MAX, help_text="why the version is rejected (kept and audited)")
+
+
+class ValidationNoteRequestSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=NOTE_MAX, help_text="what the validation found")
 
 
 # Seeds as the portal takes them: a whole number a 32-bit signed column holds (an unbounded one overflowed SQLite, a 500).
@@ -277,3 +314,13 @@ class ImportRequestSerializer(serializers.Serializer):
         default=False, help_text="write the valid rows and report the others, instead of rejecting the file"
     )
     encoding = serializers.CharField(default="utf-8")
+
+
+class ReviewReportSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(source="model_version.pk")
+    referred = serializers.IntegerField(help_text="applicants the version referred")
+    reviewed = serializers.IntegerField(help_text="cases decided by review (resolved by review, either way)")
+    approved = serializers.IntegerField()
+    declined = serializers.IntegerField()
+    overrides = serializers.IntegerField(help_text="final decisions differing from the model's (points vs cutoffs)")
+    override_rate = serializers.FloatField(allow_null=True, help_text="overrides / reviewed")
