@@ -186,7 +186,7 @@ class RepaymentMonth(models.Model):
     # lookups by applicant, and a second index costs every one of millions of inserts.
     # No database FK either: its check runs once per inserted row; statement-level
     # triggers check and lock each referenced applicant once per statement and cascade
-    # deletes (migration 0022; integrity: tests/scoring/test_ingestion_history.py).
+    # deletes (migration 0024; integrity: tests/scoring/test_ingestion_history.py).
     applicant = models.ForeignKey(
         Applicant, on_delete=models.CASCADE, related_name="history", db_index=False, db_constraint=False
     )

@@ -1,7 +1,7 @@
 """RepaymentMonth.portfolio_id is denormalised without a database FK (speed): its
 integrity rests on the one writer and on Django's cascade, both tested here.
 RepaymentMonth.applicant_id has no FK either: statement-level triggers (migration
-0022) refuse a month of a missing applicant and delete an applicant's months with it,
+0024) refuse a month of a missing applicant and delete an applicant's months with it,
 also when the delete is issued in SQL or waited on an import's lock."""
 
 import datetime

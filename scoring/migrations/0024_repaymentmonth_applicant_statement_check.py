@@ -113,7 +113,7 @@ def uninstall(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("scoring", "0021_policy_versions_go_with_their_portfolio")]
+    dependencies = [("scoring", "0023_review_decisions")]
 
     operations = [
         # Triggers first on the way back: the foreign key is re-created over rows the
