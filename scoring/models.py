@@ -184,7 +184,12 @@ class RepaymentMonth(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     # No index of its own: the unique (applicant, month) constraint's index serves
     # lookups by applicant, and a second index costs every one of millions of inserts.
-    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="history", db_index=False)
+    # No database FK either: its check runs once per inserted row; statement-level
+    # triggers check and lock each referenced applicant once per statement and cascade
+    # deletes (migration 0024; integrity: tests/scoring/test_ingestion_history.py).
+    applicant = models.ForeignKey(
+        Applicant, on_delete=models.CASCADE, related_name="history", db_index=False, db_constraint=False
+    )
     month = models.DateField(help_text="First day of the month.")
     balance = models.FloatField()
     amount_paid = models.FloatField()
