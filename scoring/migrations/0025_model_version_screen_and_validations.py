@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0023_review_decisions'),
+        ('scoring', '0024_repaymentmonth_applicant_statement_check'),
     ]
 
     operations = [
