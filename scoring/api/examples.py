@@ -481,9 +481,61 @@ AUDIT_CSV = (
 )
 
 
+REVIEW_REPORT = {"model_version": 3, "referred": 412, "reviewed": 380, "approved": 231, "declined": 149,
+                 "overrides": 17, "override_rate": 0.04473684210526316}  # fmt: skip
+
+
 def response(name: str, value, *, status: int = 200, description: str = "") -> OpenApiExample:
     return OpenApiExample(name, value=value, response_only=True, status_codes=[str(status)], description=description)
 
 
 def request(name: str, value, *, description: str = "", media_type: str | None = None) -> OpenApiExample:
     return OpenApiExample(name, value=value, request_only=True, description=description, media_type=media_type)
+
+
+RECOURSE = {
+    "score": 90211,
+    "applicant": 4711,
+    "model_version": 7,
+    "policy_version": 3,
+    "policy_note": "decided under policy v2",
+    "decision": "decline",
+    "points": 531.2,
+    "target": "approve",
+    "feasible": True,
+    "message": "2 change set(s) reach approve under the policy the score was decided under.",
+    "suggestions": [
+        {
+            "changes": [
+                {"feature": "debt_to_income", "label": "Debt to income", "before": 0.61, "after": 0.42,
+                 "before_text": "0.61", "after_text": "0.42", "cost": 0.95},
+            ],
+            "cost": 1.45,
+            "pd": 0.0688,
+            "score": 561.3,
+            "decision": "approve",
+        },
+        {
+            "changes": [
+                {"feature": "duration_months", "label": "Duration months", "before": 48, "after": 24,
+                 "before_text": "48", "after_text": "24", "cost": 1.0},
+                {"feature": "loan_amount", "label": "Loan amount", "before": 9000.0, "after": 7500.0,
+                 "before_text": "9,000", "after_text": "7,500", "cost": 0.3},
+            ],
+            "cost": 2.3,
+            "pd": 0.0671,
+            "score": 562.0,
+            "decision": "approve",
+        },
+    ],
+    "immutable": ["region", "num_credit_lines"],
+    "immutable_labels": ["Region", "Num credit lines"],
+    "evaluated": 512,
+}  # fmt: skip
+
+RECOURSE_NONE = {
+    **RECOURSE,
+    "feasible": False,
+    "message": "No change within bounds: no combination of up to three actionable features reaches approve.",
+    "suggestions": [],
+}

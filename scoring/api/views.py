@@ -33,11 +33,13 @@ from scoring.filters import (
 )
 from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score, TuningStudy
 from scoring.permissions import PortfolioActionPermission, has_portfolio_perm, restrict
+from scoring.services import display
 from scoring.services.batch import batch_run_cancel, batch_run_resume, batch_run_start
 from scoring.services.explanations import score_explanation
 from scoring.services.exports import export_csv_lines, export_parquet
 from scoring.services.import_reports import import_report_csv_lines
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
+from scoring.services.recourse import score_recourse
 from scoring.services.registry import model_version_approve, model_version_promote, model_version_reject
 from scoring.services.scoring import score_realtime
 from scoring.services.training import model_training_start
@@ -269,6 +271,41 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         explanation = score_explanation(score=score)  # ExplanationError: 409, by the exception handler
         return Response(s.ScoreExplanationSerializer(explanation).data)
 
+    @extend_schema(
+        summary="What would it take: the smallest changes of actionable features that reach approve",
+        description="For a declined or referred score: up to `k` (1-5, default 3) change sets of at most three "
+        "actionable features (the schema's `actionable`; protected and immutable features never change, a CNN "
+        "applicant's history stays as scored), cheapest first, each scored by the score's model version under the "
+        "policy version it was decided under (cutoffs and strategy rules) and confirmed through the real scoring "
+        "path. `feasible: false` says no change within the features' bounds reaches approve. Nothing is saved; "
+        "the request is audited. 409 for a challenger's shadow score or an unloadable artifact.",
+        parameters=[OpenApiParameter("k", OpenApiTypes.INT, description="how many change sets, 1-5 (default 3)")],
+        responses={
+            200: s.ScoreRecourseSerializer,
+            409: conflict(
+                "A challenger's shadow score, or the model version's artifact is missing or altered.",
+                "A challenger's shadow score is not a decision: ask recourse for the champion's score.",
+            ),
+        },
+        examples=_example_list(
+            ("Changes that reach approve", ex.RECOURSE), ("No change within bounds", ex.RECOURSE_NONE)
+        ),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def recourse(self, request, pk=None):
+        score = self.get_object()
+        try:
+            k = int(request.query_params.get("k", 3))
+        except ValueError:
+            raise ValidationError({"k": ["A whole number from 1 to 5."]}) from None
+        if not 1 <= k <= 5:
+            raise ValidationError({"k": ["A whole number from 1 to 5."]})
+        recourse = score_recourse(score=score, k=k)  # RecourseError: 409, by the exception handler
+        audit_record(action="applicant.recourse", request=request, portfolio_id=score.portfolio_id,
+                     object_type="score", object_ids=[score.pk],
+                     details={"applicant": score.applicant_id, "suggestions": len(recourse.suggestions)})  # fmt: skip
+        return Response(s.ScoreRecourseSerializer(display.recourse_view(score.model_version.schema, recourse)).data)
+
 
 @extend_schema(tags=["Models"])
 @extend_schema_view(
@@ -365,6 +402,24 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     @action(detail=True, methods=["get"], filterset_class=None)
     def metrics(self, request, pk=None):
         return Response(s.ModelMetricsSerializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Get a model version's review report: referred, decided by review, overrides",
+        description="The applicants the version referred, the cases decided by review (approved, declined: every "
+        "one is resolved by review), the overrides (a final decision differing from the model's own, its points "
+        "against the cutoffs) and the override rate (overrides / reviewed).",
+        responses={200: s.ReviewReportSerializer},
+        examples=_example_list(("Report", ex.REVIEW_REPORT)),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def reviews(self, request, pk=None):
+        from scoring.selectors import review_report
+
+        version = self.get_object()
+        rows = review_report(user=request.user, model_version=version)
+        row = rows[0] if rows else {"model_version": version, "referred": 0, "reviewed": 0, "approved": 0,
+                                    "declined": 0, "overrides": 0, "override_rate": None}  # fmt: skip
+        return Response(s.ReviewReportSerializer(row).data)
 
     def _transition(self, request, service, **kwargs):
         version = service(version=self.get_object(), user=request.user, **kwargs)  # RegistryError: 409
