@@ -123,7 +123,7 @@ class Command(ServiceCommand):
                 portfolio=portfolio, kind=kind, seed=seed, hyperparameters=params, requested_by=users["developer"]
             )
             epochs = family_of(kind).max_epochs(params)
-            bar = ProgressBar(epochs, label=f"{name} {kind}", unit="epochs", stream=self.stderr._out)
+            bar = ProgressBar(epochs or 0, label=f"{name} {kind}", unit="epochs", stream=self.stderr._out)
 
             def on_epoch(epoch: int, loss: float, auc: float, bar: ProgressBar = bar) -> None:
                 bar.update(epoch, suffix=f"val AUC {auc:.3f}", force=True)
