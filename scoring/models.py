@@ -840,3 +840,66 @@ class CacheVersion(models.Model):
 
     def __str__(self) -> str:
         return f"cache version {self.value}"
+
+
+class ReviewDecision(models.Model):
+    """ReviewDecision: a person's handling of one referred decision — who took the case
+    and when, and the final decision (approve or decline) with its reason, stored beside
+    the model's. The score row itself never changes; this row is its review.
+
+    A case is *open* until an underwriter takes it (``assigned_to``), *taken* until they
+    release it or decide it, then *decided* for good: once ``decided_at`` is set the row
+    refuses every change (``save``). Written only by ``scoring.services.reviews``.
+
+    ``model_decision`` is the decision the score's points and the cutoffs give, before
+    strategy rules (a refer rule may refer an applicant the points approve); the final
+    decision is an *override* when the model approved or declined and the person decided
+    otherwise (in the refer band the model has no decision to override). Every decided
+    case is *resolved by review*, whichever way."""
+
+    STATE_OPEN, STATE_TAKEN, STATE_DECIDED = "open", "taken", "decided"
+    DECISION_CHOICES = [("approve", "Approve"), ("decline", "Decline")]
+
+    score = models.OneToOneField(Score, on_delete=models.CASCADE, related_name="review")
+    # Denormalised from the score: the gate filters reviews by an indexed portfolio_id.
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
+    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="reviews")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    # The application reviewed: a later score of the same input (a nightly rescoring) is decided already.
+    input_hash = models.CharField(max_length=64)
+    model_decision = models.CharField(max_length=10, help_text="the points against the cutoffs, before rules")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    taken_at = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=10, choices=DECISION_CHOICES, blank=True)
+    reason = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    is_override = models.BooleanField(default=False, help_text="the final decision differs from the model's")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["applicant", "input_hash"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(decided_at__isnull=True) | ~models.Q(decision=""), name="review_decided_has_decision"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"review of score {self.score_id}: {self.state}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and ReviewDecision.objects.filter(pk=self.pk, decided_at__isnull=False).exists():
+            raise ValueError("A decided review is final: it cannot be changed.")
+        super().save(*args, **kwargs)
+
+    @property
+    def state(self) -> str:
+        if self.decided_at is not None:
+            return self.STATE_DECIDED
+        return self.STATE_TAKEN if self.assigned_to_id is not None else self.STATE_OPEN

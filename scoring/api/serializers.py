@@ -314,3 +314,13 @@ class ImportRequestSerializer(serializers.Serializer):
         default=False, help_text="write the valid rows and report the others, instead of rejecting the file"
     )
     encoding = serializers.CharField(default="utf-8")
+
+
+class ReviewReportSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(source="model_version.pk")
+    referred = serializers.IntegerField(help_text="applicants the version referred")
+    reviewed = serializers.IntegerField(help_text="cases decided by review (resolved by review, either way)")
+    approved = serializers.IntegerField()
+    declined = serializers.IntegerField()
+    overrides = serializers.IntegerField(help_text="final decisions differing from the model's (points vs cutoffs)")
+    override_rate = serializers.FloatField(allow_null=True, help_text="overrides / reviewed")

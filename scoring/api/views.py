@@ -366,6 +366,24 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     def metrics(self, request, pk=None):
         return Response(s.ModelMetricsSerializer(self.get_object()).data)
 
+    @extend_schema(
+        summary="Get a model version's review report: referred, decided by review, overrides",
+        description="The applicants the version referred, the cases decided by review (approved, declined: every "
+        "one is resolved by review), the overrides (a final decision differing from the model's own, its points "
+        "against the cutoffs) and the override rate (overrides / reviewed).",
+        responses={200: s.ReviewReportSerializer},
+        examples=_example_list(("Report", ex.REVIEW_REPORT)),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def reviews(self, request, pk=None):
+        from scoring.selectors import review_report
+
+        version = self.get_object()
+        rows = review_report(user=request.user, model_version=version)
+        row = rows[0] if rows else {"model_version": version, "referred": 0, "reviewed": 0, "approved": 0,
+                                    "declined": 0, "overrides": 0, "override_rate": None}  # fmt: skip
+        return Response(s.ReviewReportSerializer(row).data)
+
     def _transition(self, request, service, **kwargs):
         version = service(version=self.get_object(), user=request.user, **kwargs)  # RegistryError: 409
         return Response(s.ModelVersionSerializer(version).data)
