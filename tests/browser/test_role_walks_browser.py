@@ -24,7 +24,7 @@ from scoring.models import AuditEvent, ImportJob, ModelVersion, Portfolio, Valid
 from scoring.services.demo import DEMO_DIR
 from scoring.services.monitoring import monitoring_run
 from scoring.services.training import model_version_create, model_version_train
-from tests.browser.conftest import CHROMIUM, SCREENSHOTS, Problems, layout_problems, log_in
+from tests.browser.conftest import SCREENSHOTS, Problems, layout_problems, log_in
 from tests.conftest import WorkerProcess, flush_database
 from tests.scoring.portal_world import PASSWORD, bad_applicants_csv, german_world, portal_world
 
@@ -114,22 +114,10 @@ def orm(demo, django_db_blocker):
         yield
 
 
-@pytest.fixture(scope="module")
-def module_chromium():
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser.conftest import CHROMIUM_ARGS
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def walk(module_chromium, demo, orm):
+def walk(chromium, demo, orm):
     """A fresh browser context; fails the test on a console error or a request to another host."""
-    context = module_chromium.new_context(viewport={"width": 1280, "height": 900})
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(20_000)
     problems, elsewhere = Problems(), []
@@ -262,6 +250,7 @@ def test_a_validator_reads_the_reports_writes_a_note_rejects_one_version_and_pro
     expect(page.locator("#rejection")).to_contain_text(reason)
     expect(page.get_by_role("button", name="Approve")).to_have_count(0)
     visit(page, f"{kind}-validator-rejected")
+    page.screenshot(path=str(SCREENSHOTS / f"{kind}-validation.png"))  # the first screen, for the README
     book.to_reject.refresh_from_db()
     assert (book.to_reject.status, book.to_reject.rejected_by) == ("rejected", demo.users["validator"])
     assert ValidationNote.objects.filter(model_version=book.to_reject, text=note).exists()
