@@ -155,14 +155,29 @@ def _has_derived_inputs(cache: CacheView, schema: DatasetSchema) -> bool:
 
 # --- Inputs -------------------------------------------------------------------
 def realtime_applicant(*, portfolio_id: int, applicant_id: int | None = None, external_id: str | None = None):
-    """(id, external_id, features) of a stored applicant of the portfolio, or None."""
-    lookup = {"pk": applicant_id} if applicant_id is not None else {"external_id": external_id}
-    return (
-        Applicant.objects.filter(portfolio_id=portfolio_id, **lookup)
-        .order_by("pk")
-        .values_list("id", "external_id", "features")
-        .first()
+    """(id, external_id, features) of a stored applicant of the portfolio, or None.
+
+    One prepared-once statement (the queryset it replaces spent more CPU building its
+    SQL than the database spent answering it); the features decoded as the model
+    field decodes them."""
+    column, value = ("id", applicant_id) if applicant_id is not None else ("external_id", external_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_APPLICANT_SQL[column], [portfolio_id, value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    applicant_id, external_id, features = row
+    return applicant_id, external_id, _FEATURES.from_db_value(features, None, connection)
+
+
+_FEATURES = Applicant._meta.get_field("features")
+_APPLICANT_SQL = {
+    column: (
+        f"SELECT id, external_id, features FROM {Applicant._meta.db_table} "
+        f"WHERE portfolio_id = %s AND {column} = %s ORDER BY id LIMIT 1"
     )
+    for column in ("id", "external_id")
+}
 
 
 def _history_of(applicant_id: int, *, portfolio_id: int, months: list[date]) -> tuple[np.ndarray, np.ndarray]:
