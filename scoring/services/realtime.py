@@ -11,6 +11,7 @@ any change), and the score and its audit event in one transaction.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -167,7 +168,12 @@ def realtime_applicant(*, portfolio_id: int, applicant_id: int | None = None, ex
     if row is None:
         return None
     applicant_id, external_id, features = row
-    return applicant_id, external_id, _FEATURES.from_db_value(features, None, connection)
+    # As the model field decodes it (PostgreSQL and SQLite hand JSON over as text).
+    return (
+        applicant_id,
+        external_id,
+        json.loads(features, cls=_FEATURES.decoder) if isinstance(features, str) else features,
+    )
 
 
 _FEATURES = Applicant._meta.get_field("features")
