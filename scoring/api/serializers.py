@@ -113,6 +113,47 @@ class ScoreExplanationSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class RecourseChangeSerializer(serializers.Serializer):
+    feature = serializers.CharField(help_text="the schema column changed (an actionable feature)")
+    label = serializers.CharField(help_text="the column's label")  # type: ignore[assignment]  # a field, not Field.label
+    before = serializers.JSONField(allow_null=True, help_text="the value the score was decided on")
+    after = serializers.JSONField(help_text="the suggested value")
+    before_text = serializers.CharField()
+    after_text = serializers.CharField()
+    cost = serializers.FloatField(help_text="the change's size in training spreads (1 for a switch of category)")
+
+
+class RecourseSuggestionSerializer(serializers.Serializer):
+    changes = RecourseChangeSerializer(many=True)
+    cost = serializers.FloatField(help_text="the changes' costs plus 0.5 per changed feature (fewer changes first)")
+    pd = serializers.FloatField(help_text="PD of the changed application, scored by the score's model version")
+    score = serializers.FloatField(help_text="its points under the score's policy version")
+    decision = serializers.CharField(help_text="its decision under that policy (cutoffs and strategy rules)")
+
+
+class ScoreRecourseSerializer(serializers.Serializer):
+    """What would it take: the smallest changes that reach approve (``scoring.services.recourse``)."""
+
+    score = serializers.IntegerField()
+    applicant = serializers.IntegerField(allow_null=True)
+    model_version = serializers.IntegerField(
+        help_text="the model version of the score (the one that scores the changes)"
+    )
+    policy_version = serializers.IntegerField(
+        allow_null=True, help_text="the policy version the score was decided under, which decides the changes"
+    )
+    policy_note = serializers.CharField()
+    decision = serializers.CharField(help_text="the score's own decision")
+    points = serializers.FloatField(help_text="the score's own points")
+    target = serializers.CharField(help_text="the decision the changes reach")
+    feasible = serializers.BooleanField(help_text="false: no change within the features' bounds reaches the target")
+    message = serializers.CharField()
+    suggestions = RecourseSuggestionSerializer(many=True, help_text="cheapest first, each confirmed by scoring it")
+    immutable = serializers.ListField(child=serializers.CharField(), help_text="model features never changed")
+    immutable_labels = serializers.ListField(child=serializers.CharField())
+    evaluated = serializers.IntegerField(help_text="changed applications scored by the search")
+
+
 class ScoreRequestSerializer(serializers.Serializer):
     applicant_id = serializers.IntegerField(required=False, help_text="an existing applicant of the portfolio")
     external_id = serializers.CharField(required=False, help_text="or the lender's id of an existing applicant")
@@ -171,7 +212,8 @@ class ModelVersionDetailSerializer(ModelVersionSerializer):
     validation_notes = ValidationNoteSerializer(many=True, read_only=True)
 
     class Meta(ModelVersionSerializer.Meta):
-        fields = [*ModelVersionSerializer.Meta.fields, "validation_notes", "metrics", "baseline_metrics"]
+        fields = [*ModelVersionSerializer.Meta.fields, "validation_notes", "metrics", "baseline_metrics", "validations",
+                  "screen"]  # fmt: skip
 
 
 class ModelStatusSerializer(serializers.ModelSerializer):
@@ -192,14 +234,15 @@ class ModelMetricsSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = ["id", "version", "kind", "status", "training_rows", "training_data_fingerprint", "metrics",
-                  "baseline_metrics"]  # fmt: skip
+                  "baseline_metrics", "validations", "screen"]  # fmt: skip
         read_only_fields = fields
 
 
 class PromoteRequestSerializer(serializers.Serializer):
     override_reason = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=2000,
-        help_text="why to promote despite a failed stability or fairness report (recorded and audited)",
+        help_text="why to promote despite a failed stability or fairness report or a leakage-screen finding "
+        "(recorded and audited)",
     )  # fmt: skip
 
 

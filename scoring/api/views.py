@@ -33,11 +33,13 @@ from scoring.filters import (
 )
 from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score, TuningStudy
 from scoring.permissions import PortfolioActionPermission, has_portfolio_perm, restrict
+from scoring.services import display
 from scoring.services.batch import batch_run_cancel, batch_run_resume, batch_run_start
 from scoring.services.explanations import score_explanation
 from scoring.services.exports import export_csv_lines, export_parquet
 from scoring.services.import_reports import import_report_csv_lines
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
+from scoring.services.recourse import score_recourse
 from scoring.services.registry import model_version_approve, model_version_promote, model_version_reject
 from scoring.services.scoring import score_realtime
 from scoring.services.training import model_training_start
@@ -269,6 +271,41 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         explanation = score_explanation(score=score)  # ExplanationError: 409, by the exception handler
         return Response(s.ScoreExplanationSerializer(explanation).data)
 
+    @extend_schema(
+        summary="What would it take: the smallest changes of actionable features that reach approve",
+        description="For a declined or referred score: up to `k` (1-5, default 3) change sets of at most three "
+        "actionable features (the schema's `actionable`; protected and immutable features never change, a CNN "
+        "applicant's history stays as scored), cheapest first, each scored by the score's model version under the "
+        "policy version it was decided under (cutoffs and strategy rules) and confirmed through the real scoring "
+        "path. `feasible: false` says no change within the features' bounds reaches approve. Nothing is saved; "
+        "the request is audited. 409 for a challenger's shadow score or an unloadable artifact.",
+        parameters=[OpenApiParameter("k", OpenApiTypes.INT, description="how many change sets, 1-5 (default 3)")],
+        responses={
+            200: s.ScoreRecourseSerializer,
+            409: conflict(
+                "A challenger's shadow score, or the model version's artifact is missing or altered.",
+                "A challenger's shadow score is not a decision: ask recourse for the champion's score.",
+            ),
+        },
+        examples=_example_list(
+            ("Changes that reach approve", ex.RECOURSE), ("No change within bounds", ex.RECOURSE_NONE)
+        ),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def recourse(self, request, pk=None):
+        score = self.get_object()
+        try:
+            k = int(request.query_params.get("k", 3))
+        except ValueError:
+            raise ValidationError({"k": ["A whole number from 1 to 5."]}) from None
+        if not 1 <= k <= 5:
+            raise ValidationError({"k": ["A whole number from 1 to 5."]})
+        recourse = score_recourse(score=score, k=k)  # RecourseError: 409, by the exception handler
+        audit_record(action="applicant.recourse", request=request, portfolio_id=score.portfolio_id,
+                     object_type="score", object_ids=[score.pk],
+                     details={"applicant": score.applicant_id, "suggestions": len(recourse.suggestions)})  # fmt: skip
+        return Response(s.ScoreRecourseSerializer(display.recourse_view(score.model_version.schema, recourse)).data)
+
 
 @extend_schema(tags=["Models"])
 @extend_schema_view(
@@ -358,7 +395,9 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(
         summary="Get a model version's metrics beside the logistic-regression baseline",
         description="AUC, Gini, KS, Brier, log loss, deciles, cut-off table, ROC and KS curves on each split; "
-        "`baseline_metrics` are a logistic regression's on the same split.",
+        "`baseline_metrics` are a logistic regression's on the same split; `validations` has the test figures "
+        "of each split scheme (`stratified`, and `out_of_time` when the schema dates applications; "
+        "`trained_on` names the model's); `screen` is the leakage and sanity screen at training time.",
         responses={200: s.ModelMetricsSerializer},
         examples=_example_list(("Metrics", ex.MODEL_METRICS)),
     )
@@ -403,7 +442,8 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(
         summary="Make an approved model the champion (the previous one retires)",
         description="Needs the validate grant on the portfolio; 409 when the version is not `approved`, or while "
-        "its latest stability or fairness report failed and no `override_reason` says why to promote anyway "
+        "its latest stability or fairness report failed or its leakage screen flagged a feature or the model, "
+        "and no `override_reason` says why to promote anyway "
         "(the reason is kept on the version and audited).",
         request=s.PromoteRequestSerializer,
         responses={200: s.ModelVersionSerializer, 409: CONFLICT_MODEL},
