@@ -263,7 +263,7 @@ def test_a_validator_reads_the_reports_writes_a_note_rejects_one_version_and_pro
     page.get_by_role("button", name="Promote to champion").click()
     messages = page.locator(".messages")
     expect(messages).to_be_visible()
-    if "Promotion blocked by monitoring" in messages.inner_text():
+    if "Promotion blocked" in messages.inner_text():
         page.get_by_label("Override reason").fill("Reviewed the failed report with the risk committee.")
         page.get_by_role("button", name="Promote to champion").click()
     expect(page.locator(".messages")).to_contain_text("is now the champion")
