@@ -330,10 +330,13 @@ def score_realtime(
 
 def score_record(*, score: Score, version: ModelVersion, requested_by=None, request=None) -> Score:
     """Save a real-time decision and its audit event in ONE transaction: a crash
-    between the two can no longer leave a decision without its audit row."""
+    between the two can no longer leave a decision without its audit row. A final
+    decision (approve, decline) is announced to the portfolio's webhooks from the same
+    transaction (``decision_final``): sent once it commits, never for a rollback."""
     from django.db import transaction
 
     from scoring.audit import audit_record
+    from scoring.services.decision_events import decision_final
 
     with transaction.atomic():
         score.save(force_insert=True)
@@ -342,6 +345,8 @@ def score_record(*, score: Score, version: ModelVersion, requested_by=None, requ
             object_type="score", object_ids=[score.pk],
             details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
         )  # fmt: skip
+        score.model_version = version  # the row we hold: the event names its number without a query
+        decision_final(score=score, decision=score.decision, source="model")
     scores_written(portfolio=version.portfolio, version=version, count=1, mode="realtime")
     return score
 
