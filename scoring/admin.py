@@ -772,7 +772,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
 
-        class Checked(form):  # type: ignore[misc,valid-type]
+        class Checked(form):
             def clean(self):
                 from scoring.services.webhooks import webhook_url_check
 

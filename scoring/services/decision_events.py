@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from models.scaling import APPROVE, DECLINE
+from scoring.caches import CacheView
 from scoring.models import Applicant, PolicyVersion, Score, WebhookDelivery, WebhookEndpoint
 from scoring.services.errors import ServiceError
 
@@ -69,14 +70,18 @@ def decision_payload(
     }
 
 
-def decision_final(*, score: Score, decision: str, source: str, decided_by=None) -> list[WebhookDelivery]:
+def decision_final(
+    *, score: Score, decision: str, source: str, decided_by=None, cache: CacheView | None = None
+) -> list[WebhookDelivery]:
     """Announce a final decision on ``score`` to every active endpoint of its portfolio:
     one delivery row each (sharing one event id), sent once the caller's transaction
     commits. ``decision`` is the final one (for a review, the underwriter's; the model's
     stays ``score.decision``). A refer returns [] and sends nothing.
 
     Call it inside the transaction that stores the decision (``score_record`` does, and
-    so should the review service): rolled back with it, nothing is sent."""
+    so should the review service): rolled back with it, nothing is sent. ``cache``: the
+    real-time request's view of the process cache, which holds the portfolio's active
+    endpoints (an endpoint's save invalidates it), so a decision with none costs no query."""
     if source not in SOURCES:
         raise DecisionEventError(f"Unknown decision source {source!r}; known: {', '.join(sorted(SOURCES))}.")
     if decision not in FINAL_DECISIONS:
@@ -85,9 +90,13 @@ def decision_final(*, score: Score, decision: str, source: str, decided_by=None)
         return []  # refer: final only once an underwriter decides
     if score.is_shadow or score.run_id is not None:
         return []  # a challenger's shadow score or a batch run's is no new decision
-    endpoints = list(
-        WebhookEndpoint.objects.filter(portfolio_id=score.portfolio_id, active=True).values_list("id", flat=True)
-    )
+
+    def load() -> tuple[int, ...]:
+        return tuple(
+            WebhookEndpoint.objects.filter(portfolio_id=score.portfolio_id, active=True).values_list("id", flat=True)
+        )
+
+    endpoints = load() if cache is None else cache.get("webhooks", score.portfolio_id, load)
     if not endpoints:
         return []
     event_id = uuid.uuid4()

@@ -328,7 +328,7 @@ def score_realtime(
     return score_record(score=score, version=version, requested_by=requested_by)
 
 
-def score_record(*, score: Score, version: ModelVersion, requested_by=None, request=None) -> Score:
+def score_record(*, score: Score, version: ModelVersion, requested_by=None, request=None, cache=None) -> Score:
     """Save a real-time decision and its audit event in ONE transaction: a crash
     between the two can no longer leave a decision without its audit row. A final
     decision (approve, decline) is announced to the portfolio's webhooks from the same
@@ -346,7 +346,7 @@ def score_record(*, score: Score, version: ModelVersion, requested_by=None, requ
             details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
         )  # fmt: skip
         score.model_version = version  # the row we hold: the event names its number without a query
-        decision_final(score=score, decision=score.decision, source="model")
+        decision_final(score=score, decision=score.decision, source="model", cache=cache)
     scores_written(portfolio=version.portfolio, version=version, count=1, mode="realtime")
     return score
 

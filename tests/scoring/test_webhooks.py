@@ -20,6 +20,7 @@ from scoring.services.access import portfolio_access_grant
 from scoring.services.decision_events import DecisionEventError, decision_final
 from scoring.services.errors import ServiceError
 from scoring.services.scoring import score_record
+from scoring.services.supervisor import supervise
 from scoring.services.webhooks import (
     WebhookForbidden,
     webhook_delivery_redeliver,
@@ -27,7 +28,6 @@ from scoring.services.webhooks import (
     webhook_endpoint_update,
     webhook_url_check,
 )
-from scoring.services.supervisor import supervise
 from tests.conftest import wait_for
 from tests.factories import PortfolioFactory, UserFactory
 
@@ -290,7 +290,7 @@ def test_batch_and_shadow_scores_are_not_events(book):
 
 
 def test_the_delivery_log_is_permission_filtered_and_redeliver_needs_the_score_grant(book):
-    endpoint, _ = endpoint_for(book, "https://example.com/a")
+    endpoint_for(book, "https://example.com/a")
     webhook_endpoint_create(portfolio=book["other"], url="https://example.com/other", user=book["admin"])
     approve = new_score(book, "approve")
     mine = WebhookDelivery.objects.get(score=approve)
@@ -330,7 +330,7 @@ def test_the_delivery_log_is_permission_filtered_and_redeliver_needs_the_score_g
 def test_a_final_decision_arrives_signed_with_the_endpoints_secret(committed_book, receiver_factory,
                                                                     celery_worker_factory):  # fmt: skip
     receiver = receiver_factory([200])
-    endpoint, secret = endpoint_for(committed_book, receiver.url)
+    _, secret = endpoint_for(committed_book, receiver.url)
     celery_worker_factory(roles=("default",))
     score = new_score(committed_book, "approve")
     delivery = WebhookDelivery.objects.get(score=score)
@@ -430,3 +430,16 @@ def test_the_supervisor_resends_a_pending_delivery_whose_message_was_lost(
 def test_socket_in_the_down_port_is_closed():
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", DOWN_PORT)) != 0
+
+
+def test_rotating_the_pii_keys_re_encrypts_webhook_secrets(book, settings):
+    from cryptography.fernet import Fernet
+
+    from scoring.services.webhooks import webhook_secret, webhook_secrets_rotate_keys
+
+    endpoint, secret = endpoint_for(book, "https://example.com/a")
+    new_key = Fernet.generate_key().decode()
+    settings.PII_ENCRYPTION_KEYS = [new_key, *settings.PII_ENCRYPTION_KEYS]
+    assert webhook_secrets_rotate_keys() == 1
+    settings.PII_ENCRYPTION_KEYS = [new_key]  # the old key dropped
+    assert webhook_secret(WebhookEndpoint.objects.get(pk=endpoint.pk)) == secret
