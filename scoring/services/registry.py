@@ -2,6 +2,9 @@
 
 Four eyes: a version is approved only by a validator of its portfolio who did not
 train it, and only an approved version can become champion (the one that scores).
+A validator may instead reject a version with a reason: rejected is a status of its
+own that no step leads out of, so every entry point (API, portal, admin, commands)
+refuses to approve, promote or restore it through the same checks below.
 """
 
 from __future__ import annotations
@@ -195,6 +198,39 @@ def champion_restore_previous(*, portfolio, user, reason: str, request=None) -> 
     if version is None:
         raise RegistryError(f"{portfolio} has no previous champion to restore.")
     return model_version_restore(version=version, user=user, reason=reason, request=request)
+
+
+# What a validator may still reject: anything judged or judgeable that is not scoring now.
+# The champion is replaced by promoting another version first (the portfolio must keep one).
+REJECTABLE = (ModelVersion.STATUS_TRAINED, ModelVersion.STATUS_APPROVED, ModelVersion.STATUS_RETIRED)
+REASON_MAX = 2000
+
+
+@_audited("model.reject")
+@transaction.atomic
+def model_version_reject(*, version: ModelVersion, user, reason: str, request=None) -> ModelVersion:
+    """Reject a version for good, with a reason (kept on the version, with who and when,
+    and in the audit event). Any validator of the portfolio may reject, its trainer
+    included: refusing a model needs no second pair of eyes."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RegistryError("A rejection needs a reason.")
+    if len(reason) > REASON_MAX:
+        raise RegistryError(f"A rejection reason has at most {REASON_MAX} characters.")
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if not _may_validate(user, version):
+        raise RegistryError("Only a validator of this portfolio can reject its models.")
+    if version.status == ModelVersion.STATUS_CHAMPION:
+        raise RegistryError("The champion cannot be rejected: promote another version first, then reject this one.")
+    if version.status not in REJECTABLE:
+        raise RegistryError(f"Only a trained, approved or retired model can be rejected; this one is {version.status}.")
+    version.status = ModelVersion.STATUS_REJECTED
+    version.rejection_reason = reason
+    version.rejected_by = user
+    version.rejected_at = timezone.now()
+    version.save(update_fields=["status", "rejection_reason", "rejected_by", "rejected_at"])
+    version.audit_details = {"reason": reason[:500]}
+    return version
 
 
 def challenger_check(*, portfolio, challenger: ModelVersion | None, champion: ModelVersion | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,12 @@ _HISTORY_FACT_INPUTS = {
     "late_earlier": "history.late_earlier",
     "months_observed": "history.months_observed",
 }
+
+
+def rule_history_facts(history: np.ndarray | None, history_mask: np.ndarray | None) -> dict[str, Any]:
+    """The history facts strategy rules read, under their rule-input names."""
+    facts = history_facts(history, history_mask)
+    return {_HISTORY_FACT_INPUTS[k]: v for k, v in facts.items() if k in _HISTORY_FACT_INPUTS}
 
 
 def _rule_reason(hit: dict) -> dict:

@@ -443,3 +443,22 @@ def test_rotating_the_pii_keys_re_encrypts_webhook_secrets(book, settings):
     assert webhook_secrets_rotate_keys() == 1
     settings.PII_ENCRYPTION_KEYS = [new_key]  # the old key dropped
     assert webhook_secret(WebhookEndpoint.objects.get(pk=endpoint.pk)) == secret
+
+
+def test_an_underwriters_decision_of_a_refer_is_announced_by_the_review_service(book):
+    from scoring.services.reviews import review_decide, review_take
+
+    endpoint_for(book, "https://example.com/a")
+    underwriter = UserFactory(username="webhook-uw")
+    portfolio_access_grant(portfolio=book["portfolio"], grantee=underwriter, role="underwriter")
+    refer = new_score(book, "refer", points=545)
+    assert not WebhookDelivery.objects.exists()
+    review_take(score=refer, user=underwriter)
+    assert not WebhookDelivery.objects.exists()  # taken, not decided
+    review_decide(score=refer, user=underwriter, decision="approve",
+                  reason="Income verified with three payslips; the new job is permanent.")  # fmt: skip
+    (delivery,) = WebhookDelivery.objects.all()
+    assert (delivery.payload["source"], delivery.payload["decision"], delivery.payload["model_decision"]) == (
+        "review", "approve", "refer",
+    )  # fmt: skip
+    assert delivery.payload["decided_by"] == underwriter.pk

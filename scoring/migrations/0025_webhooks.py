@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0021_policy_versions_go_with_their_portfolio'),
+        ('scoring', '0024_repaymentmonth_applicant_statement_check'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
