@@ -70,6 +70,21 @@ def decision_payload(
     }
 
 
+def decision_endpoints(*, score: Score, decision: str, source: str, cache: CacheView | None = None) -> tuple[int, ...]:
+    """The ids of the endpoints a decision is announced to: none for a refer (final only
+    once an underwriter decides), a batch run's or a challenger's shadow score (no new
+    decision), or a portfolio without active endpoints."""
+    if decision not in FINAL_DECISIONS or score.is_shadow or score.run_id is not None:
+        return ()
+
+    def load() -> tuple[int, ...]:
+        return tuple(
+            WebhookEndpoint.objects.filter(portfolio_id=score.portfolio_id, active=True).values_list("id", flat=True)
+        )
+
+    return load() if cache is None else (cache.get("webhooks", score.portfolio_id, load) or ())
+
+
 def decision_final(
     *, score: Score, decision: str, source: str, decided_by=None, cache: CacheView | None = None
 ) -> list[WebhookDelivery]:
@@ -84,19 +99,9 @@ def decision_final(
     endpoints (an endpoint's save invalidates it), so a decision with none costs no query."""
     if source not in SOURCES:
         raise DecisionEventError(f"Unknown decision source {source!r}; known: {', '.join(sorted(SOURCES))}.")
-    if decision not in FINAL_DECISIONS:
-        if source == "review":
-            raise DecisionEventError(f"A review decides approve or decline, not {decision!r}.")
-        return []  # refer: final only once an underwriter decides
-    if score.is_shadow or score.run_id is not None:
-        return []  # a challenger's shadow score or a batch run's is no new decision
-
-    def load() -> tuple[int, ...]:
-        return tuple(
-            WebhookEndpoint.objects.filter(portfolio_id=score.portfolio_id, active=True).values_list("id", flat=True)
-        )
-
-    endpoints = load() if cache is None else cache.get("webhooks", score.portfolio_id, load)
+    if decision not in FINAL_DECISIONS and source == "review":
+        raise DecisionEventError(f"A review decides approve or decline, not {decision!r}.")
+    endpoints = decision_endpoints(score=score, decision=decision, source=source, cache=cache)
     if not endpoints:
         return []
     event_id = uuid.uuid4()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -336,24 +337,27 @@ def score_realtime(
 
 
 def score_record(*, score: Score, version: ModelVersion, requested_by=None, request=None, cache=None) -> Score:
-    """Save a real-time decision and its audit event in ONE transaction: a crash
-    between the two can no longer leave a decision without its audit row. A final
-    decision (approve, decline) is announced to the portfolio's webhooks from the same
-    transaction (``decision_final``): sent once it commits, never for a rollback."""
+    """Save a real-time decision and its audit event together (``audit_record_with``:
+    one statement on PostgreSQL, one transaction elsewhere): a crash between the two
+    can no longer leave a decision without its audit row. A final decision (approve,
+    decline) of a portfolio with active webhooks is announced from the same transaction
+    (``decision_final``): sent once it commits, never for a rollback. ``cache``: the
+    real-time request's view, which knows the portfolio's endpoints without a query."""
     from django.db import transaction
 
-    from scoring.audit import audit_record
-    from scoring.services.decision_events import decision_final
+    from scoring.audit import audit_record_with
+    from scoring.services.decision_events import decision_endpoints, decision_final
 
-    with transaction.atomic():
-        score.save(force_insert=True)
-        audit_record(
-            action="score.create", actor=requested_by, request=request, portfolio_id=version.portfolio_id,
-            object_type="score", object_ids=[score.pk],
+    score.model_version = version  # the row we hold: the event names its number without a query
+    announced = decision_endpoints(score=score, decision=score.decision, source="model", cache=cache)
+    with transaction.atomic() if announced else nullcontext():
+        audit_record_with(
+            score, action="score.create", actor=requested_by, request=request, portfolio_id=version.portfolio_id,
+            object_type="score",
             details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
         )  # fmt: skip
-        score.model_version = version  # the row we hold: the event names its number without a query
-        decision_final(score=score, decision=score.decision, source="model", cache=cache)
+        if announced:
+            decision_final(score=score, decision=score.decision, source="model", cache=cache)
     scores_written(portfolio=version.portfolio, version=version, count=1, mode="realtime")
     return score
 

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0024_repaymentmonth_applicant_statement_check'),
+        ('scoring', '0025_model_version_screen_and_validations'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
