@@ -184,7 +184,12 @@ class RepaymentMonth(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     # No index of its own: the unique (applicant, month) constraint's index serves
     # lookups by applicant, and a second index costs every one of millions of inserts.
-    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="history", db_index=False)
+    # No database FK either: its check runs once per inserted row; statement-level
+    # triggers check and lock each referenced applicant once per statement and cascade
+    # deletes (migration 0024; integrity: tests/scoring/test_ingestion_history.py).
+    applicant = models.ForeignKey(
+        Applicant, on_delete=models.CASCADE, related_name="history", db_index=False, db_constraint=False
+    )
     month = models.DateField(help_text="First day of the month.")
     balance = models.FloatField()
     amount_paid = models.FloatField()
@@ -289,7 +294,8 @@ class ModelVersion(models.Model):
     the exact rows used, hyper-parameters, seed, code version, device, metrics on
     each split beside the logistic-regression baseline, and the SHA-256 of its
     artifact. Status moves training → trained → approved → champion → retired; at
-    most one champion per portfolio.
+    most one champion per portfolio. A validator may reject a version instead, with a
+    reason: rejected is final, nothing approves, promotes or restores it afterwards.
     """
 
     # The kinds are the registered model families (models.families); callers ask the
@@ -305,6 +311,7 @@ class ModelVersion(models.Model):
     STATUS_APPROVED = "approved"
     STATUS_CHAMPION = "champion"
     STATUS_RETIRED = "retired"
+    STATUS_REJECTED = "rejected"
     STATUS_CHOICES = [
         (STATUS_QUEUED, "Queued"),
         (STATUS_TRAINING, "Training"),
@@ -313,6 +320,7 @@ class ModelVersion(models.Model):
         (STATUS_APPROVED, "Approved"),
         (STATUS_CHAMPION, "Champion"),
         (STATUS_RETIRED, "Retired"),
+        (STATUS_REJECTED, "Rejected"),
     ]
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="model_versions")
@@ -331,6 +339,17 @@ class ModelVersion(models.Model):
     )
     baseline_metrics = models.JSONField(default=dict, blank=True, help_text="logistic regression on the same split")
     progress = models.JSONField(default=dict, blank=True, help_text="epoch, max_epochs, train_loss, val_auc, history")
+    validations = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="each split scheme (stratified; out_of_time when the schema dates applications): "
+        "its test metrics beside the baseline's, its rows and dates, and which one the model was trained on",
+    )
+    screen = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="the leakage and sanity screen at training time (models/screen.py): flagged features and why",
+    )
     artifact_name = models.CharField(
         max_length=500, blank=True, help_text="the model file's name in the artifacts storage (scoring/storage.py)"
     )
@@ -368,9 +387,16 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     promotion_override_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True, help_text="why a validator rejected this version")
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rejected_at = models.DateTimeField(null=True, blank=True)
     # The lease of the worker training it (see ImportJob.worker).
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Facts a registry step adds to its audit event (set by the step on the row it returns, never stored).
+    audit_details: dict
 
     class Meta:
         ordering = ["portfolio_id", "-version"]
@@ -394,9 +420,30 @@ class ModelVersion(models.Model):
         return self.status == self.STATUS_CHAMPION
 
     @property
+    def screen_findings(self) -> list[str]:
+        """What the leakage and sanity screen flagged when this version was trained (empty: nothing)."""
+        return list((self.screen or {}).get("findings") or [])
+
+    @property
     def background_name(self) -> str:
         """The explainer background's name in the artifacts storage, beside the model file."""
         return f"{self.artifact_name}.background.npz"
+
+
+class ValidationNote(models.Model):
+    """ValidationNote: what a validator found when judging a model version (tests run,
+    concerns, conditions), kept with who wrote it and when; notes are added, never edited."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="validation_notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on model version {self.model_version_id}"
 
 
 class TuningStudy(models.Model):
@@ -819,3 +866,66 @@ class CacheVersion(models.Model):
 
     def __str__(self) -> str:
         return f"cache version {self.value}"
+
+
+class ReviewDecision(models.Model):
+    """ReviewDecision: a person's handling of one referred decision — who took the case
+    and when, and the final decision (approve or decline) with its reason, stored beside
+    the model's. The score row itself never changes; this row is its review.
+
+    A case is *open* until an underwriter takes it (``assigned_to``), *taken* until they
+    release it or decide it, then *decided* for good: once ``decided_at`` is set the row
+    refuses every change (``save``). Written only by ``scoring.services.reviews``.
+
+    ``model_decision`` is the decision the score's points and the cutoffs give, before
+    strategy rules (a refer rule may refer an applicant the points approve); the final
+    decision is an *override* when the model approved or declined and the person decided
+    otherwise (in the refer band the model has no decision to override). Every decided
+    case is *resolved by review*, whichever way."""
+
+    STATE_OPEN, STATE_TAKEN, STATE_DECIDED = "open", "taken", "decided"
+    DECISION_CHOICES = [("approve", "Approve"), ("decline", "Decline")]
+
+    score = models.OneToOneField(Score, on_delete=models.CASCADE, related_name="review")
+    # Denormalised from the score: the gate filters reviews by an indexed portfolio_id.
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+")
+    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="reviews")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    # The application reviewed: a later score of the same input (a nightly rescoring) is decided already.
+    input_hash = models.CharField(max_length=64)
+    model_decision = models.CharField(max_length=10, help_text="the points against the cutoffs, before rules")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    taken_at = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=10, choices=DECISION_CHOICES, blank=True)
+    reason = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    is_override = models.BooleanField(default=False, help_text="the final decision differs from the model's")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["applicant", "input_hash"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(decided_at__isnull=True) | ~models.Q(decision=""), name="review_decided_has_decision"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"review of score {self.score_id}: {self.state}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and ReviewDecision.objects.filter(pk=self.pk, decided_at__isnull=False).exists():
+            raise ValueError("A decided review is final: it cannot be changed.")
+        super().save(*args, **kwargs)
+
+    @property
+    def state(self) -> str:
+        if self.decided_at is not None:
+            return self.STATE_DECIDED
+        return self.STATE_TAKEN if self.assigned_to_id is not None else self.STATE_OPEN

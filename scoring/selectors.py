@@ -3,7 +3,7 @@ page or endpoint can forget the access rule."""
 
 from __future__ import annotations
 
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Floor
 
 from scoring.models import (
@@ -160,8 +160,8 @@ def model_version_get(*, user, version_id: int) -> ModelVersion | None:
     return (
         restrict(
             ModelVersion.objects.select_related(
-                "portfolio", "schema", "trained_by", "approved_by", "promoted_by", "tuning_study"
-            ),
+                "portfolio", "schema", "trained_by", "approved_by", "promoted_by", "rejected_by", "tuning_study"
+            ).prefetch_related("validation_notes__author"),
             user,
         )
         .filter(pk=version_id)
@@ -314,3 +314,128 @@ def batch_run_summary(*, user, run: BatchRun) -> dict:
         "crossed": crossed,
         "chunks": chunks,
     }
+
+
+# --- review queue ---------------------------------------------------------------------
+REVIEW_STATES = ("open", "taken", "mine")
+
+
+def review_cases() -> QuerySet[Score]:
+    """Every case of every portfolio, unrestricted (the gate is the caller's: ``review_queue``):
+    an applicant's latest decision (shadow scores are never decisions) when it is a refer
+    and no person has decided that application (the same input) yet, so a nightly
+    rescoring of an application decided by review does not bring it back."""
+    from django.db.models import Exists
+
+    from scoring.models import ReviewDecision
+
+    latest = Score.objects.filter(applicant=OuterRef("applicant_id"), is_shadow=False).order_by("-created_at", "-id")
+    decided = ReviewDecision.objects.filter(
+        applicant=OuterRef("applicant_id"), input_hash=OuterRef("input_hash"), decided_at__isnull=False
+    )
+    return (
+        Score.objects.filter(is_shadow=False, decision="refer", applicant__isnull=False)
+        .filter(pk=Subquery(latest.values("pk")[:1]))
+        .exclude(Exists(decided))
+    )
+
+
+def review_queue(*, user, portfolio: Portfolio | None = None, filters: dict | None = None) -> QuerySet[Score]:
+    """The cases the user may see (the view grant: auditors and analysts read the queue,
+    underwriters act on it), oldest first; ``filters`` as ``review_queue_filter``."""
+    queryset = restrict(review_cases(), user)
+    if portfolio is not None:
+        queryset = queryset.filter(portfolio=portfolio)
+    return review_queue_filter(queryset, user=user, filters=filters or {})
+
+
+def review_queue_filter(queryset: QuerySet[Score], *, user, filters: dict) -> QuerySet[Score]:
+    """``filters``: ``state`` (open: nobody holds it; taken; mine: taken by the user; by
+    default every case), ``portfolio`` (an id)."""
+    if filters.get("portfolio"):
+        queryset = queryset.filter(portfolio_id=filters["portfolio"])
+    state = filters.get("state")
+    if state == "open":
+        queryset = queryset.filter(Q(review__isnull=True) | Q(review__assigned_to__isnull=True))
+    elif state == "taken":
+        queryset = queryset.filter(review__assigned_to__isnull=False)
+    elif state == "mine":
+        queryset = queryset.filter(review__assigned_to=user.pk)
+    return queryset.select_related("portfolio", "applicant", "model_version", "review__assigned_to").order_by(
+        "created_at", "id"
+    )
+
+
+def review_case_get(*, user, score_id: int) -> Score | None:
+    """A referred decision through the gate, in the queue or decided by review (its page
+    shows both); None when missing, forbidden or not a refer."""
+    return (
+        restrict(Score.objects.filter(decision="refer", is_shadow=False, applicant__isnull=False), user)
+        .select_related("portfolio__schema", "applicant", "model_version", "review__assigned_to", "review__decided_by")
+        .filter(pk=score_id)
+        .first()
+    )
+
+
+def review_case_is_open(*, score: Score) -> bool:
+    """Whether the decision is still a case of the queue (not decided, still the latest)."""
+    return review_cases().filter(pk=score.pk).exists()
+
+
+def applicant_reviews(*, user, applicant: Applicant) -> dict:
+    """The applicant's review decisions by score id (the history page shows them beside the model's)."""
+    from scoring.models import ReviewDecision
+
+    rows = restrict(ReviewDecision.objects.filter(applicant=applicant), user).select_related(
+        "assigned_to", "decided_by"
+    )
+    return {row.score_id: row for row in rows}
+
+
+def review_report(*, user, portfolio: Portfolio | None = None, model_version: ModelVersion | None = None) -> list[dict]:
+    """Per model version: the applicants it referred, the cases decided by review
+    (approved, declined), the overrides (a final decision differing from the model's own,
+    ``ReviewDecision.model_decision``) and the override rate (overrides / reviewed).
+    Every decided case is *resolved by review*: ``reviewed`` counts them."""
+    from scoring.models import ReviewDecision
+
+    queryset = restrict(ModelVersion.objects.select_related("portfolio"), user)
+    if portfolio is not None:
+        queryset = queryset.filter(portfolio=portfolio)
+    if model_version is not None:
+        queryset = queryset.filter(pk=model_version.pk)
+    versions = list(queryset.order_by("portfolio__name", "-version"))
+    ids = [v.pk for v in versions]
+    referred = dict(
+        Score.objects.filter(model_version_id__in=ids, is_shadow=False, decision="refer", applicant__isnull=False)
+        .values("model_version_id")
+        .annotate(n=Count("applicant_id", distinct=True))
+        .values_list("model_version_id", "n")
+    )
+    decided = {
+        row["model_version_id"]: row
+        for row in ReviewDecision.objects.filter(model_version_id__in=ids, decided_at__isnull=False)
+        .values("model_version_id")
+        .annotate(
+            reviewed=Count("id"),
+            approved=Count("id", filter=Q(decision="approve")),
+            declined=Count("id", filter=Q(decision="decline")),
+            overrides=Count("id", filter=Q(is_override=True)),
+        )
+    }
+    report = []
+    for version in versions:
+        row = decided.get(version.pk, {})
+        reviewed = row.get("reviewed", 0)
+        if not referred.get(version.pk) and not reviewed:
+            continue
+        report.append({
+            "model_version": version,
+            "referred": referred.get(version.pk, 0),
+            "reviewed": reviewed,
+            "approved": row.get("approved", 0),
+            "declined": row.get("declined", 0),
+            "overrides": row.get("overrides", 0),
+            "override_rate": row.get("overrides", 0) / reviewed if reviewed else None,
+        })  # fmt: skip
+    return report

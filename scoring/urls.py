@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from scoring import job_views, views, views_review
+from scoring import job_views, views, views_review, views_validation
 
 app_name = "portal"
 
@@ -33,6 +33,8 @@ urlpatterns = [
     path("models/<int:version_id>/progress/", views.model_progress, name="model_progress"),
     path("models/<int:version_id>/approve/", views.model_approve, name="model_approve"),
     path("models/<int:version_id>/promote/", views.model_promote, name="model_promote"),
+    path("models/<int:version_id>/reject/", views_validation.model_reject, name="model_reject"),
+    path("models/<int:version_id>/notes/", views_validation.model_note, name="model_note"),
     path("runs/", views.run_list, name="run_list"),
     path("runs/start/", views.run_start, name="run_start"),
     path("runs/progress/", views.run_progress, name="run_progress"),

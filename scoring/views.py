@@ -33,7 +33,8 @@ from scoring.services.errors import ServiceError, public_error_text
 from scoring.services.exports import escape_cell, export_csv_lines, export_parquet_store, export_stream
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
-from scoring.services.registry import RegistryError, model_version_approve, model_version_promote
+from scoring.services.recourse import RecourseError, score_recourse
+from scoring.services.registry import REJECTABLE, RegistryError, model_version_approve, model_version_promote
 from scoring.services.scoring import ApplicantDataError, ScoringError, score_realtime, score_whatif
 from scoring.services.training import model_training_start
 from scoring.services.tuning import tuning_study_start
@@ -254,11 +255,27 @@ def applicant_detail(request, applicant_id: int):
     if latest is not None:
         context["waterfall"] = waterfall(latest, explanation_groups(latest, applicant.schema))
         context["latest_reasons"] = display.reasons_labelled(applicant.schema, latest.reasons)
+        if request.GET.get("recourse"):
+            context.update(recourse_context(request, latest))
     audit_record(
         action="applicant.view", request=request, portfolio_id=portfolio.pk, object_type="applicant",
         object_ids=[applicant.pk], details={"score_id": latest.pk if latest else None},
     )  # fmt: skip
     return page(request, "scoring/applicant_detail.html", context)
+
+
+def recourse_context(request, score) -> dict:
+    """The what-if panel's "What would it take?": the smallest changes that reach approve
+    under the score's model and policy version (nothing saved; audited)."""
+    try:
+        recourse = score_recourse(score=score)
+    except RecourseError as exc:
+        return {"recourse_error": str(exc)}
+    audit_record(
+        action="applicant.recourse", request=request, portfolio_id=score.portfolio_id, object_type="score",
+        object_ids=[score.pk], details={"applicant": score.applicant_id, "suggestions": len(recourse.suggestions)},
+    )  # fmt: skip
+    return {"recourse": display.recourse_view(score.model_version.schema, recourse)}
 
 
 @login_required
@@ -615,6 +632,26 @@ def model_splits(version: ModelVersion) -> list[dict]:
     return rows
 
 
+SCHEME_LABELS = {"out_of_time": "Out of time (newest months are the test)", "stratified": "Stratified random"}
+
+
+def model_validations(version: ModelVersion) -> list[dict]:
+    """The test figures of each split scheme training ran, the model's own first."""
+    validations = version.validations or {}
+    trained_on = validations.get("trained_on")
+    rows = []
+    for scheme, summary in validations.items():
+        if not isinstance(summary, dict):
+            continue
+        dates = (summary.get("dates") or {}).get("test")
+        rows.append({
+            "label": SCHEME_LABELS.get(scheme, scheme), "trained_on": scheme == trained_on,
+            "test": summary.get("test") or {}, "baseline": summary.get("baseline_test") or {},
+            "rows": summary.get("rows") or {}, "test_dates": dates, "train_dates": (summary.get("dates") or {}).get("train"),
+        })  # fmt: skip
+    return sorted(rows, key=lambda r: not r["trained_on"])
+
+
 def early_stop(version: ModelVersion) -> dict | None:
     """How training ended: early stopping (validation AUC stopped improving) before the
     epoch limit, with the best epoch whose weights were kept."""
@@ -720,9 +757,13 @@ def model_detail(request, version_id: int):
         "others": others,
         "monitoring": model_monitoring(request.user, version),
         "splits": model_splits(version),
+        "validations": model_validations(version),
+        "screen": version.screen or {},
         "early_stop": early_stop(version),
         "can_approve": may_validate and version.status == ModelVersion.STATUS_TRAINED,
         "can_promote": may_validate and version.status == ModelVersion.STATUS_APPROVED,
+        "may_validate": may_validate,
+        "can_reject": may_validate and version.status in REJECTABLE,
     }
     return page(request, "scoring/model_detail.html", context)
 

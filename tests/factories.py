@@ -51,11 +51,18 @@ class PortfolioFactory(factory.django.DjangoModelFactory):
 
 
 def synthetic_portfolio(
-    *, n: int = 2000, seed: int = 1, name: str | None = None, sex_income_gap: float = 0.0
+    *,
+    n: int = 2000,
+    seed: int = 1,
+    name: str | None = None,
+    sex_income_gap: float = 0.0,
+    schema: DatasetSchema | None = None,
 ) -> Portfolio:
     """A portfolio of ``n`` seeded synthetic applicants with histories and outcomes,
-    written with bulk inserts (the ingestion service has its own tests)."""
-    portfolio = PortfolioFactory(name=name) if name else PortfolioFactory()
+    written with bulk inserts (the ingestion service has its own tests). ``schema``: a
+    variant of the synthetic schema (the same columns) instead of the demo one."""
+    options = {k: v for k, v in (("name", name), ("schema", schema)) if v is not None}
+    portfolio = PortfolioFactory(**options)
     schema = portfolio.schema
     block = generate_all(n, seed=seed, sex_income_gap=sex_income_gap)
     frame = block.applicants

@@ -9,12 +9,13 @@ last six months and the months before).
 from __future__ import annotations
 
 import threading
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from models import artifacts
 from models.explain import DeepExplainer
 from models.families.base import Family
 from models.params import ParamSpec
@@ -24,22 +25,26 @@ RECENT_MONTHS = 6
 
 
 def _common_space() -> dict[str, ParamSpec]:
+    # The bounds are the service's limits on work (scoring.services.hyperparams asks
+    # these specs for every entry point): wide enough for any sensible fit, narrow
+    # enough that no request ties a worker up for days or fills its memory.
     specs = [
         ParamSpec("dropout", "float", 0.2, 0.0, 0.9, help="dropout after each hidden layer"),
         ParamSpec("lr", "float", 1e-3, 1e-6, 1.0, log=True, help="AdamW learning rate"),
         ParamSpec("weight_decay", "float", 0.1, 0.0, 10.0, help="AdamW decoupled weight decay"),
-        ParamSpec("batch_size", "int", None, 1, 65536, nullable=True, help="None: an eighth of the rows, 32..1024"),
+        ParamSpec("batch_size", "int", None, 16, 8192, nullable=True, help="rows per step; None: an eighth of the rows, 32..1024"),
         ParamSpec("max_epochs", "int", 200, 1, 500),
-        ParamSpec("patience", "int", 10, 1, 500, help="epochs without validation-AUC gain before stopping"),
-        ParamSpec("pos_weight", "float", "balanced", 0.0, 1e4, nullable=True, literals=("balanced",)),
-        ParamSpec("clip", "float", 5.0, 0.1, 1e3, help="standardised numbers are clipped to ±clip"),
-        ParamSpec("min_category_count", "int", 1, 1, 10**6),
-        ParamSpec("validation_fraction", "float", 0.15, 0.01, 0.5),
-        ParamSpec("calibration_fraction", "float", 0.15, 0.01, 0.5),
+        ParamSpec("patience", "int", 10, 1, 100, help="epochs without validation-AUC gain before stopping"),
+        ParamSpec("pos_weight", "float", "balanced", 0.01, 1000.0, nullable=True, literals=("balanced",),
+                  help='"balanced", None or a weight of the positive class'),
+        ParamSpec("clip", "float", 5.0, 0.5, 100.0, help="standardised numbers are clipped to ±clip"),
+        ParamSpec("min_category_count", "int", 1, 1, 100_000, help="rarer categories become 'other'"),
+        ParamSpec("validation_fraction", "float", 0.15, 0.05, 0.4, help="carved for early stopping"),
+        ParamSpec("calibration_fraction", "float", 0.15, 0.05, 0.4, help="carved for Platt scaling"),
         ParamSpec("seed", "int", 0, 0, 2**31 - 1),
         ParamSpec("device", "device", "auto"),
-        ParamSpec("num_threads", "int", None, 1, 256, nullable=True),
-    ]
+        ParamSpec("num_threads", "int", None, 1, 64, nullable=True, help="CPU threads; None: the CPUs less one"),
+    ]  # fmt: skip
     return {spec.name: spec for spec in specs}
 
 
@@ -99,7 +104,7 @@ class NetworkFamily(Family):
 
         return CreditModel(self.kind, **hyperparameters)
 
-    def load(self, source: str | bytes | IO[bytes], sha256: str, *, device: str = "cpu") -> Any:
+    def load(self, source: artifacts.Source, sha256: str, *, device: str = "cpu") -> Any:
         from models.training import CreditModel
 
         return CreditModel.load(source, sha256, device=device)
@@ -141,8 +146,8 @@ class MLPFamily(NetworkFamily):
 
     def space(self) -> dict[str, ParamSpec]:
         return {
-            "hidden": ParamSpec("hidden", "int_list", None, 1, 1024, max_length=4, nullable=True,
-                                help="hidden layer widths; None: one layer of 32"),
+            "hidden": ParamSpec("hidden", "int_list", None, 2, 512, max_length=4, nullable=True,
+                                help="hidden layer widths, 1 to 4 of 2..512; None: one layer of 32"),
             **_common_space(),
         }  # fmt: skip
 
@@ -161,7 +166,9 @@ class CNNFamily(NetworkFamily):
 
     def space(self) -> dict[str, ParamSpec]:
         return {
-            "hidden": ParamSpec("hidden", "int", None, 1, 1024, nullable=True, help="branch and head width; None: 32"),
+            "hidden": ParamSpec(
+                "hidden", "int", None, 2, 256, nullable=True, help="branch and head width, 2..256; None: 32"
+            ),
             "conv_channels": ParamSpec("conv_channels", "int_list", [16, 32], 1, 256, max_length=4),
             "kernel_size": ParamSpec("kernel_size", "choice", 3, choices=(1, 3, 5, 7, 9, 11)),
             "bucket_months": ParamSpec("bucket_months", "int", 6, 1, 24, help="must divide the history months"),

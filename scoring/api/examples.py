@@ -227,14 +227,77 @@ MODEL = {
     "promotion_override_reason": "",
     "promotion_override_by": None,
     "promotion_override_at": None,
+    "rejection_reason": "",
+    "rejected_by": None,
+    "rejected_at": None,
     "progress": {"epoch": 17, "max_epochs": 40, "train_loss": 0.2961, "val_auc": 0.7794},
     "error": "",
 }
 
+VALIDATION_NOTE = {
+    "id": 12,
+    "model_version": 7,
+    "author": 5,
+    "author_username": "validator_a",
+    "text": "Out-of-time sample 2026-Q3 reproduces the test AUC within 0.01; CSI of income at 0.08 is acceptable.",
+    "created_at": "2026-11-02T09:30:00Z",
+}
+
 MODEL_DETAIL = {
     **MODEL,
+    "validation_notes": [VALIDATION_NOTE],
     "metrics": {"train": {**METRICS, "auc": 0.802, "n": 6000}, "validation": METRICS, "test": METRICS},
     "baseline_metrics": {"test": {**METRICS, "auc": 0.744, "gini": 0.488}},
+    "validations": {
+        "trained_on": "out_of_time",
+        "out_of_time": {
+            "test": {**METRICS, "auc": 0.752},
+            "baseline_test": {**METRICS, "auc": 0.721},
+            "rows": {"train": 6000, "validation": 1500, "calibration": 1000, "test": 1500},
+            "dates": {
+                "train": ["2019-01-03", "2024-02-29"],
+                "validation": ["2024-03-01", "2025-01-31"],
+                "calibration": ["2025-02-01", "2025-07-31"],
+                "test": ["2025-08-01", "2026-04-30"],
+            },
+        },
+        "stratified": {
+            "test": METRICS,
+            "baseline_test": {**METRICS, "auc": 0.744},
+            "rows": {"train": 6000, "validation": 1500, "calibration": 1000, "test": 1500},
+        },
+    },
+    "screen": {
+        "format_version": 1,
+        "rows": 6000,
+        "thresholds": {
+            "feature_auc": 0.85,
+            "separation": 0.5,
+            "separation_fpr": 0.01,
+            "pattern_gap": 0.3,
+            "model_gap": 0.15,
+            "model_auc": 0.97,
+        },
+        "features": [
+            {
+                "feature": "term_months",
+                "type": "numeric",
+                "auc": 0.808,
+                "separation": 0.3,
+                "patterns": {"multiple_of_12": {"defaulted": 0.258, "repaid": 0.979}},
+                "flags": [
+                    "multiple of 12: 25.8% of defaulters against 97.9% of the others "
+                    "(a value recorded after the outcome?)"
+                ],
+            }
+        ],
+        "model": {"auc": 0.781, "baseline_auc": 0.744, "flags": []},
+        "flagged": ["term_months"],
+        "findings": [
+            "term_months: multiple of 12: 25.8% of defaulters against 97.9% of the others "
+            "(a value recorded after the outcome?)"
+        ],
+    },
 }
 
 MODEL_QUEUED = {
@@ -250,6 +313,13 @@ MODEL_QUEUED = {
 }
 
 MODEL_APPROVED = {**MODEL, "status": "approved", "approved_by": 5, "approved_at": CREATED}
+MODEL_REJECTED = {
+    **MODEL,
+    "status": "rejected",
+    "rejection_reason": "Below the logistic baseline on the out-of-time sample (AUC 0.731 against 0.744).",
+    "rejected_by": 5,
+    "rejected_at": CREATED,
+}
 MODEL_CHAMPION = {**MODEL_APPROVED, "status": "champion", "promoted_by": 5, "promoted_at": CREATED}
 
 MODEL_STATUS = {
@@ -275,6 +345,8 @@ MODEL_METRICS = {
     "training_data_fingerprint": MODEL["training_data_fingerprint"],
     "metrics": MODEL_DETAIL["metrics"],
     "baseline_metrics": MODEL_DETAIL["baseline_metrics"],
+    "validations": MODEL_DETAIL["validations"],
+    "screen": MODEL_DETAIL["screen"],
 }
 
 TUNING_STUDY = {
@@ -461,9 +533,61 @@ AUDIT_CSV = (
 )
 
 
+REVIEW_REPORT = {"model_version": 3, "referred": 412, "reviewed": 380, "approved": 231, "declined": 149,
+                 "overrides": 17, "override_rate": 0.04473684210526316}  # fmt: skip
+
+
 def response(name: str, value, *, status: int = 200, description: str = "") -> OpenApiExample:
     return OpenApiExample(name, value=value, response_only=True, status_codes=[str(status)], description=description)
 
 
 def request(name: str, value, *, description: str = "", media_type: str | None = None) -> OpenApiExample:
     return OpenApiExample(name, value=value, request_only=True, description=description, media_type=media_type)
+
+
+RECOURSE = {
+    "score": 90211,
+    "applicant": 4711,
+    "model_version": 7,
+    "policy_version": 3,
+    "policy_note": "decided under policy v2",
+    "decision": "decline",
+    "points": 531.2,
+    "target": "approve",
+    "feasible": True,
+    "message": "2 change set(s) reach approve under the policy the score was decided under.",
+    "suggestions": [
+        {
+            "changes": [
+                {"feature": "debt_to_income", "label": "Debt to income", "before": 0.61, "after": 0.42,
+                 "before_text": "0.61", "after_text": "0.42", "cost": 0.95},
+            ],
+            "cost": 1.45,
+            "pd": 0.0688,
+            "score": 561.3,
+            "decision": "approve",
+        },
+        {
+            "changes": [
+                {"feature": "duration_months", "label": "Duration months", "before": 48, "after": 24,
+                 "before_text": "48", "after_text": "24", "cost": 1.0},
+                {"feature": "loan_amount", "label": "Loan amount", "before": 9000.0, "after": 7500.0,
+                 "before_text": "9,000", "after_text": "7,500", "cost": 0.3},
+            ],
+            "cost": 2.3,
+            "pd": 0.0671,
+            "score": 562.0,
+            "decision": "approve",
+        },
+    ],
+    "immutable": ["region", "num_credit_lines"],
+    "immutable_labels": ["Region", "Num credit lines"],
+    "evaluated": 512,
+}  # fmt: skip
+
+RECOURSE_NONE = {
+    **RECOURSE,
+    "feasible": False,
+    "message": "No change within bounds: no combination of up to three actionable features reaches approve.",
+    "suggestions": [],
+}

@@ -5,8 +5,20 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score, TuningStudy
+from scoring.models import (
+    Applicant,
+    BatchRun,
+    DatasetSchema,
+    ImportJob,
+    ModelVersion,
+    Portfolio,
+    Score,
+    TuningStudy,
+    ValidationNote,
+)
 from scoring.services.errors import public_error_text
+from scoring.services.registry import REASON_MAX
+from scoring.services.validation import NOTE_MAX
 
 
 class PortfolioSerializer(serializers.ModelSerializer):
@@ -101,6 +113,47 @@ class ScoreExplanationSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class RecourseChangeSerializer(serializers.Serializer):
+    feature = serializers.CharField(help_text="the schema column changed (an actionable feature)")
+    label = serializers.CharField(help_text="the column's label")  # type: ignore[assignment]  # a field, not Field.label
+    before = serializers.JSONField(allow_null=True, help_text="the value the score was decided on")
+    after = serializers.JSONField(help_text="the suggested value")
+    before_text = serializers.CharField()
+    after_text = serializers.CharField()
+    cost = serializers.FloatField(help_text="the change's size in training spreads (1 for a switch of category)")
+
+
+class RecourseSuggestionSerializer(serializers.Serializer):
+    changes = RecourseChangeSerializer(many=True)
+    cost = serializers.FloatField(help_text="the changes' costs plus 0.5 per changed feature (fewer changes first)")
+    pd = serializers.FloatField(help_text="PD of the changed application, scored by the score's model version")
+    score = serializers.FloatField(help_text="its points under the score's policy version")
+    decision = serializers.CharField(help_text="its decision under that policy (cutoffs and strategy rules)")
+
+
+class ScoreRecourseSerializer(serializers.Serializer):
+    """What would it take: the smallest changes that reach approve (``scoring.services.recourse``)."""
+
+    score = serializers.IntegerField()
+    applicant = serializers.IntegerField(allow_null=True)
+    model_version = serializers.IntegerField(
+        help_text="the model version of the score (the one that scores the changes)"
+    )
+    policy_version = serializers.IntegerField(
+        allow_null=True, help_text="the policy version the score was decided under, which decides the changes"
+    )
+    policy_note = serializers.CharField()
+    decision = serializers.CharField(help_text="the score's own decision")
+    points = serializers.FloatField(help_text="the score's own points")
+    target = serializers.CharField(help_text="the decision the changes reach")
+    feasible = serializers.BooleanField(help_text="false: no change within the features' bounds reaches the target")
+    message = serializers.CharField()
+    suggestions = RecourseSuggestionSerializer(many=True, help_text="cheapest first, each confirmed by scoring it")
+    immutable = serializers.ListField(child=serializers.CharField(), help_text="model features never changed")
+    immutable_labels = serializers.ListField(child=serializers.CharField())
+    evaluated = serializers.IntegerField(help_text="changed applications scored by the search")
+
+
 class ScoreRequestSerializer(serializers.Serializer):
     applicant_id = serializers.IntegerField(required=False, help_text="an existing applicant of the portfolio")
     external_id = serializers.CharField(required=False, help_text="or the lender's id of an existing applicant")
@@ -137,12 +190,30 @@ class ModelVersionSerializer(serializers.ModelSerializer):
                   "training_data_fingerprint", "training_rows", "code_version", "device", "artifact_sha256",
                   "tuning_study", "trained_by", "created_at", "trained_at", "approved_by", "approved_at",
                   "promoted_by", "promoted_at", "promotion_override_reason", "promotion_override_by",
-                  "promotion_override_at", "progress", "error"]  # fmt: skip
+                  "promotion_override_at", "rejection_reason", "rejected_by", "rejected_at", "progress",
+                  "error"]  # fmt: skip
+
+
+class ValidationNoteSerializer(serializers.ModelSerializer):
+    """A validator's note on a model version, with who wrote it and when."""
+
+    author_username = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ValidationNote
+        fields = ["id", "model_version", "author", "author_username", "text", "created_at"]
+        read_only_fields = fields
+
+    def get_author_username(self, note: ValidationNote) -> str:
+        return note.author.get_username() if note.author else ""
 
 
 class ModelVersionDetailSerializer(ModelVersionSerializer):
+    validation_notes = ValidationNoteSerializer(many=True, read_only=True)
+
     class Meta(ModelVersionSerializer.Meta):
-        fields = [*ModelVersionSerializer.Meta.fields, "metrics", "baseline_metrics"]
+        fields = [*ModelVersionSerializer.Meta.fields, "validation_notes", "metrics", "baseline_metrics", "validations",
+                  "screen"]  # fmt: skip
 
 
 class ModelStatusSerializer(serializers.ModelSerializer):
@@ -163,15 +234,24 @@ class ModelMetricsSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = ["id", "version", "kind", "status", "training_rows", "training_data_fingerprint", "metrics",
-                  "baseline_metrics"]  # fmt: skip
+                  "baseline_metrics", "validations", "screen"]  # fmt: skip
         read_only_fields = fields
 
 
 class PromoteRequestSerializer(serializers.Serializer):
     override_reason = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=2000,
-        help_text="why to promote despite a failed stability or fairness report (recorded and audited)",
+        help_text="why to promote despite a failed stability or fairness report or a leakage-screen finding "
+        "(recorded and audited)",
     )  # fmt: skip
+
+
+class RejectRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=REASON_MAX, help_text="why the version is rejected (kept and audited)")
+
+
+class ValidationNoteRequestSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=NOTE_MAX, help_text="what the validation found")
 
 
 # Seeds as the portal takes them: a whole number a 32-bit signed column holds (an unbounded one overflowed SQLite, a 500).
@@ -277,3 +357,13 @@ class ImportRequestSerializer(serializers.Serializer):
         default=False, help_text="write the valid rows and report the others, instead of rejecting the file"
     )
     encoding = serializers.CharField(default="utf-8")
+
+
+class ReviewReportSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(source="model_version.pk")
+    referred = serializers.IntegerField(help_text="applicants the version referred")
+    reviewed = serializers.IntegerField(help_text="cases decided by review (resolved by review, either way)")
+    approved = serializers.IntegerField()
+    declined = serializers.IntegerField()
+    overrides = serializers.IntegerField(help_text="final decisions differing from the model's (points vs cutoffs)")
+    override_rate = serializers.FloatField(allow_null=True, help_text="overrides / reviewed")

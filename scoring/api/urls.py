@@ -6,6 +6,7 @@ from scoring.api import fast, views
 from scoring.api.audit import AuditEventViewSet
 from scoring.api.docs import docs_urlpatterns
 from scoring.api.errors import not_found_view
+from scoring.api.reviews import ReviewQueueViewSet
 
 router = DefaultRouter()
 router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
@@ -17,6 +18,7 @@ router.register("tuning-studies", views.TuningStudyViewSet, basename="tuningstud
 router.register("batch-runs", views.BatchRunViewSet, basename="batchrun")
 router.register("imports", views.ImportJobViewSet, basename="importjob")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
+router.register("review-queue", ReviewQueueViewSet, basename="reviewcase")
 
 # Real-time scoring answers its common case in a lean view in front of the DRF
 # action, which stays the endpoint's definition (schema, errors) and answers the rest.

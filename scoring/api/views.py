@@ -30,15 +30,18 @@ from scoring.filters import (
 )
 from scoring.models import Applicant, BatchRun, DatasetSchema, ImportJob, ModelVersion, Portfolio, Score, TuningStudy
 from scoring.permissions import PortfolioActionPermission, has_portfolio_perm, restrict
+from scoring.services import display
 from scoring.services.batch import batch_run_cancel, batch_run_resume, batch_run_start
 from scoring.services.explanations import score_explanation
 from scoring.services.exports import export_csv_lines, export_parquet_store, export_stream
 from scoring.services.import_reports import import_report_csv_lines
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
-from scoring.services.registry import model_version_approve, model_version_promote
+from scoring.services.recourse import score_recourse
+from scoring.services.registry import model_version_approve, model_version_promote, model_version_reject
 from scoring.services.scoring import score_realtime
 from scoring.services.training import model_training_start
 from scoring.services.tuning import tuning_study_start
+from scoring.services.validation import validation_note_add
 
 
 def _visible_portfolio(request, portfolio_id: int, perm: str | None = None) -> Portfolio:
@@ -265,6 +268,41 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         explanation = score_explanation(score=score)  # ExplanationError: 409, by the exception handler
         return Response(s.ScoreExplanationSerializer(explanation).data)
 
+    @extend_schema(
+        summary="What would it take: the smallest changes of actionable features that reach approve",
+        description="For a declined or referred score: up to `k` (1-5, default 3) change sets of at most three "
+        "actionable features (the schema's `actionable`; protected and immutable features never change, a CNN "
+        "applicant's history stays as scored), cheapest first, each scored by the score's model version under the "
+        "policy version it was decided under (cutoffs and strategy rules) and confirmed through the real scoring "
+        "path. `feasible: false` says no change within the features' bounds reaches approve. Nothing is saved; "
+        "the request is audited. 409 for a challenger's shadow score or an unloadable artifact.",
+        parameters=[OpenApiParameter("k", OpenApiTypes.INT, description="how many change sets, 1-5 (default 3)")],
+        responses={
+            200: s.ScoreRecourseSerializer,
+            409: conflict(
+                "A challenger's shadow score, or the model version's artifact is missing or altered.",
+                "A challenger's shadow score is not a decision: ask recourse for the champion's score.",
+            ),
+        },
+        examples=_example_list(
+            ("Changes that reach approve", ex.RECOURSE), ("No change within bounds", ex.RECOURSE_NONE)
+        ),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def recourse(self, request, pk=None):
+        score = self.get_object()
+        try:
+            k = int(request.query_params.get("k", 3))
+        except ValueError:
+            raise ValidationError({"k": ["A whole number from 1 to 5."]}) from None
+        if not 1 <= k <= 5:
+            raise ValidationError({"k": ["A whole number from 1 to 5."]})
+        recourse = score_recourse(score=score, k=k)  # RecourseError: 409, by the exception handler
+        audit_record(action="applicant.recourse", request=request, portfolio_id=score.portfolio_id,
+                     object_type="score", object_ids=[score.pk],
+                     details={"applicant": score.applicant_id, "suggestions": len(recourse.suggestions)})  # fmt: skip
+        return Response(s.ScoreRecourseSerializer(display.recourse_view(score.model_version.schema, recourse)).data)
+
 
 @extend_schema(tags=["Models"])
 @extend_schema_view(
@@ -282,13 +320,17 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     queryset = ModelVersion.objects.order_by("portfolio_id", "-version")
     filterset_class = ModelVersionFilter
     required_portfolio_perms = {
-        "approve": "validate_portfolio", "promote": "validate_portfolio",
-        "retry": "train_portfolio", "cancel": "train_portfolio",
+        "approve": "validate_portfolio", "promote": "validate_portfolio", "reject": "validate_portfolio",
+        "notes": "validate_portfolio", "retry": "train_portfolio", "cancel": "train_portfolio",
     }  # fmt: skip
     job_kind, job_serializer = "training", s.ModelVersionSerializer
 
     def get_serializer_class(self):
         return s.ModelVersionDetailSerializer if self.action == "retrieve" else s.ModelVersionSerializer
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        return queryset.prefetch_related("validation_notes__author") if self.action == "retrieve" else queryset
 
     @extend_schema(
         summary="Train a model (queued on the train queue)",
@@ -350,13 +392,33 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(
         summary="Get a model version's metrics beside the logistic-regression baseline",
         description="AUC, Gini, KS, Brier, log loss, deciles, cut-off table, ROC and KS curves on each split; "
-        "`baseline_metrics` are a logistic regression's on the same split.",
+        "`baseline_metrics` are a logistic regression's on the same split; `validations` has the test figures "
+        "of each split scheme (`stratified`, and `out_of_time` when the schema dates applications; "
+        "`trained_on` names the model's); `screen` is the leakage and sanity screen at training time.",
         responses={200: s.ModelMetricsSerializer},
         examples=_example_list(("Metrics", ex.MODEL_METRICS)),
     )
     @action(detail=True, methods=["get"], filterset_class=None)
     def metrics(self, request, pk=None):
         return Response(s.ModelMetricsSerializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Get a model version's review report: referred, decided by review, overrides",
+        description="The applicants the version referred, the cases decided by review (approved, declined: every "
+        "one is resolved by review), the overrides (a final decision differing from the model's own, its points "
+        "against the cutoffs) and the override rate (overrides / reviewed).",
+        responses={200: s.ReviewReportSerializer},
+        examples=_example_list(("Report", ex.REVIEW_REPORT)),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def reviews(self, request, pk=None):
+        from scoring.selectors import review_report
+
+        version = self.get_object()
+        rows = review_report(user=request.user, model_version=version)
+        row = rows[0] if rows else {"model_version": version, "referred": 0, "reviewed": 0, "approved": 0,
+                                    "declined": 0, "overrides": 0, "override_rate": None}  # fmt: skip
+        return Response(s.ReviewReportSerializer(row).data)
 
     def _transition(self, request, service, **kwargs):
         version = service(version=self.get_object(), user=request.user, **kwargs)  # RegistryError: 409
@@ -377,7 +439,8 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(
         summary="Make an approved model the champion (the previous one retires)",
         description="Needs the validate grant on the portfolio; 409 when the version is not `approved`, or while "
-        "its latest stability or fairness report failed and no `override_reason` says why to promote anyway "
+        "its latest stability or fairness report failed or its leakage screen flagged a feature or the model, "
+        "and no `override_reason` says why to promote anyway "
         "(the reason is kept on the version and audited).",
         request=s.PromoteRequestSerializer,
         responses={200: s.ModelVersionSerializer, 409: CONFLICT_MODEL},
@@ -400,6 +463,50 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
             return model_version_promote(version=version, user=user, override_reason=reason, request=request)
 
         return self._transition(request, promote)
+
+    @extend_schema(
+        summary="Reject a model version for good, with a reason",
+        description="Needs the validate grant on the portfolio. A rejected version is never approved, promoted "
+        "or restored afterwards, by any entry point; the reason is kept on the version with who and when, "
+        "and audited. 409 for the champion (promote another version first) and for versions not yet trained.",
+        request=s.RejectRequestSerializer,
+        responses={200: s.ModelVersionSerializer, 409: CONFLICT_MODEL},
+        examples=[
+            ex.request("Below the baseline", {"reason": ex.MODEL_REJECTED["rejection_reason"]}),
+            ex.response("Rejected", ex.MODEL_REJECTED),
+        ],
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def reject(self, request, pk=None):
+        body = s.RejectRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        reason = body.validated_data["reason"]
+
+        def reject(*, version, user):
+            return model_version_reject(version=version, user=user, reason=reason, request=request)
+
+        return self._transition(request, reject)
+
+    @extend_schema(
+        summary="Add a validation note to a model version",
+        description="Needs the validate grant on the portfolio. Notes are kept with who wrote them and when, "
+        "never edited, and audited with the SHA-256 of their text; they are listed in "
+        "`GET /models/{id}/` as `validation_notes`.",
+        request=s.ValidationNoteRequestSerializer,
+        responses={201: s.ValidationNoteSerializer},
+        examples=[
+            ex.request("Finding", {"text": ex.VALIDATION_NOTE["text"]}),
+            ex.response("Note", ex.VALIDATION_NOTE, status=201),
+        ],
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def notes(self, request, pk=None):
+        body = s.ValidationNoteRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        note = validation_note_add(
+            version=self.get_object(), user=request.user, text=body.validated_data["text"], request=request
+        )
+        return Response(s.ValidationNoteSerializer(note).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["Models"])

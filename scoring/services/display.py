@@ -86,6 +86,7 @@ def whatif_change(schema: DatasetSchema, before, after) -> dict:
     for feature in [*new, *(f for f in old if f not in new)]:
         a, b = old.get(feature), new.get(feature)
         shown = b or a
+        assert shown is not None  # the feature came from one side or the other
         reasons.append(
             {
                 "feature": feature,
@@ -99,6 +100,53 @@ def whatif_change(schema: DatasetSchema, before, after) -> dict:
             }
         )
     return {"measures": measures, "reasons": reasons}
+
+
+def recourse_view(schema: DatasetSchema, recourse) -> dict:
+    """A :class:`scoring.services.recourse.ScoreRecourse` as the API and the what-if panel
+    show it: each change under the feature's label, before → after written as a notice
+    writes values (integers as integers, never ``None``)."""
+    from models.reasons import format_value
+
+    columns = {c["name"]: c for c in schema.definition["columns"]}
+
+    def text(name: str, value: Any) -> str:
+        column = columns.get(name) or {}
+        return format_value(value, integer=column.get("type") == "integer") or MISSING
+
+    score = recourse.score
+    suggestions = [
+        {
+            **suggestion,
+            "changes": [
+                {
+                    **c,
+                    "label": column_label(columns.get(c["feature"]) or {"name": c["feature"]}),
+                    "before_text": text(c["feature"], c["before"]),
+                    "after_text": text(c["feature"], c["after"]),
+                }
+                for c in suggestion["changes"]
+            ],
+        }
+        for suggestion in recourse.suggestions
+    ]
+    policy = recourse.policy
+    return {
+        "score": score.pk,
+        "applicant": score.applicant_id,
+        "model_version": recourse.version.pk,
+        "policy_version": policy.id,
+        "policy_note": f"decided under {policy.describe()}",
+        "decision": score.decision,
+        "points": score.score,
+        "target": "approve",
+        "feasible": recourse.result.feasible,
+        "message": recourse.message,
+        "suggestions": suggestions,
+        "immutable": recourse.immutable,
+        "immutable_labels": [column_label(columns.get(n) or {"name": n}) for n in recourse.immutable],
+        "evaluated": recourse.result.evaluated,
+    }
 
 
 # --- the audit log, readable ----------------------------------------------------------

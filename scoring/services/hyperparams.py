@@ -2,15 +2,12 @@
 
 Every entry point that trains (API, portal, ``manage.py train_model``, tuning) goes
 through ``model_version_create``, which asks :func:`hyperparameters_validate`: each
-value is checked against its model family's declared space (type and bounds), so a
-request for 10⁹ epochs, four layers of 4,096 units, ``"abc"`` epochs, a GPU the
-workers do not have, or a layer of zero units is a clear 400 at once, not a failure
-hours later in a worker.
-
-The space of each family is declared in ``FAMILY_SPACES`` below, keyed by kind.
-When the model families' own declarations land (``models/params.py``), this table
-is to be built from them; the validator only needs, per parameter, a check that
-turns a JSON value into a clean one or says why not.
+value is checked against its model family's declared space (``models.params.ParamSpec``
+in ``models/families/``: type and bounds, one place per bound), so a request for 10⁹
+epochs, four layers of 4,096 units, ``"abc"`` epochs, a GPU the workers do not have,
+or a layer of zero units is a clear 400 at once, not a failure hours later in a worker.
+The one rule added here is the deployment's: a ``cuda:N`` device must exist on the
+train workers (``TRAIN_GPU_COUNT``), which the pure family code cannot know.
 
 Bounds on work: at most ``TRAIN_MAX_QUEUED_PER_USER`` model versions queued or
 training per user, at most ``TUNE_MAX_TRIALS`` trials in a study and
@@ -19,14 +16,12 @@ training per user, at most ``TUNE_MAX_TRIALS`` trials in a study and
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
+from models.families import FAMILIES
+from models.params import ParamError, ParamSpec
 from scoring.services.errors import ServiceError
 
 
@@ -44,161 +39,26 @@ class TooMuchWork(ServiceError):
     status = 429
 
 
-class _Invalid(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One hyper-parameter: a check from a JSON value to a clean one (raising
-    ``_Invalid`` with the reason), and a description for people."""
-
-    name: str
-    check: Callable[[Any], Any]
-    description: str
-
-
-def _number(value: Any, *, whole: bool) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid("must be a whole number" if whole else "must be a number")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _Invalid("must be finite")
-    if whole:
-        if isinstance(value, float) and not value.is_integer():
-            raise _Invalid("must be a whole number")
-        return int(value)
-    return float(value)
-
-
-def integer(low: int, high: int, *, optional: bool = False) -> Callable[[Any], Any]:
-    def check(value: Any) -> int | None:
-        if value is None and optional:
-            return None
-        number = _number(value, whole=True)
-        if not low <= number <= high:
-            raise _Invalid(f"must be between {low} and {high}")
-        return int(number)
-
-    return check
-
-
-def real(low: float, high: float) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        number = _number(value, whole=False)
-        if not low <= number <= high:
-            raise _Invalid(f"must be between {low:g} and {high:g}")
-        return float(number)
-
-    return check
-
-
-def widths(low: int, high: int, *, max_layers: int, single: bool = False) -> Callable[[Any], Any]:
-    """Layer widths: a list of 1..``max_layers`` whole numbers (or one number when ``single``)."""
-    item = integer(low, high)
-
-    def check(value: Any) -> Any:
-        if value is None:
-            return None
-        if single:
-            return item(value)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, list | tuple) or not 1 <= len(value) <= max_layers:
-            raise _Invalid(f"must be a list of 1 to {max_layers} layer widths")
-        try:
-            return [item(v) for v in value]
-        except _Invalid as exc:
-            raise _Invalid(f"each width {exc}") from None
-
-    return check
-
-
-def pos_weight(value: Any) -> Any:
-    if value is None or value == "balanced":
-        return value
-    try:
-        return real(0.01, 1000.0)(value)
-    except _Invalid:
-        raise _Invalid('must be "balanced", null or a number between 0.01 and 1000') from None
-
-
-_DEVICE = re.compile(r"^(auto|cpu|cuda)$|^cuda:(\d{1,2})$")
-
-
-def device(value: Any) -> str:
-    if not isinstance(value, str) or not (match := _DEVICE.match(value)):
-        raise _Invalid('must be "auto", "cpu", "cuda" or "cuda:N"')
-    if match.group(2) is not None and int(match.group(2)) >= settings.TRAIN_GPU_COUNT:
-        raise _Invalid(
-            f"the train workers have {settings.TRAIN_GPU_COUNT} GPU(s): cuda:0 to cuda:{max(settings.TRAIN_GPU_COUNT - 1, 0)}"
-        )
-    return value
-
-
-def _common() -> list[ParamSpec]:
-    return [
-        ParamSpec("dropout", real(0.0, 0.9), "dropout rate"),
-        ParamSpec("lr", real(1e-6, 1.0), "learning rate (AdamW)"),
-        ParamSpec("weight_decay", real(0.0, 10.0), "decoupled weight decay"),
-        ParamSpec("batch_size", integer(16, 8192, optional=True), "rows per step (null: an eighth of the data)"),
-        ParamSpec("max_epochs", integer(1, 500), "most epochs"),
-        ParamSpec("patience", integer(1, 100), "epochs without validation gain before stopping"),
-        ParamSpec("pos_weight", pos_weight, '"balanced", null or a number'),
-        ParamSpec("clip", real(0.5, 100.0), "clip of standardised numbers"),
-        ParamSpec("min_category_count", integer(1, 100_000), "rarer categories become 'other'"),
-        ParamSpec("validation_fraction", real(0.05, 0.4), "carved for early stopping"),
-        ParamSpec("calibration_fraction", real(0.05, 0.4), "carved for Platt scaling"),
-        ParamSpec("device", device, '"auto", "cpu", "cuda" or "cuda:N"'),
-        ParamSpec("num_threads", integer(1, 64, optional=True), "CPU threads (null: the CPUs less one)"),
-    ]
-
-
-FAMILY_SPACES: dict[str, dict[str, ParamSpec]] = {
-    "mlp": {
-        spec.name: spec
-        for spec in (*_common(), ParamSpec("hidden", widths(2, 512, max_layers=4), "layer widths, 1 to 4 of 2..512"))
-    },
-    "cnn": {
-        spec.name: spec
-        for spec in (
-            *_common(),
-            ParamSpec("hidden", widths(2, 256, max_layers=1, single=True), "branch and head width, 2..256"),
-            ParamSpec("conv_channels", widths(1, 256, max_layers=4), "history convolution channels"),
-            ParamSpec("kernel_size", integer(1, 12), "convolution kernel (months)"),
-            ParamSpec("bucket_months", integer(1, 24), "months per history bucket"),
-        )
-    },
-}
-
-
-def _from_family(spec) -> ParamSpec:
-    """A family's own ``models.params.ParamSpec`` as a check of this validator."""
-    from models.params import ParamError
-
-    def check(value: Any) -> Any:
-        try:
-            return spec.check(value)
-        except ParamError as exc:
-            raise _Invalid(str(exc).split(": ", 1)[-1]) from None
-
-    return ParamSpec(spec.name, check, spec.help or spec.name)
-
-
 def family_space(kind: str) -> dict[str, ParamSpec]:
-    from models.families import FAMILIES
+    """The declared space of the family ``kind`` (HyperparameterError for an unknown kind)."""
+    family = FAMILIES.get(kind)
+    if family is None:
+        raise HyperparameterError(f"Unknown model kind {kind!r}; known: {sorted(FAMILIES)}.")
+    return family.space()
 
-    if kind in FAMILY_SPACES:
-        return FAMILY_SPACES[kind]
-    if kind in FAMILIES:  # a family without an entry above: its declared space is the rule
-        return {name: _from_family(spec) for name, spec in FAMILIES[kind].space().items()}
-    raise HyperparameterError(f"Unknown model kind {kind!r}; known: {sorted(FAMILIES)}.")
+
+def _check(spec: ParamSpec, value: Any) -> Any:
+    clean = spec.check(value)
+    if spec.type == "device" and isinstance(clean, str) and clean.startswith("cuda:"):
+        gpus = settings.TRAIN_GPU_COUNT
+        if int(clean.split(":", 1)[1]) >= gpus:
+            raise ParamError(spec.name, f"the train workers have {gpus} GPU(s): cuda:0 to cuda:{max(gpus - 1, 0)}")
+    return clean
 
 
 def hyperparameters_validate(*, kind: str, values: dict[str, Any] | None) -> dict[str, Any]:
     """``values`` checked against the family's space: the clean values, or
     :class:`HyperparameterError` naming every problem."""
-    if kind not in FAMILY_SPACES:
-        return _family_check(kind, values)
     space = family_space(kind)
     if values is None:
         return {}
@@ -212,32 +72,15 @@ def hyperparameters_validate(*, kind: str, values: dict[str, Any] | None) -> dic
             problems[str(name)] = [f"unknown for {kind}; known: {', '.join(sorted(space))}"]
             continue
         try:
-            clean[name] = spec.check(value)
-        except _Invalid as exc:
-            problems[name] = [str(exc)]
+            clean[name] = _check(spec, value)
+        except ParamError as exc:
+            problems[name] = [str(exc).split(": ", 1)[-1]]
     if problems:
         first = next(iter(problems))
         raise HyperparameterError(
             f"Invalid hyper-parameter {first}: {problems[first][0]}.", details={"hyperparameters": problems}
         )
     return clean
-
-
-def _family_check(kind: str, values: dict[str, Any] | None) -> dict[str, Any]:
-    """A family without an entry above (the trees) checks its own declared space
-    (``models.params``); its refusal is the same 400."""
-    from models.families import FAMILIES
-    from models.params import ParamError
-
-    family = FAMILIES.get(kind)
-    if family is None:
-        raise HyperparameterError(f"Unknown model kind {kind!r}; known: {sorted({*FAMILY_SPACES, *FAMILIES})}.")
-    try:
-        return family.check(values or {})
-    except ParamError as exc:
-        raise HyperparameterError(
-            f"Invalid hyper-parameter {exc}.", details={"hyperparameters": {exc.name: [str(exc)]}}
-        ) from None
 
 
 # --- Work per user ------------------------------------------------------------------------

@@ -23,6 +23,15 @@ missing (the model pipeline imputes them), ids may not. A target cell may be emp
 that row is an application without a known outcome yet (``"nullable": false``
 requires every label). ``"application_date": COLUMN`` names the date column that
 orders applications in time (out-of-time splits).
+
+Recourse ("what would it take", :mod:`scoring.services.recourse`) changes only
+*actionable* features: a model feature may say ``"actionable": true`` (either way),
+``false`` (immutable: an age, a region, a past fact), ``"increase"`` or ``"decrease"``
+(a number that can only move one way, like years employed), and ``"step"`` (the
+smallest change worth suggesting; default 1 for integers, a round fraction of the
+training spread otherwise). The default: numeric and categorical features are
+actionable, dates are not; protected, PII, id, target and ignored columns never are
+(``"actionable"`` on them is refused).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from typing import Any
 from django.db import transaction
 
 from models import coltypes
+from models.recourse import actionable_problems
 from scoring.models import DatasetSchema
 from scoring.services.errors import ServiceError
 
@@ -93,6 +103,7 @@ def schema_document_validate(document: Any) -> dict:
             problems.append(f"{where}: type {ctype!r} is not allowed for role {role!r} ({allowed}).")
         out = {**column, "type": ctype}
         problems.extend(f"{where}: {problem}" for problem in kind.options_problems(out))
+        problems.extend(f"{where}: {problem}" for problem in actionable_problems(out))
         if role == DatasetSchema.ROLE_TARGET and column.get("positive_label") not in (column.get("categories") or []):
             problems.append(f"{where}: 'positive_label' must be one of its categories (the label meaning default).")
         if role == DatasetSchema.ROLE_ID and column.get("nullable"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,12 @@ _HISTORY_FACT_INPUTS = {
     "late_earlier": "history.late_earlier",
     "months_observed": "history.months_observed",
 }
+
+
+def rule_history_facts(history: np.ndarray | None, history_mask: np.ndarray | None) -> dict[str, Any]:
+    """The history facts strategy rules read, under their rule-input names."""
+    facts = history_facts(history, history_mask)
+    return {_HISTORY_FACT_INPUTS[k]: v for k, v in facts.items() if k in _HISTORY_FACT_INPUTS}
 
 
 def _rule_reason(hit: dict) -> dict:
@@ -329,19 +336,16 @@ def score_realtime(
 
 
 def score_record(*, score: Score, version: ModelVersion, requested_by=None, request=None) -> Score:
-    """Save a real-time decision and its audit event in ONE transaction: a crash
-    between the two can no longer leave a decision without its audit row."""
-    from django.db import transaction
+    """Save a real-time decision and its audit event together (``audit_record_with``:
+    one statement on PostgreSQL, one transaction elsewhere): a crash between the two
+    can no longer leave a decision without its audit row."""
+    from scoring.audit import audit_record_with
 
-    from scoring.audit import audit_record
-
-    with transaction.atomic():
-        score.save(force_insert=True)
-        audit_record(
-            action="score.create", actor=requested_by, request=request, portfolio_id=version.portfolio_id,
-            object_type="score", object_ids=[score.pk],
-            details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
-        )  # fmt: skip
+    audit_record_with(
+        score, action="score.create", actor=requested_by, request=request, portfolio_id=version.portfolio_id,
+        object_type="score",
+        details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
+    )  # fmt: skip
     scores_written(portfolio=version.portfolio, version=version, count=1, mode="realtime")
     return score
 

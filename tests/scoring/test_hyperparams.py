@@ -8,10 +8,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from models.training import CreditModel
+from models.families import FAMILIES
+from models.training import KINDS, CreditModel
 from scoring.models import ModelVersion, TuningStudy
 from scoring.services.access import portfolio_access_grant
-from scoring.services.hyperparams import FAMILY_SPACES, HyperparameterError, hyperparameters_validate
+from scoring.services.hyperparams import HyperparameterError, family_space, hyperparameters_validate
 from tests.factories import UserFactory, synthetic_portfolio
 from tests.scoring.api.conftest import client_for
 
@@ -39,10 +40,10 @@ def developer_world():
     return portfolio, developer
 
 
-@pytest.mark.parametrize("kind", sorted(FAMILY_SPACES))
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_current_defaults_of_every_family_are_inside_its_space(kind):
     params = CreditModel(kind).get_params()
-    space = FAMILY_SPACES[kind]
+    space = family_space(kind)
     given = {k: v for k, v in params.items() if k in space and v is not None}
     given["conv_channels"] = list(given["conv_channels"]) if "conv_channels" in given else None
     given = {k: v for k, v in given.items() if v is not None}
@@ -50,12 +51,30 @@ def test_the_current_defaults_of_every_family_are_inside_its_space(kind):
     assert hyperparameters_validate(kind=kind, values={"max_epochs": 40.0}) == {"max_epochs": 40}
 
 
+@pytest.mark.parametrize("kind", sorted(FAMILIES))
+def test_the_service_and_the_family_refuse_the_same_values(kind):
+    """One bound in one place: whatever the family's own check refuses, the service
+    refuses, naming the same parameter (the service adds only the GPU count)."""
+    from models.params import ParamError
+
+    family = FAMILIES[kind]
+    for values, _field in REFUSED:
+        try:
+            family.check(values)
+        except ParamError:
+            with pytest.raises(HyperparameterError):
+                hyperparameters_validate(kind=kind, values=values)
+        else:
+            assert values.get("device") == "cuda:9", (kind, values)  # only the deployment's GPU count differs
+    assert family.check(family.defaults()) == hyperparameters_validate(kind=kind, values=family.defaults())
+
+
 def test_the_tuning_search_space_stays_inside_the_validator():
     import optuna
 
     from scoring.services.tuning import search_space
 
-    for kind in FAMILY_SPACES:
+    for kind in FAMILIES:
         sampler = optuna.samplers.RandomSampler(seed=0)
         study = optuna.create_study(sampler=sampler)
         for _ in range(20):

@@ -240,7 +240,7 @@ def test_a_full_disk_between_the_model_file_and_its_background_leaves_no_orphan(
 
 @pytest.mark.django_db
 def test_the_migration_turns_paths_under_the_artifact_dir_into_storage_names_and_back(settings, tmp_path):
-    migration = importlib.import_module("scoring.migrations.0022_artifact_names_in_storage")
+    migration = importlib.import_module("scoring.migrations.0026_artifact_names_in_storage")
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
     portfolio = synthetic_portfolio(n=20, seed=1)
     rows = {

@@ -48,9 +48,9 @@ from scoring.services.tokens import api_token_create
 from scoring.services.training import model_version_create, model_version_train
 from tests.factories import UserFactory, synthetic_portfolio
 
-VIEW, SCORE, IMPORT, EXPORT, TRAIN, VALIDATE = (
+VIEW, SCORE, IMPORT, EXPORT, TRAIN, VALIDATE, REVIEW = (
     "view_portfolio_data", "score_portfolio", "import_portfolio", "export_portfolio", "train_portfolio",
-    "validate_portfolio",
+    "validate_portfolio", "review_portfolio",
 )  # fmt: skip
 SENIOR = {VIEW, SCORE, IMPORT, EXPORT, "view_portfolio_pii"}
 
@@ -64,6 +64,7 @@ CAST: dict[str, tuple[str | None, tuple[str, ...], tuple[str, ...], tuple[str, .
     "developer": ("model developer", ("A",), (), None),
     "validator": ("model validator", ("A",), (), None),
     "auditor": ("auditor", ("A",), (), None),
+    "underwriter": ("underwriter", ("A",), (), None),
     "outsider": (None, (), (), None),
 }
 # What each member may do where: written out by hand, independently of scoring/roles.py.
@@ -76,6 +77,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "developer": {"A": {VIEW, TRAIN}},
     "validator": {"A": {VIEW, VALIDATE}},
     "auditor": {"A": {VIEW}},
+    "underwriter": {"A": {VIEW, REVIEW}},
     "outsider": {},
 }
 ANONYMOUS = "anonymous"
@@ -191,7 +193,8 @@ def test_every_operation_of_the_schema_is_classified():
     operations, problems = classify(openapi_schema())
     assert problems == [], "unclassified operations:\n" + "\n".join(problems)
     ids = {op.operation_id for op in operations}
-    assert {"portfolios_score_create", "applicants_list", "models_approve_create", "imports_create"} <= ids
+    assert {"portfolios_score_create", "applicants_list", "models_approve_create", "imports_create",
+            "models_reject_create", "models_notes_create"} <= ids  # fmt: skip
     assert set(COLLECTION_PERMS) | GLOBAL_READS | set(MODEL_PERM_READS) <= ids  # no stale entries
 
 
@@ -227,7 +230,7 @@ def world(db, settings, tmp_path, monkeypatch):
             portfolio_access_grant(portfolio=portfolios[key], grantee=user, role=role)
         for key in direct:
             portfolio_access_grant(
-                portfolio=portfolios[key], grantee=user, perms=tuple(sorted(SENIOR | {TRAIN, VALIDATE}))
+                portfolio=portfolios[key], grantee=user, perms=tuple(sorted(SENIOR | {TRAIN, VALIDATE, REVIEW}))
             )
         scope = None if narrowed is None else [portfolios[k] for k in narrowed]
         users[name] = (user, api_token_create(user=user, name="cast", portfolios=scope)[1])
@@ -252,6 +255,12 @@ def world(db, settings, tmp_path, monkeypatch):
             BatchRun.objects.create(portfolio=b, model_version=other_version, rows_total=1)
             Score.objects.create(portfolio=b, applicant=applicant, model_version=other_version, pd=0.1, score=600,
                                  decision="approve", base_log_odds=-2.0, input_hash="0" * 64)  # fmt: skip
+        # A referred application of each portfolio (a case of the review queue): a copy of
+        # the portfolio's first decision, for its second applicant, decided refer.
+        first = Score.objects.filter(portfolio=portfolio).order_by("pk").first()
+        first.pk, first.run, first.decision, first.requested_by = None, None, "refer", None
+        first.applicant = Applicant.objects.filter(portfolio=portfolio).order_by("pk")[1]
+        first.save()
         ImportJob.objects.create(portfolio=portfolio, kind="applicants", schema=portfolio.schema, file_name="x.csv")
         TuningStudy.objects.create(portfolio=portfolio, kind="mlp", study_name=f"study-{portfolio.pk}", n_trials=2)
     files = synthetic_files_write(directory=tmp_path / "upload", count=5, seed=3)
@@ -372,7 +381,8 @@ def test_every_operation_answers_each_cast_member_as_their_role_and_grants_allow
             allowed = {portfolios[k].pk: perms for k, perms in EXPECTED.get(who, {}).items()}
             visible = {pid for pid, perms in allowed.items() if VIEW in perms}
             if op.kind == "object":
-                target = a if op.model is Portfolio else op.model.objects.filter(portfolio=a).order_by("pk").first()
+                # The first object the operation's viewset can reach (the review queue reaches referred scores only).
+                target = a if op.model is Portfolio else op.view_queryset.filter(portfolio=a).order_by("pk").first()
                 assert target is not None, f"the world has no {op.model.__name__} of portfolio A for {op.operation_id}"
                 path = op.path.replace("{id}", str(target.pk))
                 missing_path = op.path.replace("{id}", str(MISSING_ID))

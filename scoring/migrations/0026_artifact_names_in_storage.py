@@ -39,7 +39,7 @@ def names_to_paths(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("scoring", "0021_policy_versions_go_with_their_portfolio")]
+    dependencies = [("scoring", "0025_model_version_screen_and_validations")]
 
     operations = [
         migrations.RenameField("modelversion", "artifact_path", "artifact_name"),
