@@ -61,6 +61,7 @@ def capabilities(user) -> dict[str, bool]:
         "export": anywhere("export_portfolio"),
         "train": anywhere("train_portfolio"),
         "validate": anywhere("validate_portfolio"),
+        "review": anywhere("review_portfolio"),
         "audit": selectors.audit_may_read(user),
     }
 
@@ -227,6 +228,9 @@ def applicant_detail(request, applicant_id: int):
     applicant = found(selectors.applicant_get(user=request.user, applicant_id=applicant_id))
     portfolio = applicant.portfolio
     scores = selectors.applicant_scores(user=request.user, applicant=applicant)
+    reviews = selectors.applicant_reviews(user=request.user, applicant=applicant)
+    for s in scores:  # the final decision by review, shown beside the model's
+        s.final_review = reviews.get(s.pk)  # type: ignore[attr-defined]
     latest = scores[0] if scores else None
     history = selectors.applicant_history(user=request.user, applicant=applicant)
     champion = selectors.portfolio_champion(user=request.user, portfolio=portfolio)
@@ -764,6 +768,7 @@ def model_detail(request, version_id: int):
         "can_promote": may_validate and version.status == ModelVersion.STATUS_APPROVED,
         "may_validate": may_validate,
         "can_reject": may_validate and version.status in REJECTABLE,
+        "review_report": next(iter(selectors.review_report(user=request.user, model_version=version)), None),
     }
     return page(request, "scoring/model_detail.html", context)
 

@@ -52,6 +52,17 @@ def test_a_deeply_nested_json_body_is_a_400(api_world):
     assert client.post(url, nested, content_type="application/json").status_code != 500
 
 
+def test_a_form_body_with_more_fields_than_django_allows_is_a_400(api_world, settings):
+    """Found by Schemathesis: a form-encoded body of more than DATA_UPLOAD_MAX_NUMBER_FIELDS
+    fields raised TooManyFieldsSent inside ``request.data``, which answered 500."""
+    client = client_for(api_world["owner"])
+    body = "&".join(f"f{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    for url in ("/api/v1/imports/applications/", f"/api/v1/portfolios/{api_world['mine'].pk}/score/"):
+        response = client.post(url, body, content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 400, (url, response.content)
+        assert response.json()["error"]["code"] == "parse_error"
+
+
 @pytest.mark.parametrize(
     "query",
     ["?decision__exact=%00", "?portfolio=%00", "?q=%00"],
