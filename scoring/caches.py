@@ -22,7 +22,7 @@ to call ``invalidate()``: the governance policy approval does.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -66,7 +66,7 @@ class CacheView:
         self.version = version
         self.entries = entries
 
-    def get(self, kind: str, key: Any, load: Callable[[], T | None]) -> T | None:
+    def get(self, kind: Hashable, key: Any, load: Callable[[], T | None]) -> T | None:
         """The cached value of (kind, key), loaded on a miss. ``None`` is never
         cached (an unknown token stays a database read, and cannot fill memory)."""
         try:

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0025_model_version_screen_and_validations'),
+        ('scoring', '0026_artifact_names_in_storage'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
