@@ -100,7 +100,7 @@ def _case(score: Score) -> Score:
     """The score, locked (PostgreSQL) for the transaction, if it is still a case of the queue."""
     from scoring.selectors import review_cases
 
-    locked = Score.objects.select_for_update().select_related("portfolio").filter(pk=score.pk).first()
+    locked = Score.objects.select_for_update(of=("self",)).select_related("portfolio").filter(pk=score.pk).first()
     if locked is None:
         raise ReviewConflict(f"Decision #{score.pk} no longer exists.")
     if not review_cases().filter(pk=locked.pk).exists():
