@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import csv
 import json
-import tempfile
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponsePermanentRedirect, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponsePermanentRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -34,7 +31,7 @@ from scoring.services import display
 from scoring.services.batch import BatchError, batch_run_cancel, batch_run_progress, batch_run_resume, batch_run_start
 from scoring.services.comparison import COMPARABLE, model_versions_compare
 from scoring.services.errors import ServiceError, public_error_text
-from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
+from scoring.services.exports import escape_cell, export_csv_lines, export_parquet_store, export_stream
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
 from scoring.services.recourse import RecourseError, score_recourse
@@ -978,10 +975,10 @@ def run_export(request, run_id: int, file_format: str):
         )
         response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.csv"'
         return response
-    handle = tempfile.NamedTemporaryFile(suffix=".parquet", dir=settings.VAR_DIR)  # noqa: SIM115 (FileResponse closes it)
-    export_parquet(run, Path(handle.name), actor=request.user, request=request)
-    handle.seek(0)
-    return FileResponse(handle, as_attachment=True, filename=f"run-{run.pk}.parquet")
+    name = export_parquet_store(run, actor=request.user, request=request)
+    response = StreamingHttpResponse(export_stream(name), content_type="application/vnd.apache.parquet")
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.parquet"'
+    return response
 
 
 # --- audit log ---------------------------------------------------------------------

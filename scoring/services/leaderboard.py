@@ -76,7 +76,7 @@ def model_group_leaderboard(*, versions: list[ModelVersion]) -> Leaderboard:
     the caller may see, in the order to show)."""
     group = versions[0].training_group if versions else None
     board = Leaderboard(group=str(group) if group else None)
-    trained = [v for v in versions if v.status in COMPARABLE and v.artifact_path and v.metrics]
+    trained = [v for v in versions if v.status in COMPARABLE and v.artifact_name and v.metrics]
     hashes = {_test_rows_sha256(v) for v in trained}
     board.same_rows = len(hashes) <= 1 and None not in hashes
     rescored: dict[int, dict] = {}

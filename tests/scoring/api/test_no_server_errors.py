@@ -13,6 +13,7 @@ from scoring.services.access import portfolio_access_grant
 from scoring.services.registry import model_version_approve, model_version_promote
 from scoring.services.scoring import score_realtime
 from scoring.services.training import model_version_create, model_version_train
+from scoring.storage import ARTIFACTS, storage
 from tests.factories import UserFactory, synthetic_portfolio
 from tests.scoring.api.conftest import client_for
 
@@ -117,7 +118,7 @@ def test_a_tampered_explainer_background_answers_the_documented_409(db):
     score = Score.objects.filter(applicant=applicant).latest("pk")
     client = client_for(analyst)
     assert client.get(f"/api/v1/scores/{score.pk}/explanation/").status_code == 200
-    background = Path(version.background_path)
+    background = Path(storage(ARTIFACTS).path(version.background_name))
     data = bytearray(background.read_bytes())
     data[-10] ^= 0xFF
     background.write_bytes(bytes(data))

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring', '0025_model_version_screen_and_validations'),
+        ('scoring', '0027_webhooks'),
     ]
 
     operations = [
