@@ -163,3 +163,24 @@ def test_the_train_model_command_trains_several_kinds_in_one_group(db, world, ca
         assert "Training group" in capsys.readouterr().out
     finally:
         ModelVersion.objects.filter(pk__in=[v.pk for v in new]).delete()
+
+
+def test_the_portal_train_form_trains_the_families_chosen_in_one_group(db, world, django_capture_on_commit_callbacks):
+    client = Client()
+    client.force_login(world["developer"])
+    before = set(ModelVersion.objects.values_list("pk", flat=True))
+    form = {"portfolio": world["mine"].pk, "kind": "mlp", "also": ["trees"], "seed": 4, "max_epochs": 3}
+    with django_capture_on_commit_callbacks(execute=False) as enqueued:
+        response = client.post(reverse("portal:model_train"), form)
+    new = list(ModelVersion.objects.exclude(pk__in=before).order_by("version"))
+    assert response.status_code == 302 and len(enqueued) == 2
+    assert [v.kind for v in new] == ["mlp", "trees"] and new[0].training_group == new[1].training_group
+    assert new[0].seed == new[1].seed == 4
+    assert new[0].hyperparameters == {"max_epochs": 3} and "max_epochs" not in new[1].hyperparameters
+
+
+def test_a_version_trained_alone_has_a_leaderboard_of_one(db, world):
+    alone = model_group_create(portfolio=world["mine"], kinds=["trees"], requested_by=world["developer"])[0]
+    assert alone.training_group is None
+    board = client_for(world["developer"]).get(f"/api/v1/models/{alone.pk}/leaderboard/").json()
+    assert board["training_group"] is None and [e["id"] for e in board["entries"]] == [alone.pk]
