@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -641,7 +642,9 @@ def model_splits(version: ModelVersion) -> list[dict]:
     """Every split the training carved, the calibration split (metrics not stored) too, so
     the rows add up to the training rows."""
     metrics = version.metrics or {}
-    rows = [{"name": name, "metrics": metrics.get(name) or {}} for name in ("train", "validation", "test")]
+    rows: list[dict[str, Any]] = [
+        {"name": name, "metrics": metrics.get(name) or {}} for name in ("train", "validation", "test")
+    ]
     counted = sum(r["metrics"].get("n") or 0 for r in rows)
     if version.training_rows and counted and version.training_rows > counted:
         rows.insert(2, {"name": "calibration (Platt scaling)", "metrics": {"n": version.training_rows - counted}})
@@ -902,7 +905,8 @@ def run_detail(request, run_id: int):
     summary = selectors.batch_run_summary(user=request.user, run=run)
     bands = summary["bands"]
     start = run.started_at or run.created_at
-    done_rows, throughput = 0, {"seconds": [0.0], "rows": [0]}
+    done_rows = 0
+    throughput: dict[str, list[float]] = {"seconds": [0.0], "rows": [0]}
     for finished_at, rows in summary["chunks"]:
         done_rows += rows
         throughput["seconds"].append(round((finished_at - start).total_seconds(), 2))
