@@ -539,3 +539,6 @@ RECOURSE_NONE = {
     "message": "No change within bounds: no combination of up to three actionable features reaches approve.",
     "suggestions": [],
 }
+
+ROLLBACK_REASON = "v4 approves too many thin-file applicants in the first week; back to v3 until reviewed."
+MODEL_RESTORED = {**MODEL_CHAMPION, "id": 6, "version": 2}
