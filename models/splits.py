@@ -46,3 +46,33 @@ def stratified_kfold(y: Any, *, n_splits: int = 5, seed: int) -> list[tuple[np.n
         dealt += len(index)
     everything = np.arange(len(y))
     return [(everything[fold != k], everything[fold == k]) for k in range(n_splits)]
+
+
+def out_of_time_split(
+    dates: Any, *, fractions: Mapping[str, float] = DEFAULT_FRACTIONS
+) -> dict[str, np.ndarray] | None:
+    """Sorted row indices of each named part, in time: the first part (train) holds the
+    oldest applications, the last (test) the newest, each part whole calendar months
+    (so no row of a part is newer than any row of a later part). Parts get about their
+    fraction of the dated rows; rows without a date cannot be placed in time and go to
+    the first part. None when the dates span fewer months than there are parts."""
+    dates = np.asarray(dates, dtype="datetime64[D]").reshape(-1)
+    weights = np.asarray(list(fractions.values()), dtype=np.float64)
+    if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
+        raise ValueError(f"fractions must be non-negative and sum to 1, got {dict(fractions)}")
+    dated = ~np.isnat(dates)
+    months = dates[dated].astype("datetime64[M]")
+    distinct, counts = np.unique(months, return_counts=True)
+    if len(distinct) < len(fractions):
+        return None
+    # Each part ends at the month boundary nearest its cumulative share, and keeps at least one month.
+    share = np.cumsum(counts) / counts.sum()
+    ends: list[int] = []
+    for i, target in enumerate(np.cumsum(weights)[:-1]):
+        end = int(np.argmin(np.abs(share - target)))
+        low = ends[-1] + 1 if ends else 0
+        ends.append(min(max(end, low), len(distinct) - (len(fractions) - i)))
+    part_of_month = np.searchsorted(np.array(ends), np.arange(len(distinct)), side="left")
+    part = np.zeros(len(dates), dtype=np.int64)  # undated rows: the first part
+    part[dated] = part_of_month[np.searchsorted(distinct, months)]
+    return {name: np.flatnonzero(part == i) for i, name in enumerate(fractions)}

@@ -725,8 +725,8 @@ def _guard_changelist(model_admin: admin.ModelAdmin) -> None:
             return HttpResponseRedirect(f"{request.path}?e=1")
         return view(request, extra_context)
 
-    model_admin.changelist_view = changelist_view
+    model_admin.changelist_view = changelist_view  # type: ignore[method-assign]
 
 
-for _model_admin in admin.site._registry.values():
-    _guard_changelist(_model_admin)
+for _registered in admin.site._registry.values():
+    _guard_changelist(_registered)

@@ -144,7 +144,7 @@ def application_form_class(schema: DatasetSchema) -> type[forms.Form]:
     form_class = whatif_form_class(schema)
     for field in form_class.base_fields.values():
         if isinstance(field, forms.ChoiceField) and field.required:
-            field.choices = [("", "(choose)"), *field.choices]
+            field.choices = [("", "(choose)"), *field.choices]  # type: ignore[misc]
     return form_class
 
 

@@ -144,6 +144,7 @@ def _source(request) -> str:
 def _too_many(request, retry_after: int):
     from django.http import HttpResponse, JsonResponse
 
+    response: HttpResponse
     if request.path.startswith("/api/"):
         from scoring.api.errors import error_body
 

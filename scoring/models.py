@@ -184,7 +184,12 @@ class RepaymentMonth(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     # No index of its own: the unique (applicant, month) constraint's index serves
     # lookups by applicant, and a second index costs every one of millions of inserts.
-    applicant = models.ForeignKey(Applicant, on_delete=models.CASCADE, related_name="history", db_index=False)
+    # No database FK either: its check runs once per inserted row; statement-level
+    # triggers check and lock each referenced applicant once per statement and cascade
+    # deletes (migration 0024; integrity: tests/scoring/test_ingestion_history.py).
+    applicant = models.ForeignKey(
+        Applicant, on_delete=models.CASCADE, related_name="history", db_index=False, db_constraint=False
+    )
     month = models.DateField(help_text="First day of the month.")
     balance = models.FloatField()
     amount_paid = models.FloatField()
@@ -334,6 +339,17 @@ class ModelVersion(models.Model):
     )
     baseline_metrics = models.JSONField(default=dict, blank=True, help_text="logistic regression on the same split")
     progress = models.JSONField(default=dict, blank=True, help_text="epoch, max_epochs, train_loss, val_auc, history")
+    validations = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="each split scheme (stratified; out_of_time when the schema dates applications): "
+        "its test metrics beside the baseline's, its rows and dates, and which one the model was trained on",
+    )
+    screen = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="the leakage and sanity screen at training time (models/screen.py): flagged features and why",
+    )
     artifact_path = models.CharField(max_length=500, blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True)
     background_sha256 = models.CharField(
@@ -398,6 +414,11 @@ class ModelVersion(models.Model):
     @property
     def is_champion(self) -> bool:
         return self.status == self.STATUS_CHAMPION
+
+    @property
+    def screen_findings(self) -> list[str]:
+        """What the leakage and sanity screen flagged when this version was trained (empty: nothing)."""
+        return list((self.screen or {}).get("findings") or [])
 
     @property
     def background_path(self) -> str:

@@ -641,6 +641,26 @@ def model_splits(version: ModelVersion) -> list[dict]:
     return rows
 
 
+SCHEME_LABELS = {"out_of_time": "Out of time (newest months are the test)", "stratified": "Stratified random"}
+
+
+def model_validations(version: ModelVersion) -> list[dict]:
+    """The test figures of each split scheme training ran, the model's own first."""
+    validations = version.validations or {}
+    trained_on = validations.get("trained_on")
+    rows = []
+    for scheme, summary in validations.items():
+        if not isinstance(summary, dict):
+            continue
+        dates = (summary.get("dates") or {}).get("test")
+        rows.append({
+            "label": SCHEME_LABELS.get(scheme, scheme), "trained_on": scheme == trained_on,
+            "test": summary.get("test") or {}, "baseline": summary.get("baseline_test") or {},
+            "rows": summary.get("rows") or {}, "test_dates": dates, "train_dates": (summary.get("dates") or {}).get("train"),
+        })  # fmt: skip
+    return sorted(rows, key=lambda r: not r["trained_on"])
+
+
 def early_stop(version: ModelVersion) -> dict | None:
     """How training ended: early stopping (validation AUC stopped improving) before the
     epoch limit, with the best epoch whose weights were kept."""
@@ -746,6 +766,8 @@ def model_detail(request, version_id: int):
         "others": others,
         "monitoring": model_monitoring(request.user, version),
         "splits": model_splits(version),
+        "validations": model_validations(version),
+        "screen": version.screen or {},
         "early_stop": early_stop(version),
         "can_approve": may_validate and version.status == ModelVersion.STATUS_TRAINED,
         "can_promote": may_validate and version.status == ModelVersion.STATUS_APPROVED,

@@ -18,11 +18,12 @@ binary file object, returning the SHA-256.
 
 from __future__ import annotations
 
-from typing import IO, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
 
+from models import artifacts
 from models.params import ParamSpec, check_params
 
 
@@ -65,7 +66,7 @@ class Family:
         """An unfitted estimator."""
         raise NotImplementedError
 
-    def load(self, source: str | bytes | IO[bytes], sha256: str, *, device: str = "cpu") -> Any:
+    def load(self, source: artifacts.Source, sha256: str, *, device: str = "cpu") -> Any:
         """A fitted estimator from a verified artifact: a path, the bytes, or a binary file object."""
         raise NotImplementedError
 

@@ -9,12 +9,13 @@ last six months and the months before).
 from __future__ import annotations
 
 import threading
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from models import artifacts
 from models.explain import DeepExplainer
 from models.families.base import Family
 from models.params import ParamSpec
@@ -103,7 +104,7 @@ class NetworkFamily(Family):
 
         return CreditModel(self.kind, **hyperparameters)
 
-    def load(self, source: str | bytes | IO[bytes], sha256: str, *, device: str = "cpu") -> Any:
+    def load(self, source: artifacts.Source, sha256: str, *, device: str = "cpu") -> Any:
         from models.training import CreditModel
 
         return CreditModel.load(source, sha256, device=device)

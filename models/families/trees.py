@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -331,7 +331,7 @@ class TreesFamily(Family):
     def build(self, **hyperparameters: Any) -> TreeModel:
         return TreeModel(**hyperparameters)
 
-    def load(self, source: str | bytes | IO[bytes], sha256: str, *, device: str = "cpu") -> TreeModel:
+    def load(self, source: artifacts.Source, sha256: str, *, device: str = "cpu") -> TreeModel:
         return TreeModel.load(source, sha256, device=device)
 
     def background(self, model, static, history=None, history_mask=None, *, seed: int) -> dict[str, np.ndarray]:

@@ -117,6 +117,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     assert isinstance(exc, exceptions.APIException)
+    details: dict | None
     if isinstance(exc, exceptions.ValidationError):
         code, message, details = _validation_error(exc)
     else:

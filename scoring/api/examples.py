@@ -248,6 +248,56 @@ MODEL_DETAIL = {
     "validation_notes": [VALIDATION_NOTE],
     "metrics": {"train": {**METRICS, "auc": 0.802, "n": 6000}, "validation": METRICS, "test": METRICS},
     "baseline_metrics": {"test": {**METRICS, "auc": 0.744, "gini": 0.488}},
+    "validations": {
+        "trained_on": "out_of_time",
+        "out_of_time": {
+            "test": {**METRICS, "auc": 0.752},
+            "baseline_test": {**METRICS, "auc": 0.721},
+            "rows": {"train": 6000, "validation": 1500, "calibration": 1000, "test": 1500},
+            "dates": {
+                "train": ["2019-01-03", "2024-02-29"],
+                "validation": ["2024-03-01", "2025-01-31"],
+                "calibration": ["2025-02-01", "2025-07-31"],
+                "test": ["2025-08-01", "2026-04-30"],
+            },
+        },
+        "stratified": {
+            "test": METRICS,
+            "baseline_test": {**METRICS, "auc": 0.744},
+            "rows": {"train": 6000, "validation": 1500, "calibration": 1000, "test": 1500},
+        },
+    },
+    "screen": {
+        "format_version": 1,
+        "rows": 6000,
+        "thresholds": {
+            "feature_auc": 0.85,
+            "separation": 0.5,
+            "separation_fpr": 0.01,
+            "pattern_gap": 0.3,
+            "model_gap": 0.15,
+            "model_auc": 0.97,
+        },
+        "features": [
+            {
+                "feature": "term_months",
+                "type": "numeric",
+                "auc": 0.808,
+                "separation": 0.3,
+                "patterns": {"multiple_of_12": {"defaulted": 0.258, "repaid": 0.979}},
+                "flags": [
+                    "multiple of 12: 25.8% of defaulters against 97.9% of the others "
+                    "(a value recorded after the outcome?)"
+                ],
+            }
+        ],
+        "model": {"auc": 0.781, "baseline_auc": 0.744, "flags": []},
+        "flagged": ["term_months"],
+        "findings": [
+            "term_months: multiple of 12: 25.8% of defaulters against 97.9% of the others "
+            "(a value recorded after the outcome?)"
+        ],
+    },
 }
 
 MODEL_QUEUED = {
@@ -295,6 +345,8 @@ MODEL_METRICS = {
     "training_data_fingerprint": MODEL["training_data_fingerprint"],
     "metrics": MODEL_DETAIL["metrics"],
     "baseline_metrics": MODEL_DETAIL["baseline_metrics"],
+    "validations": MODEL_DETAIL["validations"],
+    "screen": MODEL_DETAIL["screen"],
 }
 
 TUNING_STUDY = {

@@ -6,6 +6,9 @@ which grant) are the service's (``scoring.services.jobs``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -27,6 +30,7 @@ class JobActionsMixin:
 
     job_kind: str
     job_serializer: type
+    get_object: Callable[[], Any]  # from the view (GenericAPIView) this mixes into
 
     def _act(self, request, table: dict):
         _model, argument = jobs.MODELS[self.job_kind]

@@ -9,6 +9,9 @@ disk before the view looks at its size.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.conf import settings
 from rest_framework import exceptions, parsers, status
 
@@ -52,6 +55,7 @@ def json_depth_exceeds(value, limit: int) -> bool:
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):

@@ -212,7 +212,8 @@ class ModelVersionDetailSerializer(ModelVersionSerializer):
     validation_notes = ValidationNoteSerializer(many=True, read_only=True)
 
     class Meta(ModelVersionSerializer.Meta):
-        fields = [*ModelVersionSerializer.Meta.fields, "validation_notes", "metrics", "baseline_metrics"]
+        fields = [*ModelVersionSerializer.Meta.fields, "validation_notes", "metrics", "baseline_metrics", "validations",
+                  "screen"]  # fmt: skip
 
 
 class ModelStatusSerializer(serializers.ModelSerializer):
@@ -233,14 +234,15 @@ class ModelMetricsSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = ["id", "version", "kind", "status", "training_rows", "training_data_fingerprint", "metrics",
-                  "baseline_metrics"]  # fmt: skip
+                  "baseline_metrics", "validations", "screen"]  # fmt: skip
         read_only_fields = fields
 
 
 class PromoteRequestSerializer(serializers.Serializer):
     override_reason = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=2000,
-        help_text="why to promote despite a failed stability or fairness report (recorded and audited)",
+        help_text="why to promote despite a failed stability or fairness report or a leakage-screen finding "
+        "(recorded and audited)",
     )  # fmt: skip
 
 

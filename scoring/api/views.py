@@ -423,7 +423,9 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(
         summary="Get a model version's metrics beside the logistic-regression baseline",
         description="AUC, Gini, KS, Brier, log loss, deciles, cut-off table, ROC and KS curves on each split; "
-        "`baseline_metrics` are a logistic regression's on the same split.",
+        "`baseline_metrics` are a logistic regression's on the same split; `validations` has the test figures "
+        "of each split scheme (`stratified`, and `out_of_time` when the schema dates applications; "
+        "`trained_on` names the model's); `screen` is the leakage and sanity screen at training time.",
         responses={200: s.ModelMetricsSerializer},
         examples=_example_list(("Metrics", ex.MODEL_METRICS)),
     )
@@ -468,7 +470,8 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(
         summary="Make an approved model the champion (the previous one retires)",
         description="Needs the validate grant on the portfolio; 409 when the version is not `approved`, or while "
-        "its latest stability or fairness report failed and no `override_reason` says why to promote anyway "
+        "its latest stability or fairness report failed or its leakage screen flagged a feature or the model, "
+        "and no `override_reason` says why to promote anyway "
         "(the reason is kept on the version and audited).",
         request=s.PromoteRequestSerializer,
         responses={200: s.ModelVersionSerializer, 409: CONFLICT_MODEL},

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -75,12 +76,12 @@ def seal_hash(seal: AuditSeal) -> str:
 # --- Sealing --------------------------------------------------------------------------
 def audit_seal(*, batch_size: int | None = None) -> int:
     """Seal every event committed so far, batch by batch; the number sealed."""
-    batch_size = batch_size or getattr(settings, "AUDIT_SEAL_BATCH", DEFAULT_BATCH)
+    size: int = batch_size or int(getattr(settings, "AUDIT_SEAL_BATCH", DEFAULT_BATCH))
     total = 0
     while True:
-        sealed = _seal_batch(batch_size)
+        sealed = _seal_batch(size)
         total += sealed
-        if sealed < batch_size:
+        if sealed < size:
             return total
 
 
@@ -93,23 +94,24 @@ def _seal_batch(batch_size: int) -> int:
         head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", "hash").first()
         last_seal = AuditSeal.objects.order_by("-last_seq").values_list("hash", flat=True).first()
         seal = AuditSeal(prev_hash=last_seal or GENESIS_HASH, sealed_at=timezone.now())
-        seq, prev_hash = head or (0, GENESIS_HASH)
+        seq, prev_hash = cast(tuple[int, str], head or (0, GENESIS_HASH))  # a sealed event has both
         seal.first_seq = seq + 1
+        leaves: list[str] = []
         for event in pending:
             seq += 1
             event.seq, event.prev_hash = seq, prev_hash
             event.seal = 0  # the payload form of sealed events (id included); the real id below
             event.hash = prev_hash = event_hash(event)
+            leaves.append(prev_hash)
         seal.last_seq = seq
-        seal.merkle_root = merkle_root([event.hash for event in pending])
+        seal.merkle_root = merkle_root(leaves)
         seal.hash = seal_hash(seal)
         seal.key_id, seal.signature = sign(seal_message(seal))
         seal.save(force_insert=True)
         for event in pending:
             event.seal = seal.pk
         _write_chain_fields(pending, seal.pk)
-        last = pending[-1]
-        head_file_append_on_commit(events=last.seq, last_event_id=last.pk, last_event_hash=last.hash, kind="seal")
+        head_file_append_on_commit(events=seq, last_event_id=pending[-1].pk, last_event_hash=prev_hash, kind="seal")
     return len(pending)
 
 

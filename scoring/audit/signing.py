@@ -24,6 +24,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -93,7 +94,8 @@ class SignedHead:
 
 def sealed_head() -> tuple[int, str, int] | None:
     """(id, hash, seq) of the newest sealed event."""
-    return AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("id", "hash", "seq").first()
+    head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("id", "hash", "seq").first()
+    return cast(tuple[int, str, int] | None, head)  # a sealed event has its hash and seq
 
 
 def audit_checkpoint_create(*, head: tuple[int, str, int] | None = None) -> AuditCheckpoint | None:

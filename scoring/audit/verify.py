@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from scoring.audit.events import GENESIS_HASH, event_hash
 from scoring.audit.seal import audit_seal, merkle_root, seal_hash, seal_message, seal_window, unsealed_overdue
@@ -54,16 +55,17 @@ class _Seals:
 
     def add(self, event: AuditEvent) -> str:
         seal = self.current
+        seq, digest = cast(int, event.seq), cast(str, event.hash)  # walked events are sealed
         if event.seal is None:
             if self.verified or self.leaves:
                 return "an unsealed-form event after the first seal"
             return ""  # chained before the sealer existed: covered by the chain and checkpoints
-        if seal is None or event.seal != seal.pk or not (seal.first_seq <= event.seq <= seal.last_seq):
-            return f"event names seal {event.seal}, which does not cover seq {event.seq}"
-        if not self.leaves and seal.first_seq != event.seq:
-            return f"seal {seal.pk} starts at seq {seal.first_seq}, the chain at seq {event.seq}"
-        self.leaves.append(event.hash)
-        if event.seq < seal.last_seq:
+        if seal is None or event.seal != seal.pk or not (seal.first_seq <= seq <= seal.last_seq):
+            return f"event names seal {event.seal}, which does not cover seq {seq}"
+        if not self.leaves and seal.first_seq != seq:
+            return f"seal {seal.pk} starts at seq {seal.first_seq}, the chain at seq {seq}"
+        self.leaves.append(digest)
+        if seq < seal.last_seq:
             return ""
         # The seal's last event: its batch is complete.
         if seal.prev_hash != self.prev_hash:
@@ -111,7 +113,8 @@ def audit_log_verify(*, chunk_size: int = 2000, progress=None, seal: bool = True
     for event in _events_in_order(chunk_size):
         problem = ""
         if event.seq != expected_seq:
-            problem = f"gap: seq {event.seq} follows seq {expected_seq - 1} ({event.seq - expected_seq} missing)"
+            gap = cast(int, event.seq) - expected_seq
+            problem = f"gap: seq {event.seq} follows seq {expected_seq - 1} ({gap} missing)"
         elif event.prev_hash != prev_hash:
             problem = "prev_hash mismatch: does not name the hash of the event before"
         elif not hmac.compare_digest(event_hash(event), event.hash or ""):
@@ -128,8 +131,9 @@ def audit_log_verify(*, chunk_size: int = 2000, progress=None, seal: bool = True
             result.problem, result.broken_id = problem, event.pk
             return result
         result.events_checked += 1
-        result.last_verified = (event.pk, event.hash, event.seq)
-        prev_hash, expected_seq = event.hash, event.seq + 1
+        seq, digest = cast(int, event.seq), cast(str, event.hash)  # sealed, and the hash was checked
+        result.last_verified = (event.pk, digest, seq)
+        prev_hash, expected_seq = digest, seq + 1
         if progress is not None and result.events_checked % 100_000 == 0:
             progress(result.events_checked)
     result.seals_verified = seals.verified

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.splits import stratified_split
 from scoring.models import ModelVersion
 from scoring.services.errors import ConflictError
 
@@ -47,7 +46,7 @@ class Comparison:
 def model_versions_compare(*, candidate: ModelVersion, others: list[ModelVersion]) -> Comparison:
     """Score the candidate's test split with the candidate and each of ``others``."""
     from scoring.inference import model_load
-    from scoring.services.training import training_data
+    from scoring.services.training import training_data, training_split
 
     versions = [candidate, *[v for v in others if v.pk != candidate.pk]]
     if len(versions) > MAX_COMPARED:
@@ -65,7 +64,7 @@ def model_versions_compare(*, candidate: ModelVersion, others: list[ModelVersion
         if not np.array_equal(with_history.applicant_ids, data.applicant_ids):
             raise ComparisonError("The portfolio's rows with and without history differ: compare again later.")
         data = with_history
-    test_index = stratified_split(y, seed=candidate.seed)["test"]
+    test_index = training_split(data, y, seed=candidate.seed)[1]["test"]
     test, y_test = data.subset(test_index), y[test_index]
     comparison = Comparison(
         candidate=candidate, rows=len(y_test), bad_rate=float(y_test.mean()) if len(y_test) else 0.0,
@@ -77,7 +76,7 @@ def model_versions_compare(*, candidate: ModelVersion, others: list[ModelVersion
         metrics = model.evaluate(y=y_test, **test.model_inputs(version.kind))
         trained_on = 0
         if version.seed != candidate.seed:
-            own_train = set(data.applicant_ids[stratified_split(y, seed=version.seed)["train"]].tolist())
+            own_train = set(data.applicant_ids[training_split(data, y, seed=version.seed)[1]["train"]].tolist())
             trained_on = len(test_ids & own_train)
         comparison.entries.append(Compared(version=version, metrics=metrics, trained_on_rows=trained_on))
     return comparison

@@ -18,8 +18,8 @@ from scoring.models import BatchRun, ImportJob, Outcome, Portfolio, Score
 from scoring.services.access import portfolio_access_grant, user_role_add
 from scoring.services.errors import ConflictError
 from scoring.services.ingestion import import_file_run
-from scoring.services.schemas import schema_register_file
-from scoring.services.synthetic import synthetic_files_write
+from scoring.services.schemas import schema_register, schema_register_file
+from scoring.services.synthetic import synthetic_files_write, synthetic_hard_file_write
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 GERMAN = "German credit"
@@ -103,6 +103,23 @@ def synthetic_load(
     )
     history = _checked(import_file_run(portfolio=portfolio, kind="history", path=files.history, progress=progress))
     return applicants, history
+
+
+def synthetic_hard_load(
+    *, name: str, count: int, seed: int, progress: Callable[[int, int, str], None] | None = None
+) -> ImportJob:
+    """The hard synthetic mode as a portfolio (its schema ``models.synthetic.hard_schema``,
+    registered here), imported through the ingestion service like a lender's file."""
+    from models.synthetic import hard_schema
+
+    schema = schema_register(document=hard_schema())
+    portfolio, _ = Portfolio.objects.get_or_create(
+        name=name,
+        defaults={"schema": schema, "description": f"Hard synthetic applications (models/synthetic.py, seed {seed})."},
+    )
+    directory = Path(settings.VAR_DIR) / "generated" / f"hard-seed{seed}-n{count}"
+    files = synthetic_hard_file_write(directory=directory, count=count, seed=seed)
+    return _checked(import_file_run(portfolio=portfolio, kind="applicants", path=files.applicants, progress=progress))
 
 
 @transaction.atomic

@@ -86,6 +86,7 @@ def whatif_change(schema: DatasetSchema, before, after) -> dict:
     for feature in [*new, *(f for f in old if f not in new)]:
         a, b = old.get(feature), new.get(feature)
         shown = b or a
+        assert shown is not None  # the feature came from one side or the other
         reasons.append(
             {
                 "feature": feature,

@@ -133,7 +133,8 @@ def boundary_reasons(*, score: Score, decider, policy, value_of, groups: list[st
         rows.append({"group": group, "points": float(costs[0, g]), "code": entry.get("code", ""),
                      "cause": entry.get("group", group), "value": value,
                      "text": entry.get("text", group).format(value=format_value(value, integer=group in integers))})  # fmt: skip
-    principal, causes = [], set()
+    principal: list[dict[str, Any]] = []
+    causes: set[str] = set()
     for row in rows:
         if row["points"] <= 0 or len(principal) == k:
             break

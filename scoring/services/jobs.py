@@ -9,7 +9,9 @@ Each is a conditional update (two clicks retry once) and is audited.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -165,9 +167,19 @@ def import_job_cancel(*, job: ImportJob, user=None) -> ImportJob:
     return job
 
 
-RETRY = {"training": model_version_retry, "tuning": tuning_study_retry, "import": import_job_retry}
-CANCEL = {"training": model_version_cancel, "tuning": tuning_study_cancel, "import": import_job_cancel}
-MODELS = {"training": (ModelVersion, "version"), "tuning": (TuningStudy, "study"), "import": (ImportJob, "job")}
+RETRY: dict[str, Callable[..., Any]] = {
+    "training": model_version_retry,
+    "tuning": tuning_study_retry,
+    "import": import_job_retry,
+}
+CANCEL: dict[str, Callable[..., Any]] = {
+    "training": model_version_cancel,
+    "tuning": tuning_study_cancel,
+    "import": import_job_cancel,
+}
+MODELS: dict[str, tuple[type[ModelVersion] | type[TuningStudy] | type[ImportJob], str]] = {
+    "training": (ModelVersion, "version"), "tuning": (TuningStudy, "study"), "import": (ImportJob, "job"),
+}  # fmt: skip
 
 
 def job_act(*, action: str, kind: str, pk: int, user=None):

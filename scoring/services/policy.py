@@ -41,7 +41,7 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import zen
@@ -196,7 +196,7 @@ def policy_decide(
     *,
     log_odds: Any,
     features: Sequence[Mapping[str, Any]],
-    history_facts: Mapping[str, Sequence] | None = None,
+    history_facts: Mapping[str, Any] | None = None,
 ) -> PolicyOutcome:
     """THE decision: calibrated log-odds of default → PD, points (the policy's scale),
     the cutoffs' decision and the strategy rules' final one, with each fired rule's
@@ -484,7 +484,9 @@ def _decide(*, policy_version: PolicyVersion, user, approve: bool, reason: str) 
                 raise PolicyConflict(
                     f"Policy v{row.version} was proposed against a version no longer in force: propose it again."
                 )
-            before = PolicyVersion.objects.get(pk=portfolio.policy_version_id).content() if approve else None
+            # A portfolio always has a policy in force (created with it, never unset).
+            in_force = cast(int, portfolio.policy_version_id)
+            before = PolicyVersion.objects.get(pk=in_force).content() if approve else {}
             row.status = PolicyVersion.STATUS_APPROVED if approve else PolicyVersion.STATUS_REJECTED
             row.decided_by, row.decided_at, row.decision_reason = user, timezone.now(), reason.strip()
             row.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
@@ -553,7 +555,8 @@ def policy_impact(*, policy_version: PolicyVersion) -> dict:
     features = [r[2] for r in rows]
     bad = np.array([outcomes.get(r[0], np.nan) for r in rows], dtype=np.float64)
     base = (
-        policy_version.based_on or PolicyVersion.objects.filter(pk=policy_version.portfolio.policy_version_id).first()
+        policy_version.based_on
+        or PolicyVersion.objects.filter(pk=cast(int, policy_version.portfolio.policy_version_id)).first()
     )
 
     def summary(row: PolicyVersion | None) -> dict | None:

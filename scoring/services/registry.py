@@ -75,13 +75,30 @@ def model_version_approve(*, version: ModelVersion, user) -> ModelVersion:
 
 
 class PromotionBlocked(RegistryError):
-    """A failed stability or fairness report of the version stands in the way; a
-    validator may promote anyway by giving a reason, which is recorded and audited."""
+    """A failed stability or fairness report of the version, or a finding of its
+    leakage screen at training time, stands in the way; a validator may promote
+    anyway by giving a reason, which is recorded and audited."""
 
-    def __init__(self, reports: list) -> None:
+    def __init__(self, reports: list, screen_findings: list[str] | None = None) -> None:
         self.reports = reports
-        findings = "; ".join(f"{r.get_kind_display()} report #{r.pk} failed: {' '.join(r.alerts)}" for r in reports)
-        super().__init__(f"Promotion blocked by monitoring. {findings} Give an override reason to promote anyway.")
+        self.screen_findings = list(screen_findings or [])
+        message = "Promotion blocked"
+        if reports:
+            failed = "; ".join(f"{r.get_kind_display()} report #{r.pk} failed: {' '.join(r.alerts)}" for r in reports)
+            message += f" by monitoring. {failed}"
+        if self.screen_findings:
+            message += (". " if not reports else " ") + "The leakage screen flagged " + "; ".join(self.screen_findings)
+            message += "."
+        super().__init__(f"{message} Give an override reason to promote anyway.")
+
+
+def promotion_gate(*, version: ModelVersion) -> tuple[list, list[str]]:
+    """The one rule of what blocks a promotion, whatever the entry point: the failed
+    latest stability and fairness reports of the version (computed now if it has
+    none), and what its leakage and sanity screen flagged at training time."""
+    from scoring.services.monitoring import promotion_blockers
+
+    return promotion_blockers(model_version=version), version.screen_findings
 
 
 def _check_promotable(version: ModelVersion, user) -> None:
@@ -96,18 +113,19 @@ def model_version_promote(*, version: ModelVersion, user, override_reason: str =
     """Make an approved version the portfolio's champion; the previous champion retires.
 
     Blocked while the version's latest stability or fairness report failed (one is
-    computed now on the portfolio's current applicants if none exists yet), unless
+    computed now on the portfolio's current applicants if none exists yet), or its
+    leakage screen flagged something at training time (``promotion_gate``), unless
     ``override_reason`` says why to promote anyway: it is kept on the version with
     who and when, and audited as ``model.promote_override``."""
     from scoring.audit import audit_record
-    from scoring.services.monitoring import promotion_blockers
 
     version = ModelVersion.objects.select_related("portfolio__schema").get(pk=version.pk)
     _check_promotable(version, user)  # before the reports, which may take a while
-    blockers = promotion_blockers(model_version=version)
+    blockers, screen_findings = promotion_gate(version=version)
+    blocked = bool(blockers or screen_findings)
     reason = (override_reason or "").strip()
-    if blockers and not reason:
-        raise PromotionBlocked(blockers)
+    if blocked and not reason:
+        raise PromotionBlocked(blockers, screen_findings)
     with transaction.atomic():
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)
         _check_promotable(version, user)
@@ -122,17 +140,20 @@ def model_version_promote(*, version: ModelVersion, user, override_reason: str =
         version.promoted_by = user
         version.promoted_at = timezone.now()
         fields = ["status", "promoted_by", "promoted_at"]
-        if blockers:
+        if blocked:
             version.promotion_override_reason = reason
             version.promotion_override_by = user
             version.promotion_override_at = version.promoted_at
             fields += ["promotion_override_reason", "promotion_override_by", "promotion_override_at"]
         version.save(update_fields=fields)
-        if blockers:
+        if blocked:
+            details: dict = {"reports": [r.pk for r in blockers], "kinds": sorted(r.kind for r in blockers)}
+            if screen_findings:
+                details["leakage_screen"] = list((version.screen or {}).get("flagged") or [])
+                details["reason"] = reason[:500]
             audit_record(
                 action="model.promote_override", actor=user, request=request, portfolio_id=version.portfolio_id,
-                object_type="modelversion", object_ids=[version.pk],
-                details={"reports": [r.pk for r in blockers], "kinds": sorted(r.kind for r in blockers)},
+                object_type="modelversion", object_ids=[version.pk], details=details,
             )  # fmt: skip
     version.audit_details = {"replaced": replaced[0] if replaced else None}
     return version

@@ -83,7 +83,7 @@ class _LeaseRenewer(threading.Thread):
         try:
             while not self.stopped.wait(self.interval):
                 try:
-                    rows = self.model.objects.filter(pk=self.pk)
+                    rows = self.model._default_manager.filter(pk=self.pk)
                     if self.token is not None:  # a lease of one holder; None: shared (a study's trials)
                         rows = rows.filter(worker=self.token)
                     rows.update(heartbeat_at=timezone.now())

@@ -60,3 +60,18 @@ def synthetic_files_write(
             if writer is not None:
                 writer.close()
     return SyntheticFiles(applicants_path, history_path, done, history_rows, time.perf_counter() - started)
+
+
+def synthetic_hard_file_write(*, directory: Path, count: int, seed: int) -> SyntheticFiles:
+    """Write ``applicants.parquet`` of the hard mode (``models.synthetic.generate_hard``:
+    no history; the newest applications without an outcome)."""
+    from models.synthetic import generate_hard
+
+    started = time.perf_counter()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "applicants.parquet"
+    frame = generate_hard(count, seed=seed)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+    tmp.replace(path)
+    return SyntheticFiles(path, path, len(frame), 0, time.perf_counter() - started)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from models.families import family_of
+from models.features import input_columns
 from models.metrics import baseline_logistic
 from models.reasons import background_sample, background_write
-from models.splits import stratified_split
+from models.screen import screen as leakage_screen
+from models.splits import out_of_time_split, stratified_split
 from models.training import CreditData
 from riskapp.version import code_version
 from scoring.inference import artifact_path_for
@@ -130,20 +133,38 @@ def _baseline_inputs(model: Any, data: PortfolioData) -> np.ndarray:
     return family_of(model.kind).baseline_inputs(model, **data.model_inputs(model.kind))
 
 
-def model_fit_evaluate(
-    *,
-    data: PortfolioData,
-    y: np.ndarray,
-    schema: dict,
-    kind: str,
-    seed: int,
-    hyperparameters: dict,
-    on_epoch: EpochCallback | None = None,
-) -> tuple[Any, dict, dict, dict]:
-    """Fit on a seeded stratified split (train / validation for early stopping /
-    calibration for Platt scaling / test); metrics on each split, and the logistic
-    baseline fitted on the same train split and measured on the same test split."""
-    parts = stratified_split(y, seed=seed)
+def split_schemes(data: PortfolioData, y: np.ndarray, *, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """Every way of splitting these rows that applies, the one the model is trained on
+    first: out of time (the newest months are the test) when the schema dates the
+    applications and each part holds both outcomes, then the seeded stratified split."""
+    schemes = {}
+    if data.application_dates is not None:
+        in_time = out_of_time_split(data.application_dates)
+        if in_time is not None and all(len(np.unique(y[in_time[name]])) == 2 for name in SPLITS):
+            schemes["out_of_time"] = in_time
+    schemes["stratified"] = stratified_split(y, seed=seed)
+    return schemes
+
+
+def training_split(data: PortfolioData, y: np.ndarray, *, seed: int) -> tuple[str, dict[str, np.ndarray]]:
+    """The scheme a version is trained on, and its parts (what monitoring and comparisons reuse)."""
+    return next(iter(split_schemes(data, y, seed=seed).items()))
+
+
+@dataclass
+class FitResult:
+    """A fitted model and what training records beside it."""
+
+    model: Any
+    metrics: dict  # train / validation / test of the scheme the model was trained on
+    baseline: dict  # {"test": logistic regression on the same rows}
+    background: dict
+    validations: dict  # scheme -> test metrics, baseline, rows and dates; "trained_on"
+    screen: dict  # models.screen.screen of the training rows and the test figures
+
+
+def _fit(data: PortfolioData, y: np.ndarray, parts: dict, *, schema: dict, kind: str, seed: int,
+         hyperparameters: dict, on_epoch: EpochCallback | None) -> tuple[Any, dict, dict]:  # fmt: skip
     split = {name: data.subset(parts[name]) for name in SPLITS}
     ys = {name: y[parts[name]] for name in SPLITS}
     model = (
@@ -164,8 +185,59 @@ def model_fit_evaluate(
     baseline = baseline_logistic(
         _baseline_inputs(model, split["train"]), ys["train"], _baseline_inputs(model, split["test"]), ys["test"]
     )
-    background = background_sample(model, seed=seed, **split["train"].model_inputs(kind))
-    return model, metrics, {"test": baseline}, background
+    assert isinstance(baseline, dict)  # without return_pd: the metrics alone
+    return model, metrics, baseline
+
+
+def _scheme_summary(data: PortfolioData, parts: dict, metrics: dict, baseline: dict) -> dict:
+    summary: dict[str, Any] = {"test": metrics["test"], "baseline_test": baseline,
+                               "rows": {name: len(parts[name]) for name in SPLITS}}  # fmt: skip
+    if data.application_dates is not None:
+        dates = {}
+        for name in SPLITS:
+            known = data.application_dates[parts[name]]
+            known = known[~np.isnat(known)]
+            dates[name] = [str(known.min()), str(known.max())] if len(known) else None
+        summary["dates"] = dates
+    return summary
+
+
+def model_fit_evaluate(
+    *,
+    data: PortfolioData,
+    y: np.ndarray,
+    schema: dict,
+    kind: str,
+    seed: int,
+    hyperparameters: dict,
+    on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    """Fit on the first split scheme that applies (train / validation for early stopping
+    / calibration for Platt scaling / test); metrics on each part, and the logistic
+    baseline fitted on the same train part and measured on the same test part. Each
+    other scheme fits the same family on its own parts, for its test figures only
+    (out of time beside stratified: how much a random split flatters the model). The
+    leakage screen reads the training rows of the model's scheme."""
+    schemes = split_schemes(data, y, seed=seed)
+    fitted = {}
+    for position, (scheme, parts) in enumerate(schemes.items()):
+        fitted[scheme] = _fit(
+            data, y, parts, schema=schema, kind=kind, seed=seed, hyperparameters=hyperparameters,
+            on_epoch=on_epoch if position == 0 else None,
+        )  # fmt: skip
+    trained_on, parts = next(iter(schemes.items()))
+    model, metrics, baseline = fitted[trained_on]
+    validations: dict[str, Any] = {"trained_on": trained_on}
+    for scheme, (_, scheme_metrics, scheme_baseline) in fitted.items():
+        validations[scheme] = _scheme_summary(data, schemes[scheme], scheme_metrics, scheme_baseline)
+    train = data.subset(parts["train"])
+    background = background_sample(model, seed=seed, **train.model_inputs(kind))
+    categorical = [c["name"] for c in input_columns(schema) if c["role"] == "categorical"]
+    screen = leakage_screen(
+        train.static, y[parts["train"]], categorical=categorical, seed=seed,
+        model_auc=metrics["test"].get("auc"), baseline_auc=baseline.get("auc"),
+    )  # fmt: skip
+    return FitResult(model, metrics, {"test": baseline}, background, validations, screen)
 
 
 def _progress_recorder(version: ModelVersion, max_epochs: int) -> EpochCallback:
@@ -212,16 +284,17 @@ def _train_claimed(model_version_id: int, token: str, on_epoch: EpochCallback | 
             if on_epoch:
                 on_epoch(epoch, loss, auc)
 
-        model, metrics, baseline, background = model_fit_evaluate(
+        fit = model_fit_evaluate(
             data=data, y=y, schema=version.schema.definition, kind=version.kind, seed=version.seed,
             hyperparameters=version.hyperparameters, on_epoch=each_epoch,
         )  # fmt: skip
+        model, metrics = fit.model, fit.metrics
         path = artifact_path_for(version)
         path.parent.mkdir(parents=True, exist_ok=True)
         sha256 = model.save(path, metrics={"test": metrics["test"]})
-        background_sha256 = background_write(f"{path}.background.npz", background)
+        background_sha256 = background_write(f"{path}.background.npz", fit.background)
         # What monitoring compares later populations with: the training split, as fitted.
-        train_rows = data.subset(stratified_split(y, seed=version.seed)["train"])
+        train_rows = data.subset(training_split(data, y, seed=version.seed)[1]["train"])
         reference = monitoring_reference_build(model=model, data=train_rows, schema=version.schema, kind=version.kind)
     except Exception as exc:
         if isinstance(exc, TrainingStopped):
@@ -240,7 +313,9 @@ def _train_claimed(model_version_id: int, token: str, on_epoch: EpochCallback | 
         raise
     version.status = ModelVersion.STATUS_TRAINED
     version.metrics = metrics
-    version.baseline_metrics = baseline
+    version.baseline_metrics = fit.baseline
+    version.validations = fit.validations
+    version.screen = fit.screen
     version.device = model.device_
     version.training_data_fingerprint = data.fingerprint()
     version.training_rows = len(y)

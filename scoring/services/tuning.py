@@ -18,7 +18,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from models.families import family_of
-from models.splits import stratified_split
 from scoring.models import Portfolio, TuningStudy
 from scoring.services.hyperparams import tuning_capacity_check
 from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
@@ -28,6 +27,7 @@ from scoring.services.training import (
     model_version_create,
     model_version_train,
     training_data,
+    training_split,
 )
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def tuning_trial_run(*, study_id: int) -> TuningStudy | None:
 
 def _trial_run(study: TuningStudy) -> TuningStudy | None:
     data, y = training_data(portfolio=study.portfolio, kind=study.kind)
-    parts = stratified_split(y, seed=study.seed)
+    _, parts = training_split(data, y, seed=study.seed)  # the parts its best trial will train on
     split = {name: data.subset(parts[name]) for name in SPLITS}
     ys = {name: y[parts[name]] for name in SPLITS}
     schema = study.portfolio.schema.definition

@@ -37,6 +37,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
 from scoring.audit import audit_record
@@ -220,7 +221,7 @@ def group_permissions_set(*, actor, group: Group, permissions: Iterable[Permissi
 
 
 # --- The audit net --------------------------------------------------------------------------
-def _schedule_models() -> list[type]:
+def _schedule_models() -> list[type[Model]]:
     from django_celery_beat.models import (
         ClockedSchedule,
         CrontabSchedule,
@@ -326,12 +327,13 @@ def _reverse_name(owner, relation: str) -> str:
 def users_audit_connect() -> None:
     """Connect the audit net (called once from the app's ready())."""
     User = get_user_model()
-    for model in (User, Group, *_schedule_models()):
+    models: tuple[type[Model], ...] = (User, Group, *_schedule_models())
+    for model in models:
         uid = f"scoring.users.{model._meta.label_lower}"
         pre_save.connect(_remember, sender=model, dispatch_uid=f"{uid}.pre_save")
         post_save.connect(_on_save, sender=model, dispatch_uid=f"{uid}.post_save")
         post_delete.connect(_on_delete, sender=model, dispatch_uid=f"{uid}.post_delete")
     for owner, relation in ((User, "groups"), (User, "user_permissions"), (Group, "permissions")):
-        through = owner._meta.get_field(relation).remote_field.through
+        through = owner._meta.get_field(relation).remote_field.through  # type: ignore[union-attr]
         m2m_changed.connect(_m2m_recorder(owner, relation), sender=through, weak=False,
                             dispatch_uid=f"scoring.users.{owner._meta.label_lower}.{relation}")  # fmt: skip

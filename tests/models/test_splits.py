@@ -44,3 +44,30 @@ def test_kfold_puts_every_row_in_exactly_one_test_fold(y):
         assert abs(y[test].mean() - y.mean()) < 0.002
     again = stratified_kfold(y, n_splits=5, seed=0)
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
+
+
+def test_out_of_time_parts_follow_each_other_in_time_by_whole_months():
+    from models.splits import out_of_time_split
+
+    rng = np.random.default_rng(3)
+    dates = np.datetime64("2020-01-01") + rng.integers(0, 6 * 365, size=5000).astype("timedelta64[D]")
+    dates[:40] = np.datetime64("NaT")  # undated rows cannot be placed in time: they train
+    parts = out_of_time_split(dates)
+    assert list(parts) == ["train", "validation", "calibration", "test"]
+    assert np.array_equal(np.sort(np.concatenate(list(parts.values()))), np.arange(len(dates)))
+    assert set(range(40)) <= set(parts["train"].tolist())
+    spans = {k: (dates[v][~np.isnat(dates[v])].min(), dates[v][~np.isnat(dates[v])].max()) for k, v in parts.items()}
+    # No training row is newer than any test row; validation comes before the test.
+    assert spans["train"][1] < spans["validation"][0] <= spans["validation"][1] < spans["calibration"][0]
+    assert spans["calibration"][1] < spans["test"][0]
+    for name, _ in spans.items():
+        assert spans[name][0].astype("datetime64[M]").astype("datetime64[D]") == spans[name][0] or name == "train"
+    sizes = {k: len(v) / len(dates) for k, v in parts.items()}
+    assert abs(sizes["train"] - 0.6) < 0.03 and abs(sizes["test"] - 0.15) < 0.03
+
+
+def test_out_of_time_needs_as_many_months_as_parts():
+    from models.splits import out_of_time_split
+
+    dates = np.array(["2024-01-05", "2024-01-20", "2024-02-03"], dtype="datetime64[D]")
+    assert out_of_time_split(dates) is None

@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 
 from scoring.management.base import ServiceCommand
 from scoring.management.commands._progress import ProgressBar
-from scoring.services.demo import DemoError, synthetic_load
+from scoring.services.demo import DemoError, synthetic_hard_load, synthetic_load
 
 
 class Command(ServiceCommand):
@@ -18,6 +18,10 @@ class Command(ServiceCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--sex-income-gap", type=float, default=0.0,
                             help="draw women's log-income lower by this much (a fairness test case)")  # fmt: skip
+        parser.add_argument("--hard", action="store_true",
+                            help="the hard mode (models/synthetic.py generate_hard): thresholds, interactions, 1,200 "
+                                 "industry codes, vintages, a planted leak, unlabelled recent applications; no "
+                                 "history")  # fmt: skip
 
     def handle(self, *args, **options):
         if options["count"] < 1:
@@ -34,15 +38,22 @@ class Command(ServiceCommand):
             bar.update(done)
 
         try:
-            applicants, history = synthetic_load(
-                name=options["portfolio"], count=options["count"], seed=options["seed"],
-                sex_income_gap=options["sex_income_gap"], progress=progress,
-            )  # fmt: skip
+            if options["hard"]:
+                jobs = (
+                    synthetic_hard_load(
+                        name=options["portfolio"], count=options["count"], seed=options["seed"], progress=progress
+                    ),
+                )
+            else:
+                jobs = synthetic_load(
+                    name=options["portfolio"], count=options["count"], seed=options["seed"],
+                    sex_income_gap=options["sex_income_gap"], progress=progress,
+                )  # fmt: skip
         except DemoError as exc:
             raise CommandError(str(exc)) from None
         for bar in bars.values():
             bar.finish()
-        for job in (applicants, history):
+        for job in jobs:
             seconds = (job.finished_at - job.started_at).total_seconds()
             self.stdout.write(
                 f"{job.get_kind_display()}: {job.rows_total:,} rows in {seconds:.1f}s "

@@ -58,7 +58,8 @@ class Command(ServiceCommand):
         parser.add_argument(
             "--override-reason",
             default=DEMO_OVERRIDE_REASON,
-            help="recorded when a demo champion is promoted over a failed stability or fairness report",
+            help="recorded when a demo champion is promoted over a failed stability or fairness report "
+            "or leakage-screen findings",
         )
 
     def handle(self, *args, **options):
@@ -122,7 +123,7 @@ class Command(ServiceCommand):
                 portfolio=portfolio, kind=kind, seed=seed, hyperparameters=params, requested_by=users["developer"]
             )
             epochs = family_of(kind).max_epochs(params)
-            bar = ProgressBar(epochs, label=f"{name} {kind}", unit="epochs", stream=self.stderr._out)
+            bar = ProgressBar(epochs or 0, label=f"{name} {kind}", unit="epochs", stream=self.stderr._out)
 
             def on_epoch(epoch: int, loss: float, auc: float, bar: ProgressBar = bar) -> None:
                 bar.update(epoch, suffix=f"val AUC {auc:.3f}", force=True)
@@ -137,8 +138,9 @@ class Command(ServiceCommand):
                     model_version_promote(version=version, user=users["validator"])
                 except PromotionBlocked as blocked:
                     model_version_promote(version=version, user=users["validator"], override_reason=override_reason)
-                    kinds = ", ".join(r.kind for r in blocked.reports)
-                    self.stdout.write(f"{name} {kind}: promoted over a failed {kinds} report (override recorded)")
+                    over = [f"a failed {r.kind} report" for r in blocked.reports]
+                    over += ["leakage-screen findings"] if blocked.screen_findings else []
+                    self.stdout.write(f"{name} {kind}: promoted over {' and '.join(over)} (override recorded)")
             else:
                 Portfolio.objects.filter(pk=portfolio.pk).update(challenger_version=version)
             test, base = version.metrics["test"], version.baseline_metrics["test"]
