@@ -2,7 +2,8 @@
 
 ``audit_record`` is the only writer: one INSERT, no lock, inside the caller's
 transaction when one is open (an action and its event commit or roll back
-together). A sealer (``audit_seal``: a beat task every 5 seconds, and before every
+together); ``audit_record_with`` writes a new row and its event together (one
+statement on PostgreSQL: a real-time decision). A sealer (``audit_seal``: a beat task every 5 seconds, and before every
 verification) then gives the new events, in batches and in id order, their
 position in the chain (``seq``, 1, 2, 3, ...), the hash of the event before
 (``prev_hash``) and their own ``hash = sha256(prev_hash + canonical JSON of the
@@ -26,7 +27,9 @@ Never pass PII (names, national ids, contact data) in ``details``: ids only.
 from scoring.audit.events import (
     GENESIS_HASH,
     OUTCOMES,
+    audit_event_new,
     audit_record,
+    audit_record_with,
     current_request,
     event_hash,
     event_payload,
@@ -62,8 +65,10 @@ __all__ = [
     "append_only_problems",
     "append_only_uninstall",
     "audit_checkpoint_create",
+    "audit_event_new",
     "audit_log_verify",
     "audit_record",
+    "audit_record_with",
     "audit_schedules_reconcile",
     "audit_seal",
     "audit_signals_connect",

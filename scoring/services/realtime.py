@@ -11,6 +11,7 @@ any change), and the score and its audit event in one transaction.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -155,14 +156,34 @@ def _has_derived_inputs(cache: CacheView, schema: DatasetSchema) -> bool:
 
 # --- Inputs -------------------------------------------------------------------
 def realtime_applicant(*, portfolio_id: int, applicant_id: int | None = None, external_id: str | None = None):
-    """(id, external_id, features) of a stored applicant of the portfolio, or None."""
-    lookup = {"pk": applicant_id} if applicant_id is not None else {"external_id": external_id}
+    """(id, external_id, features) of a stored applicant of the portfolio, or None.
+
+    One prepared-once statement (the queryset it replaces spent more CPU building its
+    SQL than the database spent answering it); the features decoded as the model
+    field decodes them."""
+    column, value = ("id", applicant_id) if applicant_id is not None else ("external_id", external_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_APPLICANT_SQL[column], [portfolio_id, value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    applicant_id, external_id, features = row
+    # As the model field decodes it (PostgreSQL and SQLite hand JSON over as text).
     return (
-        Applicant.objects.filter(portfolio_id=portfolio_id, **lookup)
-        .order_by("pk")
-        .values_list("id", "external_id", "features")
-        .first()
+        applicant_id,
+        external_id,
+        json.loads(features, cls=_FEATURES.decoder) if isinstance(features, str) else features,
     )
+
+
+_FEATURES = Applicant._meta.get_field("features")
+_APPLICANT_SQL = {
+    column: (
+        f"SELECT id, external_id, features FROM {Applicant._meta.db_table} "
+        f"WHERE portfolio_id = %s AND {column} = %s ORDER BY id LIMIT 1"
+    )
+    for column in ("id", "external_id")
+}
 
 
 def _history_of(applicant_id: int, *, portfolio_id: int, months: list[date]) -> tuple[np.ndarray, np.ndarray]:

@@ -336,19 +336,16 @@ def score_realtime(
 
 
 def score_record(*, score: Score, version: ModelVersion, requested_by=None, request=None) -> Score:
-    """Save a real-time decision and its audit event in ONE transaction: a crash
-    between the two can no longer leave a decision without its audit row."""
-    from django.db import transaction
+    """Save a real-time decision and its audit event together (``audit_record_with``:
+    one statement on PostgreSQL, one transaction elsewhere): a crash between the two
+    can no longer leave a decision without its audit row."""
+    from scoring.audit import audit_record_with
 
-    from scoring.audit import audit_record
-
-    with transaction.atomic():
-        score.save(force_insert=True)
-        audit_record(
-            action="score.create", actor=requested_by, request=request, portfolio_id=version.portfolio_id,
-            object_type="score", object_ids=[score.pk],
-            details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
-        )  # fmt: skip
+    audit_record_with(
+        score, action="score.create", actor=requested_by, request=request, portfolio_id=version.portfolio_id,
+        object_type="score",
+        details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
+    )  # fmt: skip
     scores_written(portfolio=version.portfolio, version=version, count=1, mode="realtime")
     return score
 

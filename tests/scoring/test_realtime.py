@@ -111,30 +111,76 @@ def test_a_warm_request_reads_the_version_and_the_applicant_and_writes_score_and
     reads = [s for s in statements if s.startswith("SELECT") and "scoring_auditevent" not in s]
     assert len(reads) == 2, reads  # the cache version, the applicant
     assert "scoring_cacheversion" in reads[0] and "scoring_applicant" in reads[1]
-    # The score and its event commit in one transaction (the audit event joins the score's).
-    insert_score = next(i for i, s in enumerate(statements) if s.startswith('INSERT INTO "scoring_score"'))
-    insert_event = next(i for i, s in enumerate(statements) if s.startswith('INSERT INTO "scoring_auditevent"'))
-    between = statements[insert_score:insert_event]
-    assert not any(s.upper().startswith(("COMMIT", "RELEASE SAVEPOINT")) for s in between), between
+    # (The test's own transaction makes the write take a savepoint; served, it takes none.)
+    writes = [s for s in statements if not s.startswith(("SELECT", "SAVEPOINT", "RELEASE SAVEPOINT"))]
+    if connection.vendor == "postgresql":
+        # One statement writes both, its own transaction: no BEGIN, no COMMIT round trip.
+        assert len(writes) == 1 and writes[0].startswith("WITH"), writes
+        assert 'INSERT INTO "scoring_score"' in writes[0] and 'INSERT INTO "scoring_auditevent"' in writes[0]
+    else:
+        # The score and its event commit in one transaction (the audit event joins the score's).
+        insert_score = next(i for i, s in enumerate(statements) if s.startswith('INSERT INTO "scoring_score"'))
+        insert_event = next(i for i, s in enumerate(statements) if s.startswith('INSERT INTO "scoring_auditevent"'))
+        between = statements[insert_score:insert_event]
+        assert not any(s.upper().startswith(("COMMIT", "RELEASE SAVEPOINT")) for s in between), between
     event = AuditEvent.objects.order_by("-id").first()
     assert event.action == "score.create" and event.object_ids == [response.json()["id"]]
+    score = Score.objects.get(pk=response.json()["id"])
+    assert (event.actor_id, event.portfolio_id, event.object_type) == (trained["owner"].pk, portfolio.pk, "score")
+    assert event.details == {"applicant": score.applicant_id, "model_version": score.model_version_id,
+                             "decision": score.decision}  # fmt: skip
 
 
 def test_a_failed_audit_write_leaves_no_decision_behind(trained, db, monkeypatch):
     portfolio = trained["portfolio"]
     promote(trained, "mlp")
     client, _ = token_client(trained["owner"], portfolio, raise_request_exception=False)
-    import scoring.audit
+    import scoring.audit.events
 
-    def broken(**kwargs):
-        raise RuntimeError("audit store down")
+    built = scoring.audit.events.audit_event_new
 
-    monkeypatch.setattr(scoring.audit, "audit_record", broken)
+    def refused_by_the_database(**kwargs):
+        event = built(**kwargs)
+        event.actor_username = None  # NOT NULL: the database refuses the event's INSERT
+        return event
+
+    monkeypatch.setattr(scoring.audit.events, "audit_event_new", refused_by_the_database)
     before = Score.objects.count()
     response = post(client, portfolio, {"applicant_id": Applicant.objects.filter(portfolio=portfolio).first().pk})
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "server_error"
     assert Score.objects.count() == before
+
+
+def test_a_score_written_with_its_event_is_the_row_the_orm_writes(trained, db):
+    """``audit_record_with`` (one statement on PostgreSQL) stores exactly what the ORM's
+    save stores, for the score and for its event."""
+    from scoring.audit import audit_record, audit_record_with
+
+    portfolio = trained["portfolio"]
+    version = promote(trained, "cnn")  # the CNN's score carries every field, its history bytes too
+    applicant = Applicant.objects.filter(portfolio=portfolio).order_by("pk").first()
+    unsaved = score_realtime(portfolio=portfolio, requested_by=trained["owner"], applicant=applicant)
+    values = {f.attname: getattr(unsaved, f.attname) for f in Score._meta.concrete_fields if f.attname != "id"}
+    together, alone = Score(**values), Score(**values)
+    details = {"applicant": applicant.pk, "decision": "refer", "ratio": 0.5}
+    event = audit_record_with(together, action="score.create", actor=trained["owner"], portfolio_id=portfolio.pk,
+                              object_type="score", details=details)  # fmt: skip
+    alone.save(force_insert=True)
+    orm_event = audit_record(action="score.create", actor=trained["owner"], portfolio_id=portfolio.pk,
+                             object_type="score", object_ids=[alone.pk], details=details)  # fmt: skip
+    assert together.pk is not None and event.object_ids == [together.pk]
+
+    def stored(model, pk, skip):
+        row = model.objects.filter(pk=pk).values().get()
+        return {k: v for k, v in row.items() if k not in skip}
+
+    skip = {"id", "created_at", "occurred_at", "object_ids"}
+    assert stored(Score, together.pk, skip) == stored(Score, alone.pk, skip)
+    assert stored(AuditEvent, event.pk, skip) == stored(AuditEvent, orm_event.pk, skip)
+    assert AuditEvent.objects.get(pk=event.pk).object_ids == [together.pk]
+    assert Score.objects.get(pk=together.pk).created_at == together.created_at
+    assert version.pk == together.model_version_id
 
 
 def test_every_refusal_is_the_full_paths_own_answer(trained, db):
