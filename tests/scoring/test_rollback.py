@@ -28,6 +28,11 @@ REASON = "v2 approves too many thin-file applicants; back to v1 until reviewed"
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker):
     """Two approved MLPs of one portfolio; v1 was champion, then v2 replaced it."""
+    from scoring.caches import process_cache
+    from scoring.services.policy import policy_cache_clear
+
+    process_cache.clear()  # a module before this one flushed the database (ids start again)
+    policy_cache_clear()
     with django_db_blocker.unblock():
         portfolio = synthetic_portfolio(n=400, seed=31, name="Rollback")
         users = {n: UserFactory(username=f"rb-{n}") for n in ("developer", "validator", "analyst", "owner")}
