@@ -1,7 +1,7 @@
 """Bench: real-time scoring beside the framework's floor, on one server, in one run.
 
     python bench/realtime_latency.py [--clients 20] [--seconds 30] [--workers 2]
-        [--servers sync,gthread] [--threads 4] [--applicants 20000]
+        [--servers sync,gthread,granian] [--threads 4] [--applicants 20000]
 
 Recreates the PostgreSQL database `riskapp_rt`, loads synthetic applicants, trains
 an MLP and a CNN (developer trains, validator approves), then for each server
@@ -184,6 +184,10 @@ def measured(master: int, path: str, token: str, clients: int, seconds: float, b
 
 
 def server_command(kind: str, workers: int, threads: int) -> list[str]:
+    if kind == "granian":  # its WSGI interface: N blocking threads per worker, as gthread
+        return [sys.executable, "-m", "granian", "--interface", "wsgi", "riskapp.wsgi:application",
+                "--host", "127.0.0.1", "--port", str(PORT), "--workers", str(workers),
+                "--blocking-threads", str(threads), "--log-level", "warning", "--no-ws"]  # fmt: skip
     command = [sys.executable, "-m", "gunicorn", "riskapp.wsgi:application", "--config", "docker/gunicorn.conf.py",
                "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--timeout", "120", "--log-level", "warning"]  # fmt: skip
     if kind == "gthread":
@@ -197,7 +201,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="per gthread worker")
-    parser.add_argument("--servers", default="sync", help="comma-separated: sync, gthread")
+    parser.add_argument("--servers", default="sync", help="comma-separated: sync, gthread, granian")
     parser.add_argument("--applicants", type=int, default=20_000)
     args = parser.parse_args()
     portfolio_id, versions, token = setup(args.applicants)

@@ -18,13 +18,12 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from models.artifacts import write_bytes_atomically
+from models.artifacts import Source, get, write_bytes_atomically
 from models.features import HISTORY_SOURCES, ColumnFrame
 from models.scaling import PointsScale, decide_many
 from models.training import CreditModel
@@ -53,22 +52,30 @@ def background_sample(
     return family_of(model.kind).background(model, static, history, history_mask, seed=seed)
 
 
-def background_write(path: str | os.PathLike[str], background: dict[str, np.ndarray]) -> str:
-    """Write the background atomically (npz, no pickle); return its SHA-256."""
+def background_bytes(background: dict[str, np.ndarray]) -> bytes:
+    """The background as npz bytes (no pickle): what is stored and hashed."""
     buffer = io.BytesIO()
     arrays: dict[str, Any] = dict(background)  # typed loosely: numpy's stub mistakes ** for allow_pickle
     np.savez(buffer, **arrays)
-    return write_bytes_atomically(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
-def background_read(path: str | os.PathLike[str], expected_sha256: str) -> dict[str, np.ndarray]:
+def background_write(path: str | os.PathLike[str], background: dict[str, np.ndarray]) -> str:
+    """Write the background atomically to a path; return its SHA-256."""
+    return write_bytes_atomically(path, background_bytes(background))
+
+
+def background_read(source: Source, expected_sha256: str) -> dict[str, np.ndarray]:
+    """The arrays of a background given as a path, bytes or a binary file object,
+    checked against the recorded SHA-256 before numpy parses them."""
     from models.artifacts import ArtifactIntegrityError
 
-    data = Path(path).read_bytes()
+    data = get(source)
     actual = hashlib.sha256(data).hexdigest()
-    if actual != expected_sha256:
+    if not expected_sha256 or actual != expected_sha256:
+        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "background"
         raise ArtifactIntegrityError(
-            f"{path}: SHA-256 {actual} does not match the recorded {expected_sha256}; refusing to load it."
+            f"{name}: SHA-256 {actual} does not match the recorded {expected_sha256}; refusing to load it."
         )
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         return {key: npz[key] for key in sorted(npz.files)}

@@ -233,3 +233,24 @@ def parse_database_url(url: str, *, base_dir: Path) -> DatabaseUrl:
     raise ImproperlyConfigured(
         f"DATABASE_URL={url!r}: unsupported scheme {parts.scheme!r}; use postgres:// or sqlite:///."
     )
+
+
+def s3_storages(aliases: list[str], *, bucket_name: str, prefix: str = "", **options) -> dict[str, dict]:
+    """``STORAGES`` entries putting each alias under its own prefix of one S3-compatible
+    bucket (django-storages). ``options`` are S3Storage's: endpoint_url, region_name,
+    access_key, secret_key (None: boto3's own credential chain), addressing_style."""
+    prefix = prefix.strip("/")
+    common = {
+        "bucket_name": bucket_name,
+        "default_acl": None,  # the bucket's own policy: objects are never made public
+        "querystring_auth": True,
+        "file_overwrite": True,  # names carry a random part: no existence check before each write
+        **options,
+    }
+    return {
+        alias: {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**common, "location": f"{prefix}/{alias}" if prefix else alias},
+        }
+        for alias in aliases
+    }

@@ -24,6 +24,7 @@ from riskapp.env import (
     env_str,
     parse_database_url,
     pii_encryption_keys,
+    s3_storages,
     secret_key,
 )
 
@@ -139,13 +140,43 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request without it
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
 # scoring/static is found by the app-directories finder (scoring is an installed app).
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or "")
 ARTIFACT_DIR = Path(env_str("ARTIFACT_DIR", str(VAR_DIR / "artifacts")) or "")
+# Model artifacts, uploaded import files (while their import runs) and exports go through
+# these storage aliases (scoring/storage.py). Local folders by default: ARTIFACT_DIR,
+# MEDIA_ROOT/imports (uploads: folders 0700, files 0600), VAR_DIR/exports. With
+# AWS_STORAGE_BUCKET_NAME set, all three are prefixes of that S3-compatible bucket
+# (AWS_S3_ENDPOINT_URL for MinIO, Ceph, R2...; credentials from AWS_ACCESS_KEY_ID /
+# AWS_SECRET_ACCESS_KEY, or boto3's own chain: a pod's role, an instance profile).
+_private = {"directory_permissions_mode": 0o700, "file_permissions_mode": 0o600}
+_local = "scoring.storage.SettingFolderStorage"
+_file_storages = {
+    "artifacts": {"BACKEND": _local, "OPTIONS": {"setting": "ARTIFACT_DIR", **_private}},
+    "uploads": {"BACKEND": _local, "OPTIONS": {"setting": "MEDIA_ROOT", "subfolder": "imports", **_private}},
+    "exports": {"BACKEND": _local, "OPTIONS": {"setting": "VAR_DIR", "subfolder": "exports", **_private}},
+}
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+if AWS_STORAGE_BUCKET_NAME:
+    _file_storages = s3_storages(
+        list(_file_storages),
+        bucket_name=AWS_STORAGE_BUCKET_NAME,
+        prefix=env_str("AWS_LOCATION", "") or "",
+        endpoint_url=env_str("AWS_S3_ENDPOINT_URL"),
+        region_name=env_str("AWS_S3_REGION_NAME"),
+        access_key=env_secret("AWS_ACCESS_KEY_ID"),
+        secret_key=env_secret("AWS_SECRET_ACCESS_KEY"),
+        addressing_style=env_choice("AWS_S3_ADDRESSING_STYLE", "auto", {"auto", "path", "virtual"}),
+    )
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    **_file_storages,
+}
+# Files in the artifacts storage that no model version names, older than this, are deleted
+# by the supervisor (a training killed between its model file and its row). 0 turns it off:
+# needed when several databases (a staging copy, a bench) share one artifact store.
+ARTIFACT_ORPHAN_GRACE_SECONDS = env_int("ARTIFACT_ORPHAN_GRACE_SECONDS", 24 * 3600, minimum=0)
 
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
@@ -342,6 +373,20 @@ SUPERVISOR_INTERVAL_SECONDS = env_int("SUPERVISOR_INTERVAL_SECONDS", 30, minimum
 # outage drops nothing with the default of 30 minutes.
 TASK_RETRY_BUDGET_SECONDS = env_int("TASK_RETRY_BUDGET_SECONDS", 1800, minimum=1)
 TASK_RETRY_MAX_DELAY_SECONDS = env_int("TASK_RETRY_MAX_DELAY_SECONDS", 60, minimum=1)
+# Decision events (scoring.services.webhooks): a receiver that does not answer 2xx is tried
+# again with backoff and jitter (the tasks' retry helper) for this long after the first
+# failure, then the delivery is marked failed (and can be redelivered). Short timeouts:
+# a slow receiver must not hold a default worker.
+WEBHOOK_RETRY_BUDGET_SECONDS = env_int("WEBHOOK_RETRY_BUDGET_SECONDS", 6 * 3600, minimum=1)
+WEBHOOK_RETRY_MAX_DELAY_SECONDS = env_int("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 600, minimum=1)
+WEBHOOK_CONNECT_TIMEOUT_SECONDS = env_int("WEBHOOK_CONNECT_TIMEOUT_SECONDS", 3, minimum=1, maximum=60)
+WEBHOOK_READ_TIMEOUT_SECONDS = env_int("WEBHOOK_READ_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+# A pending delivery due longer ago than this lost its message: the supervisor sends it again.
+WEBHOOK_LOST_AFTER_SECONDS = env_int("WEBHOOK_LOST_AFTER_SECONDS", 300, minimum=2)
+# Receivers on link-local addresses (169.254.0.0/16 with the cloud metadata service, fe80::/10)
+# or the unspecified address are refused, when configured and again when sent (a name may
+# resolve elsewhere later), unless this allows them.
+WEBHOOK_ALLOW_LINK_LOCAL = env_bool("WEBHOOK_ALLOW_LINK_LOCAL", False)
 
 # --- Monitoring and metrics ------------------------------------------------------
 # A monitoring report looks at a seeded sample of at most this many applicants (PSI and

@@ -22,7 +22,7 @@ to call ``invalidate()``: the governance policy approval does.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -66,7 +66,7 @@ class CacheView:
         self.version = version
         self.entries = entries
 
-    def get(self, kind: str, key: Any, load: Callable[[], T | None]) -> T | None:
+    def get(self, kind: Hashable, key: Any, load: Callable[[], T | None]) -> T | None:
         """The cached value of (kind, key), loaded on a miss. ``None`` is never
         cached (an unknown token stays a database read, and cannot fill memory)."""
         try:
@@ -136,7 +136,7 @@ def cache_signals_connect() -> None:
     from django.contrib.auth.models import Group
     from guardian.models import GroupObjectPermission, UserObjectPermission
 
-    from scoring.models import ApiToken, DatasetSchema, ModelVersion, Portfolio, ReasonCode
+    from scoring.models import ApiToken, DatasetSchema, ModelVersion, Portfolio, ReasonCode, WebhookEndpoint
 
     user_model = get_user_model()
     # Grants (guardian rows), tokens, champions, policies (portfolio cut-offs and
@@ -150,6 +150,7 @@ def cache_signals_connect() -> None:
         DatasetSchema,
         ReasonCode,
         Group,
+        WebhookEndpoint,  # the active endpoints a real-time decision is announced to
     ):
         post_save.connect(_bump, sender=model, dispatch_uid=f"caches.save.{model._meta.label}")
         post_delete.connect(_bump, sender=model, dispatch_uid=f"caches.delete.{model._meta.label}")

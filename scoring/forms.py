@@ -171,3 +171,14 @@ def whatif_form_class(schema: DatasetSchema) -> type[forms.Form]:
             field_class = forms.IntegerField if kind == "integer" else forms.FloatField
             fields[name] = field_class(label=label, required=required, min_value=low, max_value=high)
     return type("WhatIfForm", (forms.Form,), fields)
+
+
+class ReviewDecisionForm(forms.Form):
+    """An underwriter's final decision of a referred case (the rules: scoring.services.reviews)."""
+
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("decline", "Decline")], widget=forms.RadioSelect)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=1000,
+        help_text="Required: why you decide this way. Kept with the decision and in the audit log.",
+    )

@@ -6,29 +6,32 @@ from __future__ import annotations
 
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 import torch
 from django.conf import settings
 
 from scoring.models import ModelVersion
+from scoring.storage import ARTIFACTS, storage
 
 _lock = threading.RLock()  # decider_load holds it while model_load takes it again
 _loaded: dict[tuple[int, str], Any] = {}
 
 
-def artifact_path_for(version: ModelVersion) -> Path:
-    """A new, never-reused file name for the version's artifact. Ids and version
-    numbers repeat across databases (a staging copy, a restored backup, a bench)
-    that share one artifact store, so a random part keeps one from overwriting
-    another's model; the row records the path and the SHA-256 it must match."""
-    name = f"v{version.version}-{version.kind}-{uuid.uuid4().hex[:12]}.pt"
-    return Path(settings.ARTIFACT_DIR) / f"portfolio-{version.portfolio_id}" / name
+def artifact_name_for(version: ModelVersion) -> str:
+    """A new, never-reused name for the version's artifact in the artifacts storage.
+    Ids and version numbers repeat across databases (a staging copy, a restored backup,
+    a bench) that share one artifact store, so a random part keeps one from overwriting
+    another's model; the row records the name and the SHA-256 it must match."""
+    return f"portfolio-{version.portfolio_id}/v{version.version}-{version.kind}-{uuid.uuid4().hex[:12]}.pt"
+
+
+def _artifact_open(name: str):
+    return storage(ARTIFACTS).open(name, "rb")
 
 
 def model_load(version: ModelVersion) -> Any:
-    """The fitted model of ``version``; loaded from disk on first use in this process.
+    """The fitted model of ``version``; read from the artifacts storage on first use in this process.
     Keyed by id and hash, so a replaced champion is picked up on the next call."""
     key = (version.pk, version.artifact_sha256)
     model = _loaded.get(key)
@@ -37,7 +40,8 @@ def model_load(version: ModelVersion) -> Any:
             model = _loaded.get(key)
             if model is None:
                 torch.set_num_threads(settings.TORCH_NUM_THREADS)  # a scoring process (see settings)
-                model = version.family.load(version.artifact_path, version.artifact_sha256)
+                with _artifact_open(version.artifact_name) as source:  # hash checked before parsing
+                    model = version.family.load(source, version.artifact_sha256)
                 _loaded[key] = model
     return model
 
@@ -65,7 +69,8 @@ def decider_load(version: ModelVersion):
         with _lock:
             decider = _deciders.get(key)
             if decider is None:
-                background = background_read(version.background_path, version.background_sha256)
+                with _artifact_open(version.background_name) as source:
+                    background = background_read(source, version.background_sha256)
                 decider = CreditDecider(
                     model_load(version),
                     background,

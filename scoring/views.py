@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import csv
 import json
-import tempfile
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponsePermanentRedirect, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponsePermanentRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -33,7 +30,7 @@ from scoring.services import display
 from scoring.services.batch import BatchError, batch_run_cancel, batch_run_progress, batch_run_resume, batch_run_start
 from scoring.services.comparison import COMPARABLE, model_versions_compare
 from scoring.services.errors import ServiceError, public_error_text
-from scoring.services.exports import escape_cell, export_csv_lines, export_parquet
+from scoring.services.exports import escape_cell, export_csv_lines, export_parquet_store, export_stream
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
 from scoring.services.recourse import RecourseError, score_recourse
@@ -70,6 +67,7 @@ def capabilities(user) -> dict[str, bool]:
         "export": anywhere("export_portfolio"),
         "train": anywhere("train_portfolio"),
         "validate": anywhere("validate_portfolio"),
+        "review": anywhere("review_portfolio"),
         "audit": selectors.audit_may_read(user),
     }
 
@@ -236,6 +234,9 @@ def applicant_detail(request, applicant_id: int):
     applicant = found(selectors.applicant_get(user=request.user, applicant_id=applicant_id))
     portfolio = applicant.portfolio
     scores = selectors.applicant_scores(user=request.user, applicant=applicant)
+    reviews = selectors.applicant_reviews(user=request.user, applicant=applicant)
+    for s in scores:  # the final decision by review, shown beside the model's
+        s.final_review = reviews.get(s.pk)  # type: ignore[attr-defined]
     latest = scores[0] if scores else None
     history = selectors.applicant_history(user=request.user, applicant=applicant)
     champion = selectors.portfolio_champion(user=request.user, portfolio=portfolio)
@@ -779,6 +780,7 @@ def model_detail(request, version_id: int):
         "previous_champion": previous_champion(version.portfolio)
         if may_validate and version.status == ModelVersion.STATUS_CHAMPION
         else None,
+        "review_report": next(iter(selectors.review_report(user=request.user, model_version=version)), None),
     }
     return page(request, "scoring/model_detail.html", context)
 
@@ -970,10 +972,10 @@ def run_export(request, run_id: int, file_format: str):
         )
         response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.csv"'
         return response
-    handle = tempfile.NamedTemporaryFile(suffix=".parquet", dir=settings.VAR_DIR)  # noqa: SIM115 (FileResponse closes it)
-    export_parquet(run, Path(handle.name), actor=request.user, request=request)
-    handle.seek(0)
-    return FileResponse(handle, as_attachment=True, filename=f"run-{run.pk}.parquet")
+    name = export_parquet_store(run, actor=request.user, request=request)
+    response = StreamingHttpResponse(export_stream(name), content_type="application/vnd.apache.parquet")
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.parquet"'
+    return response
 
 
 # --- audit log ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.signals import got_request_exception
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -102,6 +102,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.PermissionDenied(*exc.args)
     elif isinstance(exc, RequestDataTooBig):  # a body above DATA_UPLOAD_MAX_MEMORY_SIZE
         exc = RequestTooLarge()
+    elif isinstance(exc, SuspiciousOperation):
+        # Django's refusals of a malformed request (more form fields than
+        # DATA_UPLOAD_MAX_NUMBER_FIELDS, too many files, ...): the client's error, a 400
+        # like Django's own answer outside the API, never a 500.
+        exc = exceptions.ParseError(f"Malformed request: {exc}")
     elif isinstance(exc, ServiceError):
         exc = service_error_to_api(exc)
     response = drf_exception_handler(exc, context)

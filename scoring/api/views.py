@@ -4,12 +4,9 @@ user lacks on a visible portfolio answer 403."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from django.conf import settings
 from django.db import transaction
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -36,7 +33,7 @@ from scoring.permissions import PortfolioActionPermission, has_portfolio_perm, r
 from scoring.services import display
 from scoring.services.batch import batch_run_cancel, batch_run_resume, batch_run_start
 from scoring.services.explanations import score_explanation
-from scoring.services.exports import export_csv_lines, export_parquet
+from scoring.services.exports import export_csv_lines, export_parquet_store, export_stream
 from scoring.services.import_reports import import_report_csv_lines
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.recourse import score_recourse
@@ -686,10 +683,10 @@ class BatchRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.csv"'
             return response
         if file_format == "parquet":
-            handle = tempfile.NamedTemporaryFile(suffix=".parquet", dir=settings.VAR_DIR)  # noqa: SIM115 (FileResponse closes it)
-            export_parquet(run, Path(handle.name), actor=request.user, request=request)
-            handle.seek(0)
-            return FileResponse(handle, as_attachment=True, filename=f"run-{run.pk}.parquet")
+            name = export_parquet_store(run, actor=request.user, request=request)
+            response = StreamingHttpResponse(export_stream(name), content_type="application/vnd.apache.parquet")
+            response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.parquet"'
+            return response
         raise ValidationError({"file_format": ["csv or parquet"]})
 
 

@@ -54,7 +54,7 @@ def model_versions_compare(*, candidate: ModelVersion, others: list[ModelVersion
     for version in versions:
         if version.portfolio_id != candidate.portfolio_id:
             raise ComparisonError("Only versions of the same portfolio score the same rows.")
-        if version.status not in COMPARABLE or not version.artifact_path:
+        if version.status not in COMPARABLE or not version.artifact_name:
             raise ComparisonError(f"Model v{version.version} has no trained artifact to score with.")
     data, y = training_data(portfolio=candidate.portfolio, kind=candidate.kind)
     same_data = data.fingerprint() == candidate.training_data_fingerprint

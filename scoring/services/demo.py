@@ -44,6 +44,8 @@ DEMO_USERS: dict[str, tuple[bool, bool, str, tuple[str, ...]]] = {
     "developer": (False, False, roles.MODEL_DEVELOPER, (GERMAN, SYNTHETIC)),
     "validator": (False, False, roles.MODEL_VALIDATOR, (GERMAN, SYNTHETIC)),
     "auditor": (False, False, roles.AUDITOR, (GERMAN, SYNTHETIC)),
+    # Decides the refers of the initial batch runs (about 12-13 % of each book) in the review queue.
+    "underwriter": (False, False, roles.UNDERWRITER, (GERMAN, SYNTHETIC)),
 }
 
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from django.core.files import File
 
 from scoring.models import BatchRun, Score
+from scoring.storage import EXPORTS, storage
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ["score_id", "applicant_external_id", "model_version", "pd", "score", "decision", "reason_1", "reason_2",
@@ -84,8 +89,8 @@ def export_csv_lines(run: BatchRun, *, actor=None, request=None) -> Iterator[str
         _audit(run, actor=actor, request=request, rows=rows, file_format="csv", complete=complete)
 
 
-def export_parquet(run: BatchRun, path: Path, *, actor=None, request=None) -> int:
-    """Write the run's scores to a Parquet file; returns the row count."""
+def export_parquet(run: BatchRun, path: Path | IO[bytes], *, actor=None, request=None) -> int:
+    """Write the run's scores to a Parquet file (a path or a binary file object); returns the row count."""
     schema = pa.schema(
         [
             ("score_id", pa.int64()),
@@ -118,3 +123,27 @@ def export_parquet(run: BatchRun, path: Path, *, actor=None, request=None) -> in
             count += len(batch)
     _audit(run, actor=actor, request=request, rows=count, file_format="parquet", complete=True)
     return count
+
+
+def export_parquet_store(run: BatchRun, *, actor=None, request=None) -> str:
+    """Write the run's scores as Parquet into the exports storage; return the object's
+    name, which :func:`export_stream` sends and then deletes. Built in a temporary file
+    (spilled to the system's temporary folder past 32 MB, deleted on close), never in a
+    folder of the service."""
+    with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as buffer:
+        export_parquet(run, buffer, actor=actor, request=request)
+        buffer.seek(0)
+        return storage(EXPORTS).save(f"run-{run.pk}-{uuid.uuid4().hex}.parquet", File(buffer))
+
+
+def export_stream(name: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes of an export, in chunks; the object is deleted once the stream ends or
+    the client goes away. An export holds applicants' ids and scores: no copy stays
+    behind in the storage (an erasure has none to find)."""
+    store = storage(EXPORTS)
+    try:
+        with store.open(name, "rb") as source:
+            while chunk := source.read(chunk_size):
+                yield chunk
+    finally:
+        store.delete(name)

@@ -10,7 +10,6 @@ Each is a conditional update (two clicks retry once) and is audited.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from django.db import transaction
@@ -135,7 +134,9 @@ def import_job_retry(*, job: ImportJob, user=None) -> ImportJob:
     from scoring.tasks import import_file
 
     _check(user, job, "importjob")
-    if not job.source or not Path(job.source).is_file():
+    from scoring.services.ingestion.run import import_source_size
+
+    if not job.source or import_source_size(job.source) is None:
         raise JobStateError("The file of this import is gone: upload it again to import it.")
     with transaction.atomic():
         retried = ImportJob.objects.filter(pk=job.pk, status=ImportJob.STATUS_FAILED).update(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 from django.db import connection
@@ -56,7 +57,7 @@ class CachedToken:
     narrowing is kept here, not set on the shared user) and the narrowing."""
 
     token_id: int
-    user: object
+    user: Any
     scope: frozenset[int] | None
     expires_at: datetime | None
     last_used_at: datetime | None
@@ -104,7 +105,7 @@ def realtime_permitted(cache: CacheView, token: CachedToken, portfolio_id: int, 
     ids = cache.get(("perm", perm), user.pk, lambda: _PermittedIds(permitted_portfolio_ids(user, perm)))
     if token.scope is not None and portfolio_id not in token.scope:
         return False
-    return ids.ids is None or portfolio_id in ids.ids
+    return ids is not None and (ids.ids is None or portfolio_id in ids.ids)  # the load never gives None
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,9 @@ def _schema_columns(cache: CacheView, schema: DatasetSchema) -> tuple[list[str],
         categorical = [c["name"] for c in schema.columns_with_role(DatasetSchema.ROLE_CATEGORICAL)]
         return numeric, [name for name in feature_columns(schema) if name in set(categorical)]
 
-    return cache.get("columns", schema.pk, load)
+    columns = cache.get("columns", schema.pk, load)
+    assert columns is not None  # the load never gives None
+    return columns
 
 
 def _has_derived_inputs(cache: CacheView, schema: DatasetSchema) -> bool:
@@ -269,4 +272,4 @@ def realtime_score(
     )
     score = score_from_values(values)
     score.model_version = version  # the response names its number: no query for the row we hold
-    return score_record(score=score, version=version, requested_by=user, request=request)
+    return score_record(score=score, version=version, requested_by=user, request=request, cache=cache)

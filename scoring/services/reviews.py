@@ -100,7 +100,7 @@ def _case(score: Score) -> Score:
     """The score, locked (PostgreSQL) for the transaction, if it is still a case of the queue."""
     from scoring.selectors import review_cases
 
-    locked = Score.objects.select_for_update().select_related("portfolio").filter(pk=score.pk).first()
+    locked = Score.objects.select_for_update(of=("self",)).select_related("portfolio").filter(pk=score.pk).first()
     if locked is None:
         raise ReviewConflict(f"Decision #{score.pk} no longer exists.")
     if not review_cases().filter(pk=locked.pk).exists():
@@ -216,6 +216,10 @@ def review_decide(*, score: Score, user, decision: str, reason: str, request=Non
         if not decided:
             raise ReviewConflict(f"Decision #{locked.pk} was decided by review already.")
         review.refresh_from_db()
+        from scoring.services.decision_events import decision_final
+
+        # The case's decision is final now: announced to the portfolio's webhooks once this commits.
+        decision_final(score=locked, decision=decision, source="review", decided_by=user)
         return review, {"model_decision": review.model_decision, "decision": locked.decision,
                         "final_decision": decision, "reason": text}  # fmt: skip
 

@@ -9,33 +9,36 @@ needs to reproduce it.
 
 from __future__ import annotations
 
+import io
 import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from models.artifacts import sha256_bytes
 from models.families import family_of
 from models.features import input_columns
 from models.metrics import baseline_logistic
-from models.reasons import background_sample, background_write
+from models.reasons import background_bytes, background_sample
 from models.screen import screen as leakage_screen
 from models.splits import out_of_time_split, stratified_split
 from models.training import CreditData
 from riskapp.version import code_version
-from scoring.inference import artifact_path_for
+from scoring.inference import artifact_name_for
 from scoring.models import ModelVersion, Portfolio
 from scoring.services.datasets import PortfolioData, attach_outcomes, portfolio_data
 from scoring.services.errors import ConflictError, public_error_text
 from scoring.services.hyperparams import hyperparameters_validate, training_capacity_check
 from scoring.services.monitoring import monitoring_reference_build
 from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
+from scoring.storage import ARTIFACTS, storage
 
 logger = logging.getLogger(__name__)
 
@@ -272,8 +275,40 @@ def model_version_train(*, model_version_id: int, on_epoch: EpochCallback | None
         return _train_claimed(model_version_id, token, on_epoch)
 
 
+def _artifacts_store(version: ModelVersion, model, metrics: dict, background: dict) -> tuple[str, str, str]:
+    """Write the model file, then its explainer background, to the artifacts storage;
+    return (name, model SHA-256, background SHA-256). If the second write fails (a full
+    disk, a bucket refusing), the first is deleted: no orphan is left behind."""
+    buffer = io.BytesIO()
+    sha256 = model.save(buffer, metrics={"test": metrics["test"]})
+    store = storage(ARTIFACTS)
+    name = store.save(artifact_name_for(version), ContentFile(buffer.getvalue()))
+    data = background_bytes(background)
+    try:
+        background_name = store.save(f"{name}.background.npz", ContentFile(data))
+        if background_name != f"{name}.background.npz":  # the storage renamed it: no reader would find it
+            store.delete(background_name)
+            raise OSError(f"the artifacts storage stored the background of {name} as {background_name}")
+    except BaseException:
+        _artifacts_delete([name])
+        raise
+    return name, sha256, sha256_bytes(data)
+
+
+def _artifacts_delete(names: list[str]) -> None:
+    """Delete written artifacts no row will name (a failed or dropped training); what
+    cannot be deleted now is left to the supervisor's orphan sweep."""
+    store = storage(ARTIFACTS)
+    for name in names:
+        try:
+            store.delete(name)
+        except Exception:
+            logger.warning("artifact %s not deleted; the supervisor's orphan sweep will", name, exc_info=True)
+
+
 def _train_claimed(model_version_id: int, token: str, on_epoch: EpochCallback | None) -> ModelVersion | None:
     version = ModelVersion.objects.select_related("portfolio", "schema").get(pk=model_version_id)
+    written: list[str] = []  # artifacts stored so far: deleted again if the training does not end recorded
     try:
         data, y = training_data(portfolio=version.portfolio, kind=version.kind)
         max_epochs = version.family.max_epochs(version.hyperparameters)
@@ -289,14 +324,13 @@ def _train_claimed(model_version_id: int, token: str, on_epoch: EpochCallback | 
             hyperparameters=version.hyperparameters, on_epoch=each_epoch,
         )  # fmt: skip
         model, metrics = fit.model, fit.metrics
-        path = artifact_path_for(version)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sha256 = model.save(path, metrics={"test": metrics["test"]})
-        background_sha256 = background_write(f"{path}.background.npz", fit.background)
+        name, sha256, background_sha256 = _artifacts_store(version, model, metrics, fit.background)
+        written += [name, f"{name}.background.npz"]
         # What monitoring compares later populations with: the training split, as fitted.
         train_rows = data.subset(training_split(data, y, seed=version.seed)[1]["train"])
         reference = monitoring_reference_build(model=model, data=train_rows, schema=version.schema, kind=version.kind)
     except Exception as exc:
+        _artifacts_delete(written)
         if isinstance(exc, TrainingStopped):
             logger.info("model version %s: %s", version.pk, exc)
             return None
@@ -320,7 +354,7 @@ def _train_claimed(model_version_id: int, token: str, on_epoch: EpochCallback | 
     version.training_data_fingerprint = data.fingerprint()
     version.training_rows = len(y)
     version.code_version = code_version()
-    version.artifact_path = str(Path(path))
+    version.artifact_name = name
     version.artifact_sha256 = sha256
     version.background_sha256 = background_sha256
     version.monitoring_reference = reference
@@ -336,6 +370,7 @@ def _train_claimed(model_version_id: int, token: str, on_epoch: EpochCallback | 
             logger.warning(
                 "model version %s: no longer ours (cancelled or failed meanwhile); result dropped", version.pk
             )
+            transaction.on_commit(lambda: _artifacts_delete(written))
             return None
         version.save()
     return version

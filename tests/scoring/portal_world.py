@@ -72,6 +72,7 @@ def portal_world(tmp_path, *, n: int = 600, champion: bool = True) -> PortalWorl
     users["developer"] = UserFactory(username="developer")
     users["validator"] = UserFactory(username="validator")
     users["auditor"] = UserFactory(username="auditor")
+    users["underwriter"] = UserFactory(username="underwriter")
     users["admin"] = UserFactory(username="admin", is_staff=True, is_superuser=True)
     portfolio_access_grant(portfolio=alpha, grantee=users["analyst_a"], role="senior analyst")
     portfolio_access_grant(portfolio=bravo, grantee=users["analyst_b"], role="senior analyst")
@@ -80,6 +81,7 @@ def portal_world(tmp_path, *, n: int = 600, champion: bool = True) -> PortalWorl
         portfolio_access_grant(portfolio=p, grantee=users["validator"], role="model validator")
     user_role_add(user=users["auditor"], role="auditor")
     portfolio_access_grant(portfolio=alpha, grantee=users["auditor"], role="auditor")
+    portfolio_access_grant(portfolio=alpha, grantee=users["underwriter"], role="underwriter")
 
     world.applicant = Applicant.objects.filter(portfolio=alpha).order_by("id").first()
     world.bravo_applicant = Applicant.objects.filter(portfolio=bravo).order_by("id").first()

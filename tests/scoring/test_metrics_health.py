@@ -18,6 +18,7 @@ from scoring.services.access import portfolio_access_grant
 from scoring.services.health import queue_depths
 from scoring.services.registry import model_version_approve, model_version_promote
 from scoring.services.training import model_version_create, model_version_train
+from scoring.storage import ARTIFACTS, storage
 from tests.factories import UserFactory, synthetic_portfolio
 from tests.scoring.test_health import authorised_client
 
@@ -185,7 +186,7 @@ def test_readyz_is_503_naming_the_broker_when_the_broker_is_down(book, client, d
 def test_readyz_is_503_naming_the_portfolio_when_a_champion_artifact_is_missing(book, client):
     _portfolio, version, _ = book
     _fresh_process()
-    artifact = Path(version.artifact_path)
+    artifact = Path(storage(ARTIFACTS).path(version.artifact_name))
     moved = artifact.with_suffix(".moved")
     artifact.rename(moved)
     try:

@@ -17,7 +17,7 @@ from tests.scoring.portal_world import ALPHA, BRAVO, BRAVO_PREFIX, portal_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
-ROLES = ("analyst_a", "analyst_b", "validator", "developer", "auditor", "admin")
+ROLES = ("analyst_a", "analyst_b", "validator", "developer", "auditor", "underwriter", "admin")
 NOT_FOLLOWED = ("/logout/", "/admin/", "/api/", "/static/", "/healthz")
 PER_PATTERN = 6  # pages of one shape (one applicant page is like another) visited per role
 ALPHA_ID = re.compile(r"(?<!BRAVO-)SYN\d{8}")  # an Alpha external id (Bravo's all carry the prefix)
@@ -97,6 +97,8 @@ def test_every_link_works_for_every_role_and_no_page_leaks_another_portfolio(wor
     assert reached("validator", f"/models/{world.champion.pk}/")
     assert reached("auditor", "/audit/") and reached("admin", "/audit/")
     assert not reached("analyst_a", "/audit/") and not reached("developer", "/audit/")
+    assert reached("underwriter", "/reviews/") and any(url.startswith("/reviews/") and url != "/reviews/"
+                                                       for url in visited["underwriter"])  # fmt: skip
     for role in ROLES:
         assert len(visited[role]) >= 5, f"{role} reached only {sorted(visited[role])}"
 

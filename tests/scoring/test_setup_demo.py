@@ -27,6 +27,13 @@ def test_setup_demo_loads_trains_approves_and_prints_logins_once(capsys):
     assert "German credit: run #" in out and "approve >= 500, decline < 480: approve " in out
     passwords = [line.split()[1] for line in out.splitlines() if line.startswith("  analyst ")]
     assert len(passwords) == 1 and len(passwords[0]) >= 12
+    # The refers of the initial runs wait for the demo underwriter in the review queue.
+    from scoring.selectors import review_cases
+
+    assert any(line.startswith("  underwriter ") and "underwriter" in line.split()[-1] for line in out.splitlines())
+    for portfolio in (german, synthetic):
+        assert review_cases().filter(portfolio=portfolio).exists()
+    assert f"German credit: {review_cases().filter(portfolio=german).count():,} referred applications wait" in out
 
     call_command("setup_demo", "--synthetic-count", "800")  # again: nothing new, no password shown
     out = capsys.readouterr().out

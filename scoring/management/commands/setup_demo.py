@@ -7,6 +7,7 @@ from models.families import family_of
 from scoring.management.base import ServiceCommand
 from scoring.management.commands._progress import ProgressBar
 from scoring.models import Applicant, ModelVersion, Portfolio, Score
+from scoring.selectors import review_cases
 from scoring.services.batch import BatchError, batch_run_create, score_chunk_run
 from scoring.services.demo import (
     GERMAN,
@@ -181,4 +182,8 @@ class Command(ServiceCommand):
                 f"{name}: run #{run.pk} scored {run.rows_done:,} applicants; cutoffs approve >= "
                 f"{portfolio.approve_min_score:g}, decline < {portfolio.decline_below_score:g}: "
                 + rates_text(run_decision_rates(run=run))
+            )
+            waiting = review_cases().filter(portfolio=portfolio).count()
+            self.stdout.write(
+                f"{name}: {waiting:,} referred applications wait in the review queue (log in as underwriter)"
             )

@@ -23,7 +23,7 @@ from models import coltypes
 from scoring.services.errors import ForbiddenError
 
 from .readers import FileProblem, encoding_resolve, file_format, table_reader_open
-from .run import IngestionError, import_upload_discard, import_upload_store
+from .run import IngestionError, import_source_readable, import_upload_discard, import_upload_store
 
 SAMPLE_ROWS = 50_000
 TOP_CATEGORIES = 50
@@ -265,8 +265,9 @@ def schema_infer_upload(*, user, portfolio, upload, **options) -> dict[str, Any]
 
     if not has_portfolio_perm(user, portfolio, IMPORT):
         raise ForbiddenError(f"You may not import into portfolio {portfolio.name}.")
-    path = import_upload_store(upload=upload)
+    source = import_upload_store(upload=upload)
     try:
-        return schema_infer(path=path, **options)
+        with import_source_readable(source) as path:
+            return schema_infer(path=path, **options)
     finally:
-        import_upload_discard(path)
+        import_upload_discard(source)

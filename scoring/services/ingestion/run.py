@@ -10,14 +10,13 @@ nothing. A rejected or failed job writes only its ImportJob row.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from django.conf import settings
@@ -28,6 +27,7 @@ from scoring.models import DatasetSchema, ImportJob, Portfolio
 from scoring.services import bulk
 from scoring.services.errors import ServiceError
 from scoring.services.statistics import table_statistics_refresh
+from scoring.storage import UPLOADS, local_path, readable_file, storage
 
 from . import records
 from .readers import (
@@ -136,40 +136,79 @@ def import_portfolio_resolve(*, name: str, schema: DatasetSchema | None = None, 
     return Portfolio.objects.create(name=name, schema=schema)
 
 
-def _uploads_root() -> Path:
-    return Path(settings.MEDIA_ROOT) / "imports"
+# An uploaded file is kept in the uploads storage while its import runs. A job's source
+# is a path a worker can read: the upload's own path on local storage (or a file given
+# to the command), or UPLOAD_SCHEME + its name in a storage without paths (S3).
+UPLOAD_SCHEME = "upload:"
 
 
-def import_upload_store(*, upload) -> Path:
-    """Save an uploaded file (a Django ``UploadedFile``) under MEDIA_ROOT, in a folder
-    of its own readable by this user only, and return its path; too large a file is
-    refused first. The copy lives only until its import ends (:func:`import_upload_discard`):
+def import_upload_store(*, upload) -> str | Path:
+    """Save an uploaded file (a Django ``UploadedFile``) in the uploads storage, under a
+    folder of its own, and return the job source that reads it; too large a file is
+    refused first. On local storage the folder is readable by this user only (0700, the
+    file 0600). The copy lives only until its import ends (:func:`import_upload_discard`):
     it holds personal data in clear, which the service otherwise stores only encrypted."""
     if upload.size > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
         raise IngestionError(f"The file is larger than {settings.IMPORT_MAX_FILE_MB} MB (IMPORT_MAX_FILE_MB).")
-    folder = _uploads_root() / uuid.uuid4().hex
-    folder.mkdir(parents=True, mode=0o700)
-    path = folder / Path(upload.name).name
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        for part in upload.chunks():
-            out.write(part)
-    return path
+    store = storage(UPLOADS)
+    name = store.save(f"{uuid.uuid4().hex}/{Path(upload.name).name}", upload)
+    path = local_path(store, name)
+    return path if path is not None else UPLOAD_SCHEME + name
 
 
-def import_upload_discard(path: str | Path) -> bool:
-    """Delete an uploaded file and its folder (True if it was an upload). Files outside
-    the upload folder (a path given to the command) are the user's and are kept."""
-    path = Path(path)
-    root = _uploads_root().resolve()
+def _upload_name(source: str | Path) -> str | None:
+    """The uploads-storage name of a job source, or None for a file that is not an upload
+    (a path given to the command: the user's, never deleted)."""
+    if isinstance(source, str) and source.startswith(UPLOAD_SCHEME):
+        return source.removeprefix(UPLOAD_SCHEME)
+    store = storage(UPLOADS)
+    root = local_path(store, "")
+    if root is None:
+        return None
     try:
-        folder = path.resolve().parent
+        path = Path(source).resolve()
     except OSError:
+        return None
+    if path.parent.parent != root.resolve():
+        return None
+    return path.relative_to(root.resolve()).as_posix()
+
+
+def import_upload_discard(source: str | Path) -> bool:
+    """Delete an uploaded file and its folder (True if it was an upload). Files outside
+    the uploads storage (a path given to the command) are the user's and are kept."""
+    name = _upload_name(source)
+    if name is None:
         return False
-    if folder.parent != root:
-        return False
-    shutil.rmtree(folder, ignore_errors=True)
+    store = storage(UPLOADS)
+    path = local_path(store, name)
+    if path is not None:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    else:
+        store.delete(name)
     return True
+
+
+def import_source_size(source: str | Path) -> int | None:
+    """The size in bytes of a job's file, or None when it is gone."""
+    if isinstance(source, str) and source.startswith(UPLOAD_SCHEME):
+        store, name = storage(UPLOADS), source.removeprefix(UPLOAD_SCHEME)
+        return store.size(name) if store.exists(name) else None
+    path = Path(source)
+    return path.stat().st_size if path.is_file() else None
+
+
+@contextmanager
+def import_source_readable(source: str | Path) -> Iterator[Path]:
+    """A path the readers can open for a job's file: the file itself, or a private
+    temporary copy of an object in the uploads storage, deleted when the block ends."""
+    if isinstance(source, str) and source.startswith(UPLOAD_SCHEME):
+        name = source.removeprefix(UPLOAD_SCHEME)
+        # Under its own file name: the readers tell CSV, .gz and Parquet by its extensions.
+        with readable_file(storage(UPLOADS), name) as path:
+            yield path
+    else:
+        yield Path(source)
 
 
 def import_job_create(
@@ -184,10 +223,10 @@ def import_job_create(
     file_name: str | None = None,
 ) -> ImportJob:
     """Check the arguments and record a pending job (run it with :func:`import_job_run`)."""
-    path = Path(path)
     if kind not in KINDS:
         raise IngestionError(f"Unknown kind {kind!r}: use one of {', '.join(KINDS)}.")
-    if not path.is_file():
+    size = import_source_size(path)
+    if size is None:
         raise IngestionError(f"{path} does not exist or is not a file.")
     try:
         encoding_resolve(encoding)
@@ -202,8 +241,8 @@ def import_job_create(
         portfolio=portfolio,
         kind=kind,
         schema=schema or portfolio.schema,
-        file_name=(file_name or path.name)[:500],
-        file_size=path.stat().st_size,
+        file_name=(file_name or Path(str(path).removeprefix(UPLOAD_SCHEME)).name)[:500],
+        file_size=size,
         source=str(path)[:1000],  # what a retry reads again
         valid_only=valid_only,
         created_by=created_by,
@@ -245,7 +284,8 @@ def import_job_run(
 def _job_claimed_run(*, job_id: int, path: str | Path, encoding: str, progress: Progress | None) -> ImportJob:
     job = ImportJob.objects.select_related("portfolio", "schema").get(pk=job_id)
     try:
-        _job_execute(job, path=Path(path), encoding=encoding_resolve(encoding), progress=progress)
+        with import_source_readable(path) as readable:
+            _job_execute(job, path=readable, encoding=encoding_resolve(encoding), progress=progress)
     except Exception as exc:  # the job records any failure; the traceback goes to the log
         logger.exception("Import job %s failed", job.pk)
         job.status = ImportJob.STATUS_FAILED

@@ -13,6 +13,7 @@ from scoring.services.access import portfolio_access_grant
 from scoring.services.registry import model_version_approve, model_version_promote
 from scoring.services.scoring import score_realtime
 from scoring.services.training import model_version_create, model_version_train
+from scoring.storage import ARTIFACTS, storage
 from tests.factories import UserFactory, synthetic_portfolio
 from tests.scoring.api.conftest import client_for
 
@@ -49,6 +50,17 @@ def test_a_deeply_nested_json_body_is_a_400(api_world):
         assert response.json()["error"]["code"] == "parse_error"
     nested = '{"applicant": {"a": [[[1]]]}}'  # what the API documents nests far less deep
     assert client.post(url, nested, content_type="application/json").status_code != 500
+
+
+def test_a_form_body_with_more_fields_than_django_allows_is_a_400(api_world, settings):
+    """Found by Schemathesis: a form-encoded body of more than DATA_UPLOAD_MAX_NUMBER_FIELDS
+    fields raised TooManyFieldsSent inside ``request.data``, which answered 500."""
+    client = client_for(api_world["owner"])
+    body = "&".join(f"f{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    for url in ("/api/v1/imports/applications/", f"/api/v1/portfolios/{api_world['mine'].pk}/score/"):
+        response = client.post(url, body, content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 400, (url, response.content)
+        assert response.json()["error"]["code"] == "parse_error"
 
 
 @pytest.mark.parametrize(
@@ -106,7 +118,7 @@ def test_a_tampered_explainer_background_answers_the_documented_409(db):
     score = Score.objects.filter(applicant=applicant).latest("pk")
     client = client_for(analyst)
     assert client.get(f"/api/v1/scores/{score.pk}/explanation/").status_code == 200
-    background = Path(version.background_path)
+    background = Path(storage(ARTIFACTS).path(version.background_name))
     data = bytearray(background.read_bytes())
     data[-10] ^= 0xFF
     background.write_bytes(bytes(data))
