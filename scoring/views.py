@@ -36,7 +36,13 @@ from scoring.services.exports import escape_cell, export_csv_lines, export_parqu
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
 from scoring.services.recourse import RecourseError, score_recourse
-from scoring.services.registry import REJECTABLE, RegistryError, model_version_approve, model_version_promote
+from scoring.services.registry import (
+    REJECTABLE,
+    RegistryError,
+    model_version_approve,
+    model_version_promote,
+    previous_champion,
+)
 from scoring.services.scoring import ApplicantDataError, ScoringError, score_realtime, score_whatif
 from scoring.services.training import model_group_training_start, model_training_start
 from scoring.services.tuning import tuning_study_start
@@ -783,6 +789,12 @@ def model_detail(request, version_id: int):
         "can_promote": may_validate and version.status == ModelVersion.STATUS_APPROVED,
         "may_validate": may_validate,
         "can_reject": may_validate and version.status in REJECTABLE,
+        "can_restore": may_validate
+        and version.status == ModelVersion.STATUS_RETIRED
+        and version.approved_by_id is not None,
+        "previous_champion": previous_champion(version.portfolio)
+        if may_validate and version.status == ModelVersion.STATUS_CHAMPION
+        else None,
         "review_report": next(iter(selectors.review_report(user=request.user, model_version=version)), None),
         "leaderboard": selectors.model_group_leaderboard_get(user=request.user, version=version)
         if version.training_group
