@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
@@ -24,6 +25,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 from guardian.admin import AdminGroupObjectPermissionsForm, AdminUserObjectPermissionsForm, GuardedModelAdmin
 from guardian.forms import BaseObjectPermissionsForm
@@ -338,6 +340,11 @@ class ReasonCodeAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{portfolio}: proposed as policy v{outcome.version}.", messages.WARNING)
 
 
+class PolicyDecisionForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+                             help_text="Why: kept in the audit event with the decision.")  # fmt: skip
+
+
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(ReadOnlyAdmin):
     """Policy versions are immutable; a proposal is approved or rejected here by a second
@@ -367,26 +374,35 @@ class PolicyVersionAdmin(ReadOnlyAdmin):
                 line("bad rate of the approved", "approved_bad_rate")]  # fmt: skip
         return format_html_join("", "<div>{}: {} → {}</div>", rows)
 
-    def _decide(self, request, queryset, decide, verb: str) -> None:
+    def _decide(self, request, queryset, decide, verb: str):
+        """An intermediate page asks for the reason (kept in the audit event); confirming
+        it decides each selected version through the service, which checks who may."""
+        form = PolicyDecisionForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            context = {**self.admin_site.each_context(request), "title": f"Policy versions to be {verb}",
+                       "versions": queryset, "form": form, "verb": verb, "action": request.POST.get("action"),
+                       "opts": self.model._meta, "action_checkbox_name": ACTION_CHECKBOX_NAME}  # fmt: skip
+            return TemplateResponse(request, "admin/scoring/policyversion/decide.html", context)
         for row in queryset:
             try:
-                decide(policy_version=row, user=request.user, reason=f"{verb} in the admin")
+                decide(policy_version=row, user=request.user, reason=form.cleaned_data["reason"])
             except ServiceError as error:
                 self.message_user(request, f"Policy v{row.version}: {error.message}", messages.ERROR)
             else:
                 self.message_user(request, f"Policy v{row.version} of {row.portfolio} {verb}.", messages.SUCCESS)
+        return None
 
     @admin.action(description="Approve the selected proposals (four eyes)")
     def approve(self, request, queryset):
         from scoring.services.policy import policy_approve
 
-        self._decide(request, queryset, policy_approve, "approved")
+        return self._decide(request, queryset, policy_approve, "approved")
 
     @admin.action(description="Reject the selected proposals")
     def reject(self, request, queryset):
         from scoring.services.policy import policy_reject
 
-        self._decide(request, queryset, policy_reject, "rejected")
+        return self._decide(request, queryset, policy_reject, "rejected")
 
 
 # --- Applicant data ------------------------------------------------------------------

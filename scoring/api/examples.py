@@ -620,3 +620,34 @@ LEADERBOARD = {
     "baseline": {**METRICS, "auc": 0.744, "gini": 0.488, "ks": 0.392, "brier": 0.0861, "deciles": _DECILES},
     "baseline_fitted_with": 8,
 }  # fmt: skip
+
+
+# --- Credit policy ---------------------------------------------------------------------
+POLICY_RULES = [
+    {"code": "KO01", "action": "knockout", "text": "Debt to income above the policy limit",
+     "conditions": {"debt_to_income": "> 0.6"}},
+    {"code": "RF01", "action": "refer", "text": "Business loans are reviewed by an underwriter",
+     "conditions": {"purpose": '"business"'}},
+]  # fmt: skip
+POLICY_PROPOSE = {"approve_min_score": 575, "rules": POLICY_RULES, "comment": "Tighter approvals; DTI knock-out"}
+POLICY_VERSION = {
+    "id": 14, "portfolio": 2, "version": 3, "status": "proposed", "state": "proposed", "in_force": False,
+    "based_on": 2, "base_score": 600.0, "base_odds": 50.0, "pdo": 20.0, "approve_min_score": 575.0,
+    "decline_below_score": 530.0, "rules": POLICY_RULES, "reason_catalogue_size": 42,
+    "comment": "Tighter approvals; DTI knock-out", "proposed_by": "alice", "proposed_at": CREATED,
+    "decided_by": None, "decided_at": None, "decision_reason": "",
+    "changes": {"approve_min_score": {"before": 560.0, "after": 575.0},
+                "rules": {"before": [], "after": POLICY_RULES}},
+}  # fmt: skip
+POLICY_APPROVED = {**POLICY_VERSION, "status": "approved", "state": "approved", "in_force": True,
+                   "decided_by": "bob", "decided_at": CREATED, "decision_reason": "Agreed in credit committee"}  # fmt: skip
+POLICY_REJECTED = {**POLICY_VERSION, "status": "rejected", "state": "rejected", "decided_by": "bob",
+                   "decided_at": CREATED, "decision_reason": "The DTI limit cuts approvals by 9 points"}  # fmt: skip
+POLICY_DECISION_REASON = "Agreed in credit committee"
+POLICY_IMPACT = {
+    "run": 31, "rows": 5000,
+    "old": {"policy_version": 2, "approval_rate": 0.412, "refer_rate": 0.188, "decline_rate": 0.4,
+            "approved_bad_rate": 0.041, "approved_with_outcome": 1790},
+    "new": {"policy_version": 3, "approval_rate": 0.357, "refer_rate": 0.201, "decline_rate": 0.442,
+            "approved_bad_rate": 0.032, "approved_with_outcome": 1552},
+}  # fmt: skip

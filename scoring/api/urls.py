@@ -6,6 +6,7 @@ from scoring.api import fast, views
 from scoring.api.audit import AuditEventViewSet
 from scoring.api.docs import docs_urlpatterns
 from scoring.api.errors import not_found_view
+from scoring.api.policies import PolicyVersionViewSet, PortfolioPolicyViewSet
 from scoring.api.reviews import ReviewQueueViewSet
 from scoring.api.webhooks import WebhookDeliveryViewSet
 
@@ -20,6 +21,7 @@ router.register("batch-runs", views.BatchRunViewSet, basename="batchrun")
 router.register("imports", views.ImportJobViewSet, basename="importjob")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 router.register("review-queue", ReviewQueueViewSet, basename="reviewcase")
+router.register("policies", PolicyVersionViewSet, basename="policyversion")
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhookdelivery")
 
 # Real-time scoring answers its common case in a lean view in front of the DRF
@@ -29,6 +31,11 @@ _drf_score = next(p.callback for p in router.urls if isinstance(p, URLPattern) a
 
 urlpatterns = [
     path("portfolios/<int:pk>/score/", fast.score_view(_drf_score, views.PortfolioViewSet), name="portfolio-score"),
+    path(
+        "portfolios/<int:pk>/policies/",
+        PortfolioPolicyViewSet.as_view({"get": "versions", "post": "propose"}),
+        name="portfolio-policies",
+    ),
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     *docs_urlpatterns("schema"),  # Swagger UI and ReDoc, served locally under the CSP

@@ -252,6 +252,28 @@ def rules_parse(rules: Any) -> tuple[Rule, ...]:
     return tuple(out)
 
 
+def rule_input_names(portfolio: Portfolio) -> list[str]:
+    """What a rule of this portfolio may read: its schema's features, PD, points and the
+    history facts (the choices of the portal's decision table)."""
+    from scoring.services.datasets import FEATURE_ROLES, feature_columns
+
+    raw = [c["name"] for c in portfolio.schema.columns_with_role(*FEATURE_ROLES)]
+    features = [*raw, *(name for name in feature_columns(portfolio.schema) if name not in raw)]
+    return [*features, *MODEL_INPUTS, *HISTORY_INPUTS]
+
+
+def rules_inputs_check(rules: Any, *, portfolio: Portfolio) -> None:
+    """Raise ``PolicyError`` for a condition on an input the portfolio does not have: a
+    misspelt feature would read a missing value and the rule would silently never fire."""
+    known = set(rule_input_names(portfolio))
+    for rule in rules_parse(rules):
+        unknown = sorted(name for name, _ in rule.conditions if name not in known)
+        if unknown:
+            raise PolicyError(
+                f"Rule {rule.code}: {', '.join(unknown)} is not a feature of this portfolio, pd, score or a history fact."
+            )
+
+
 def policy_rules_jdm(policy: Policy) -> dict:
     """The strategy rules as a GoRules JDM decision graph (hit policy "collect"), the
     document risk staff open in the GoRules editor; evaluated by ``zen.ZenEngine`` it
@@ -383,6 +405,25 @@ def _diff(before: dict, after: dict) -> dict:
     return changed
 
 
+def policy_changes(*, policy_version: PolicyVersion) -> dict:
+    """A version's before/after against the version it was proposed on ({} for the first)."""
+    base = policy_version.based_on
+    return _diff(base.content(), policy_version.content()) if base is not None else {}
+
+
+def policy_state(policy_version: PolicyVersion, *, in_force_id: int | None) -> str:
+    """The status people read: an approved version no longer in force is ``superseded``."""
+    if policy_version.status == PolicyVersion.STATUS_APPROVED and policy_version.pk != in_force_id:
+        return "superseded"
+    return policy_version.status
+
+
+def policy_may_manage(user, portfolio: Portfolio) -> bool:
+    """Whether the user holds the policy role on the portfolio (what the buttons offer;
+    the services decide)."""
+    return _may_manage(user, portfolio)
+
+
 # --- Changing them -------------------------------------------------------------------
 def _may_manage(user, portfolio: Portfolio) -> bool:
     from scoring.permissions import has_portfolio_perm
@@ -450,6 +491,7 @@ def policy_propose(
             except (TypeError, ValueError):
                 raise PolicyError(f"{name} must be a number.") from None
     policy_validate(after)
+    rules_inputs_check(after["rules"], portfolio=portfolio)
     diff = _diff(before, after)
     if not diff:
         raise PolicyError("The proposal changes nothing.")
@@ -480,10 +522,12 @@ def _decide(*, policy_version: PolicyVersion, user, approve: bool, reason: str) 
             row = PolicyVersion.objects.select_for_update().get(pk=policy_version.pk)
             if not _may_manage(user, portfolio):
                 raise PolicyForbidden("Only a holder of the policy role on this portfolio can approve its policy.")
-            if row.proposed_by_id is None or row.proposed_by_id == user.pk:
-                raise PolicyForbidden("Four eyes: a policy is approved by a second person, never its proposer.")
+            # The state first: a version decided already is a conflict whoever asks (the
+            # starting version, proposed by nobody, is not a four-eyes refusal).
             if row.status != PolicyVersion.STATUS_PROPOSED:
                 raise PolicyConflict(f"Policy v{row.version} is {row.status} already.")
+            if row.proposed_by_id is None or row.proposed_by_id == user.pk:
+                raise PolicyForbidden("Four eyes: a policy is decided by a second person, never its proposer.")
             if approve and row.based_on_id != portfolio.policy_version_id:
                 raise PolicyConflict(
                     f"Policy v{row.version} was proposed against a version no longer in force: propose it again."

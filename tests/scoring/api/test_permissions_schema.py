@@ -59,9 +59,9 @@ from scoring.services.training import model_version_create, model_version_train
 from scoring.services.webhooks import webhook_endpoint_create
 from tests.factories import UserFactory, synthetic_portfolio
 
-VIEW, SCORE, IMPORT, EXPORT, TRAIN, VALIDATE, REVIEW = (
+VIEW, SCORE, IMPORT, EXPORT, TRAIN, VALIDATE, REVIEW, POLICY = (
     "view_portfolio_data", "score_portfolio", "import_portfolio", "export_portfolio", "train_portfolio",
-    "validate_portfolio", "review_portfolio",
+    "validate_portfolio", "review_portfolio", "manage_portfolio_policy",
 )  # fmt: skip
 SENIOR = {VIEW, SCORE, IMPORT, EXPORT, "view_portfolio_pii"}
 
@@ -76,6 +76,7 @@ CAST: dict[str, tuple[str | None, tuple[str, ...], tuple[str, ...], tuple[str, .
     "validator": ("model validator", ("A",), (), None),
     "auditor": ("auditor", ("A",), (), None),
     "underwriter": ("underwriter", ("A",), (), None),
+    "risk_officer": ("credit risk officer", ("A",), (), None),
     "outsider": (None, (), (), None),
 }
 # What each member may do where: written out by hand, independently of scoring/roles.py.
@@ -89,6 +90,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "validator": {"A": {VIEW, VALIDATE}},
     "auditor": {"A": {VIEW}},
     "underwriter": {"A": {VIEW, REVIEW}},
+    "risk_officer": {"A": {VIEW, POLICY}},
     "outsider": {},
 }
 ANONYMOUS = "anonymous"
@@ -205,7 +207,8 @@ def test_every_operation_of_the_schema_is_classified():
     assert problems == [], "unclassified operations:\n" + "\n".join(problems)
     ids = {op.operation_id for op in operations}
     assert {"portfolios_score_create", "applicants_list", "models_approve_create", "imports_create",
-            "models_reject_create", "models_notes_create"} <= ids  # fmt: skip
+            "models_reject_create", "models_notes_create", "portfolios_policies_list", "portfolios_policies_create",
+            "policies_approve_create", "policies_reject_create"} <= ids  # fmt: skip
     assert set(COLLECTION_PERMS) | GLOBAL_READS | set(MODEL_PERM_READS) <= ids  # no stale entries
 
 
@@ -241,7 +244,7 @@ def world(db, settings, tmp_path, monkeypatch):
             portfolio_access_grant(portfolio=portfolios[key], grantee=user, role=role)
         for key in direct:
             portfolio_access_grant(
-                portfolio=portfolios[key], grantee=user, perms=tuple(sorted(SENIOR | {TRAIN, VALIDATE, REVIEW}))
+                portfolio=portfolios[key], grantee=user, perms=tuple(sorted(SENIOR | {TRAIN, VALIDATE, REVIEW, POLICY}))
             )
         scope = None if narrowed is None else [portfolios[k] for k in narrowed]
         users[name] = (user, api_token_create(user=user, name="cast", portfolios=scope)[1])
