@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from scoring import job_views, views, views_review, views_validation
+from scoring import job_views, views, views_policy, views_review, views_validation
 
 app_name = "portal"
 
@@ -25,6 +25,10 @@ urlpatterns = [
     path("reviews/<int:score_id>/take/", views_review.review_case_take, name="review_case_take"),
     path("reviews/<int:score_id>/release/", views_review.review_case_release, name="review_case_release"),
     path("reviews/<int:score_id>/decide/", views_review.review_case_decide, name="review_case_decide"),
+    path("policy/", views_policy.policy_page, name="policy_page"),
+    path("policy/versions/<int:version_id>/", views_policy.policy_version, name="policy_version"),
+    path("policy/versions/<int:version_id>/decide/", views_policy.policy_decide, name="policy_decide"),
+    path("policy/<int:portfolio_id>/propose/", views_policy.policy_propose_view, name="policy_propose"),
     path("imports/", views.import_list, name="import_list"),
     path("imports/<int:job_id>/", views.import_detail, name="import_detail"),
     path("imports/<int:job_id>/status/", views.import_status, name="import_status"),
