@@ -10,6 +10,8 @@ from rest_framework.test import APIClient
 
 from scoring.models import AuditEvent, PolicyVersion, Portfolio
 from scoring.services.access import portfolio_access_grant
+from scoring.services.batch import batch_run_create, score_chunk_run
+from scoring.services.policy import policy_impact
 from scoring.services.registry import model_version_approve, model_version_promote
 from scoring.services.training import model_version_create, model_version_train
 from tests.factories import PortfolioFactory, UserFactory, synthetic_portfolio
@@ -168,6 +170,14 @@ def test_a_knockout_added_in_the_decision_table_declines_a_real_time_score(score
     assert answer.status_code == 302, answer.content.decode()[:2000]
     proposal_id = int(re.search(r"/policy/versions/(\d+)/", answer["Location"]).group(1))
     client.force_login(bob)
+    # Its impact, measured on a finished batch run's stored scores: everyone approved before, fewer after.
+    run = batch_run_create(portfolio=portfolio, chunk_size=300)
+    for chunk_id in run.chunks.values_list("id", flat=True):
+        score_chunk_run(chunk_id=chunk_id)
+    impact = policy_impact(policy_version=PolicyVersion.objects.get(pk=proposal_id))
+    assert impact["old"]["approval_rate"] == 1.0 and 0 < impact["new"]["approval_rate"] < 1.0
+    page = client.get(f"/policy/versions/{proposal_id}/").content.decode()
+    assert f"Batch run {run.pk}, 300 scores" in page and "Approval rate" in page and "100 %" in page
     client.post(f"/policy/versions/{proposal_id}/decide/", {"decision": "approve", "reason": "pilot"})
     assert Portfolio.objects.get(pk=portfolio.pk).policy_version_id == proposal_id
 
