@@ -373,6 +373,20 @@ SUPERVISOR_INTERVAL_SECONDS = env_int("SUPERVISOR_INTERVAL_SECONDS", 30, minimum
 # outage drops nothing with the default of 30 minutes.
 TASK_RETRY_BUDGET_SECONDS = env_int("TASK_RETRY_BUDGET_SECONDS", 1800, minimum=1)
 TASK_RETRY_MAX_DELAY_SECONDS = env_int("TASK_RETRY_MAX_DELAY_SECONDS", 60, minimum=1)
+# Decision events (scoring.services.webhooks): a receiver that does not answer 2xx is tried
+# again with backoff and jitter (the tasks' retry helper) for this long after the first
+# failure, then the delivery is marked failed (and can be redelivered). Short timeouts:
+# a slow receiver must not hold a default worker.
+WEBHOOK_RETRY_BUDGET_SECONDS = env_int("WEBHOOK_RETRY_BUDGET_SECONDS", 6 * 3600, minimum=1)
+WEBHOOK_RETRY_MAX_DELAY_SECONDS = env_int("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 600, minimum=1)
+WEBHOOK_CONNECT_TIMEOUT_SECONDS = env_int("WEBHOOK_CONNECT_TIMEOUT_SECONDS", 3, minimum=1, maximum=60)
+WEBHOOK_READ_TIMEOUT_SECONDS = env_int("WEBHOOK_READ_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+# A pending delivery due longer ago than this lost its message: the supervisor sends it again.
+WEBHOOK_LOST_AFTER_SECONDS = env_int("WEBHOOK_LOST_AFTER_SECONDS", 300, minimum=2)
+# Receivers on link-local addresses (169.254.0.0/16 with the cloud metadata service, fe80::/10)
+# or the unspecified address are refused, when configured and again when sent (a name may
+# resolve elsewhere later), unless this allows them.
+WEBHOOK_ALLOW_LINK_LOCAL = env_bool("WEBHOOK_ALLOW_LINK_LOCAL", False)
 
 # --- Monitoring and metrics ------------------------------------------------------
 # A monitoring report looks at a seeded sample of at most this many applicants (PSI and

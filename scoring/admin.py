@@ -47,6 +47,8 @@ from scoring.models import (
     Score,
     ScoreChunk,
     TuningStudy,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from scoring.permissions import RestrictedAdminMixin, portfolio_field_of, restrict
 from scoring.roles import PORTFOLIO_PERMS
@@ -696,6 +698,146 @@ class AuditEventAdmin(_AuditReadOnlyAdmin):
 class AuditCheckpointAdmin(_AuditReadOnlyAdmin):
     list_display = ["last_event_id", "events", "key_id", "created_at"]
     fields = readonly_fields = _AUDIT_CHECKPOINT_FIELDS
+
+
+# --- Decision events (webhooks) -------------------------------------------------------
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    """URL, state and description; the secret is generated (or pasted once, on creation)
+    and never shown again. Saved through ``scoring.services.webhooks``."""
+
+    url = forms.URLField(max_length=500, assume_scheme="https", help_text="http(s) address of the receiver")
+    secret = forms.CharField(
+        required=False, min_length=24, widget=forms.PasswordInput(render_value=False),
+        help_text="Only when adding: leave empty to generate one. It is shown once, after saving, and never again.",
+    )  # fmt: skip
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["portfolio", "url", "active", "description"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Where each portfolio's final decisions are POSTed. Administrators (who manage
+    portfolios) see every portfolio's endpoints; the secret is shown once, when created
+    or rotated. Changes go through the service, which checks the URL and audits them."""
+
+    form = WebhookEndpointForm
+    list_display = ["portfolio", "url", "active", "description", "created_by", "updated_at"]
+    list_filter = ["active", "portfolio"]
+    search_fields = ["url", "description"]
+    list_select_related = ["portfolio", "created_by"]
+    readonly_fields = ["deliveries_summary", "created_by", "created_at", "updated_at"]
+    actions = ["rotate_secret"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset if _manages_portfolios(request) else restrict(queryset, request.user)
+
+    def get_fields(self, request, obj=None):
+        fields = ["portfolio", "url", "active", "description"]
+        return [*fields, "secret"] if obj is None else [*fields, *self.readonly_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["portfolio", *self.readonly_fields] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deactivated, not deleted: its delivery log stays
+
+    @admin.display(description="deliveries")
+    def deliveries_summary(self, obj) -> str:
+        from django.db.models import Count
+
+        counts = dict(obj.deliveries.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        last = obj.deliveries.exclude(last_error="").order_by("-updated_at").values_list("last_error", flat=True)
+        text = ", ".join(f"{counts.get(s, 0)} {s}" for s, _ in WebhookDelivery.STATUS_CHOICES)
+        return f"{text}; last error: {last.first()}" if last.first() else text
+
+    def save_model(self, request, obj, form, change):
+        from scoring.services.webhooks import webhook_endpoint_create, webhook_endpoint_update
+
+        data = form.cleaned_data
+        if change:
+            saved = webhook_endpoint_update(endpoint=obj, user=request.user, url=data["url"], active=data["active"],
+                                            description=data["description"])  # fmt: skip
+        else:
+            saved, self._new_secret = webhook_endpoint_create(
+                portfolio=data["portfolio"], url=data["url"], user=request.user, active=data["active"],
+                description=data["description"], secret=data.get("secret") or None,
+            )  # fmt: skip
+        obj.pk, obj.url, obj.active = saved.pk, saved.url, saved.active
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class Checked(form):
+            def clean(self):
+                from scoring.services.webhooks import webhook_url_check
+
+                cleaned = super().clean()
+                if cleaned.get("url"):
+                    try:
+                        cleaned["url"] = webhook_url_check(cleaned["url"])
+                    except ServiceError as error:
+                        self.add_error("url", error.message)
+                return cleaned
+
+        if "portfolio" in Checked.base_fields:
+            Checked.base_fields["portfolio"].queryset = (
+                Portfolio.objects.all() if _manages_portfolios(request) else portfolios_visible(user=request.user)
+            )
+        return Checked
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._secret_page(request, [(obj, getattr(self, "_new_secret", ""))])
+
+    def _secret_page(self, request, pairs):
+        from django.template.response import TemplateResponse
+
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "pairs": pairs,
+                   "title": "Webhook signing secret"}  # fmt: skip
+        return TemplateResponse(request, "admin/scoring/webhookendpoint/secret.html", context)
+
+    @admin.action(description="Rotate the signing secret (the new one is shown once)", permissions=["change"])
+    def rotate_secret(self, request, queryset):
+        from scoring.services.webhooks import webhook_endpoint_secret_rotate
+
+        pairs = []
+        for endpoint in queryset:
+            try:
+                pairs.append((endpoint, webhook_endpoint_secret_rotate(endpoint=endpoint, user=request.user)))
+            except ServiceError as error:
+                self.message_user(request, f"{endpoint}: {error.message}", messages.ERROR)
+        return self._secret_page(request, pairs) if pairs else None
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """The delivery log: what each endpoint was sent, how it answered, when it is tried
+    next. Read-only; "redeliver" sends a delivered or failed one again (same event id)."""
+
+    list_display = ["event_id", "portfolio", "endpoint", "status", "attempts", "last_status_code", "last_error",
+                    "next_attempt_at", "created_at"]  # fmt: skip
+    list_filter = ["status", "portfolio"]
+    search_fields = ["event_id"]
+    list_select_related = ["portfolio", "endpoint"]
+    actions = ["redeliver"]
+
+    @admin.action(description="Redeliver the selected deliveries (same event id)")
+    def redeliver(self, request, queryset):
+        from scoring.services.webhooks import webhook_delivery_redeliver
+
+        done = 0
+        for delivery in queryset:
+            try:
+                webhook_delivery_redeliver(delivery=delivery, user=request.user)
+                done += 1
+            except ServiceError as error:
+                self.message_user(request, f"{delivery}: {error.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} deliver(ies) queued again.", messages.SUCCESS)
 
 
 # --- Query strings of change lists -----------------------------------------------------

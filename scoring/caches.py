@@ -136,7 +136,7 @@ def cache_signals_connect() -> None:
     from django.contrib.auth.models import Group
     from guardian.models import GroupObjectPermission, UserObjectPermission
 
-    from scoring.models import ApiToken, DatasetSchema, ModelVersion, Portfolio, ReasonCode
+    from scoring.models import ApiToken, DatasetSchema, ModelVersion, Portfolio, ReasonCode, WebhookEndpoint
 
     user_model = get_user_model()
     # Grants (guardian rows), tokens, champions, policies (portfolio cut-offs and
@@ -150,6 +150,7 @@ def cache_signals_connect() -> None:
         DatasetSchema,
         ReasonCode,
         Group,
+        WebhookEndpoint,  # the active endpoints a real-time decision is announced to
     ):
         post_save.connect(_bump, sender=model, dispatch_uid=f"caches.save.{model._meta.label}")
         post_delete.connect(_bump, sender=model, dispatch_uid=f"caches.delete.{model._meta.label}")

@@ -95,7 +95,7 @@ ROLES: dict[str, Role] = {
         # Sees applicant data only where also granted a portfolio with a data role.
         Role(
             ADMINISTRATOR,
-            "Manages users, grants, portfolios, schemas, API tokens and schedules; reads the audit log.",
+            "Manages users, grants, portfolios, schemas, API tokens, webhooks and schedules; reads the audit log.",
             (),
             (
                 "auth.add_user",
@@ -115,6 +115,12 @@ ROLES: dict[str, Role] = {
                 "scoring.view_apitoken",
                 "scoring.view_auditevent",
                 "scoring.view_auditcheckpoint",
+                # Where each portfolio's final decisions are announced (its delivery log holds
+                # applicant ids: seen only where also granted the portfolio's data).
+                "scoring.add_webhookendpoint",
+                "scoring.change_webhookendpoint",
+                "scoring.view_webhookendpoint",
+                "scoring.view_webhookdelivery",
                 # Lifting a login lockout is deleting its row.
                 "scoring.view_loginthrottle",
                 "scoring.delete_loginthrottle",

@@ -37,21 +37,36 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     return (OperationalError, InterfaceError, BrokerError)
 
 
-def retry_within_budget(task, exc: BaseException, *, first_failed_at: float | None, **kwargs):
+def retry_within_budget(
+    task,
+    exc: BaseException,
+    *,
+    first_failed_at: float | None,
+    budget_seconds: float | None = None,
+    max_delay_seconds: float | None = None,
+    scheduled=None,
+    **kwargs,
+):
     """Retry ``task`` after a transient error with exponential backoff and jitter, for as
-    long as ``TASK_RETRY_BUDGET_SECONDS`` after its first failure: an outage is measured
-    in time, so a retry count runs out during a long one (8 retries were 4 minutes).
-    The first failure's time travels with the message; past the budget the error is raised."""
+    long as ``TASK_RETRY_BUDGET_SECONDS`` (or ``budget_seconds``) after its first failure:
+    an outage is measured in time, so a retry count runs out during a long one (8 retries
+    were 4 minutes). The first failure's time travels with the message; past the budget
+    the error is raised. ``scheduled(delay)``, if given, is told the delay before the retry
+    is sent (a row records when it is due)."""
     import random
     import time
 
     from django.conf import settings
 
+    budget = settings.TASK_RETRY_BUDGET_SECONDS if budget_seconds is None else budget_seconds
+    max_delay = settings.TASK_RETRY_MAX_DELAY_SECONDS if max_delay_seconds is None else max_delay_seconds
     first_failed_at = first_failed_at or time.time()
-    if time.time() - first_failed_at > settings.TASK_RETRY_BUDGET_SECONDS:
+    if time.time() - first_failed_at > budget:
         raise exc
-    delay = min(2 ** min(task.request.retries, 10), settings.TASK_RETRY_MAX_DELAY_SECONDS)
+    delay = min(2 ** min(task.request.retries, 10), max_delay)
     delay = delay * (0.5 + random.random() / 2)  # jitter
+    if scheduled is not None:
+        scheduled(delay)
     return task.retry(exc=exc, countdown=delay, max_retries=None, kwargs={**kwargs, "first_failed_at": first_failed_at})
 
 
@@ -127,3 +142,33 @@ def monitoring_run(model_version_id: int, run_id: int | None = None) -> str:
         return "skipped: already reported"  # a redelivered message
     reports = run_monitoring(portfolio=version.portfolio, model_version=version, run=run)
     return ", ".join(f"{r.kind}: {r.status}" for r in reports)
+
+
+@shared_task(name="scoring.tasks.webhook_deliver", bind=True, acks_late=True, time_limit=120, soft_time_limit=100)
+def webhook_deliver(self, delivery_id: int, first_failed_at: float | None = None) -> str:
+    """One attempt at a decision event's delivery (``default`` queue); a receiver that
+    does not answer 2xx is retried with backoff within WEBHOOK_RETRY_BUDGET_SECONDS of the
+    first failure (kept on the row, so a resent message counts the same outage), then failed."""
+    from django.conf import settings
+
+    from scoring.services.webhooks import (
+        WebhookAttemptFailed,
+        webhook_delivery_attempt,
+        webhook_delivery_fail,
+        webhook_delivery_retry_scheduled,
+    )
+
+    try:
+        return webhook_delivery_attempt(delivery_id=delivery_id)
+    except WebhookAttemptFailed as exc:
+        try:
+            return retry_within_budget(
+                self, exc, first_failed_at=exc.first_failed_at,
+                budget_seconds=settings.WEBHOOK_RETRY_BUDGET_SECONDS,
+                max_delay_seconds=settings.WEBHOOK_RETRY_MAX_DELAY_SECONDS,
+                scheduled=lambda delay: webhook_delivery_retry_scheduled(delivery_id=delivery_id, delay=delay),
+                delivery_id=delivery_id,
+            )  # fmt: skip
+        except WebhookAttemptFailed:
+            webhook_delivery_fail(delivery_id=delivery_id, error=str(exc))
+            return "failed: retry budget spent"

@@ -7,6 +7,7 @@ from scoring.api.audit import AuditEventViewSet
 from scoring.api.docs import docs_urlpatterns
 from scoring.api.errors import not_found_view
 from scoring.api.reviews import ReviewQueueViewSet
+from scoring.api.webhooks import WebhookDeliveryViewSet
 
 router = DefaultRouter()
 router.register("portfolios", views.PortfolioViewSet, basename="portfolio")
@@ -19,6 +20,7 @@ router.register("batch-runs", views.BatchRunViewSet, basename="batchrun")
 router.register("imports", views.ImportJobViewSet, basename="importjob")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 router.register("review-queue", ReviewQueueViewSet, basename="reviewcase")
+router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhookdelivery")
 
 # Real-time scoring answers its common case in a lean view in front of the DRF
 # action, which stays the endpoint's definition (schema, errors) and answers the rest.

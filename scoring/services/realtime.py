@@ -272,4 +272,4 @@ def realtime_score(
     )
     score = score_from_values(values)
     score.model_version = version  # the response names its number: no query for the row we hold
-    return score_record(score=score, version=version, requested_by=user, request=request)
+    return score_record(score=score, version=version, requested_by=user, request=request, cache=cache)

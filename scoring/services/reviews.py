@@ -216,6 +216,10 @@ def review_decide(*, score: Score, user, decision: str, reason: str, request=Non
         if not decided:
             raise ReviewConflict(f"Decision #{locked.pk} was decided by review already.")
         review.refresh_from_db()
+        from scoring.services.decision_events import decision_final
+
+        # The case's decision is final now: announced to the portfolio's webhooks once this commits.
+        decision_final(score=locked, decision=decision, source="review", decided_by=user)
         return review, {"model_decision": review.model_decision, "decision": locked.decision,
                         "final_decision": decision, "reason": text}  # fmt: skip
 

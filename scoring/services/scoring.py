@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -335,17 +336,28 @@ def score_realtime(
     return score_record(score=score, version=version, requested_by=requested_by)
 
 
-def score_record(*, score: Score, version: ModelVersion, requested_by=None, request=None) -> Score:
+def score_record(*, score: Score, version: ModelVersion, requested_by=None, request=None, cache=None) -> Score:
     """Save a real-time decision and its audit event together (``audit_record_with``:
     one statement on PostgreSQL, one transaction elsewhere): a crash between the two
-    can no longer leave a decision without its audit row."""
-    from scoring.audit import audit_record_with
+    can no longer leave a decision without its audit row. A final decision (approve,
+    decline) of a portfolio with active webhooks is announced from the same transaction
+    (``decision_final``): sent once it commits, never for a rollback. ``cache``: the
+    real-time request's view, which knows the portfolio's endpoints without a query."""
+    from django.db import transaction
 
-    audit_record_with(
-        score, action="score.create", actor=requested_by, request=request, portfolio_id=version.portfolio_id,
-        object_type="score",
-        details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
-    )  # fmt: skip
+    from scoring.audit import audit_record_with
+    from scoring.services.decision_events import decision_endpoints, decision_final
+
+    score.model_version = version  # the row we hold: the event names its number without a query
+    announced = decision_endpoints(score=score, decision=score.decision, source="model", cache=cache)
+    with transaction.atomic() if announced else nullcontext():
+        audit_record_with(
+            score, action="score.create", actor=requested_by, request=request, portfolio_id=version.portfolio_id,
+            object_type="score",
+            details={"applicant": score.applicant_id, "model_version": version.pk, "decision": score.decision},
+        )  # fmt: skip
+        if announced:
+            decision_final(score=score, decision=score.decision, source="model", cache=cache)
     scores_written(portfolio=version.portfolio, version=version, count=1, mode="realtime")
     return score
 

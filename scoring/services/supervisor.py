@@ -13,6 +13,8 @@ or a failed last step leaves behind:
 - trainings, tuning studies and imports whose lease (``heartbeat_at``, renewed by
   their process every ``JOB_STALE_SECONDS / 4``) is older than ``JOB_STALE_SECONDS``:
   marked failed with the reason, which the retry actions then offer to run again;
+- pending webhook deliveries overdue by more than ``WEBHOOK_LOST_AFTER_SECONDS``
+  (their message was lost): sent again;
 - files in the artifacts storage that no model version names, older than
   ``ARTIFACT_ORPHAN_GRACE_SECONDS``: deleted.
 
@@ -279,6 +281,39 @@ def imports_gone_fail() -> int:
     return repaired
 
 
+def webhooks_lost_resend() -> int:
+    """Pending webhook deliveries due longer ago than WEBHOOK_LOST_AFTER_SECONDS lost their
+    message (a broker restarted empty, the worker died before sending the retry, the
+    commit's enqueue failed): sent again, portfolio by portfolio. Each is first made due
+    now by a conditional update, so of two supervisors only one resends it; a message that
+    was not lost after all finds the delivery claimed or done and does nothing."""
+    from scoring.models import WebhookDelivery
+    from scoring.services.webhooks import webhook_deliveries_enqueue
+
+    before = _stale(settings.WEBHOOK_LOST_AFTER_SECONDS)
+    lost = WebhookDelivery.objects.filter(status=WebhookDelivery.STATUS_PENDING, next_attempt_at__lt=before)
+    repaired = 0
+    for portfolio_id in lost.values_list("portfolio_id", flat=True).distinct():
+        rows = lost.filter(portfolio_id=portfolio_id).values_list("id", "next_attempt_at")[:1000]
+        now = timezone.now()
+        ids = [
+            i
+            for i, due in rows
+            if WebhookDelivery.objects.filter(pk=i, status=WebhookDelivery.STATUS_PENDING, next_attempt_at=due).update(
+                next_attempt_at=now
+            )
+        ]
+        if not ids:
+            continue
+        webhook_deliveries_enqueue(ids)
+        _repaired("webhook_lost", len(ids), "portfolio %s: %s pending webhook deliveries sent again", portfolio_id,
+                  len(ids))  # fmt: skip
+        _audit("supervisor.webhook_resend", portfolio_id=portfolio_id, object_type="webhookdelivery", object_ids=ids,
+               reason="pending delivery overdue by more than the lost limit")  # fmt: skip
+        repaired += len(ids)
+    return repaired
+
+
 def artifacts_orphan_delete() -> int:
     """Files in the artifacts storage that no model version names, older than
     ``ARTIFACT_ORPHAN_GRACE_SECONDS``, are deleted: a training killed (or out of disk)
@@ -321,6 +356,7 @@ def _artifact_named(name: str) -> bool:
 AUDIT_ACTIONS = [
     "supervisor.chunk_requeue", "supervisor.chunk_resend", "supervisor.run_finish",
     "supervisor.training_fail", "supervisor.tuning_fail", "supervisor.import_fail",
+    "supervisor.webhook_resend",
     "supervisor.artifact_orphan_delete",
 ]  # fmt: skip
 
@@ -331,6 +367,7 @@ REPAIRS = {
     "training_failed": trainings_gone_fail,
     "tuning_failed": tunings_gone_fail,
     "import_failed": imports_gone_fail,
+    "webhook_lost": webhooks_lost_resend,
     "artifact_orphan": artifacts_orphan_delete,
 }
 

@@ -21,6 +21,7 @@ ADMINISTRATOR_MODELS = {
     "auth.user", "auth.group", "scoring.portfolio", "scoring.datasetschema", "scoring.reasoncode",
     "scoring.apitoken", "scoring.auditevent", "scoring.auditcheckpoint", "scoring.loginthrottle",
     "scoring.policyversion",  # read-only: administrators edit cutoffs, which become policy proposals
+    "scoring.webhookendpoint", "scoring.webhookdelivery",  # the log: rows of granted portfolios only
     "django_celery_beat.periodictask", "django_celery_beat.crontabschedule",
 }  # fmt: skip
 AUDITOR_MODELS = {"scoring.auditevent", "scoring.auditcheckpoint"}

@@ -29,4 +29,12 @@ class Command(ServiceCommand):
             )
         except PIIDecryptionError as error:
             raise CommandError(f"{error}: is an old key missing from PII_ENCRYPTION_KEYS?") from None
-        self.stdout.write(self.style.SUCCESS(f"{done} PII rows re-encrypted under the newest key"))
+        from scoring.services.webhooks import webhook_secrets_rotate_keys
+
+        try:
+            secrets_done = webhook_secrets_rotate_keys()  # webhook secrets are kept under the same keys
+        except PIIDecryptionError as error:
+            raise CommandError(f"{error}: is an old key missing from PII_ENCRYPTION_KEYS?") from None
+        self.stdout.write(
+            self.style.SUCCESS(f"{done} PII rows and {secrets_done} webhook secrets re-encrypted under the newest key")
+        )

@@ -38,7 +38,17 @@ from django.urls import resolve
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from scoring.models import Applicant, AuditEvent, BatchRun, ImportJob, ModelVersion, Portfolio, Score, TuningStudy
+from scoring.models import (
+    Applicant,
+    AuditEvent,
+    BatchRun,
+    ImportJob,
+    ModelVersion,
+    Portfolio,
+    Score,
+    TuningStudy,
+    WebhookDelivery,
+)
 from scoring.services.access import portfolio_access_grant
 from scoring.services.batch import batch_run_create
 from scoring.services.registry import model_version_approve, model_version_promote
@@ -46,6 +56,7 @@ from scoring.services.scoring import score_realtime
 from scoring.services.synthetic import synthetic_files_write
 from scoring.services.tokens import api_token_create
 from scoring.services.training import model_version_create, model_version_train
+from scoring.services.webhooks import webhook_endpoint_create
 from tests.factories import UserFactory, synthetic_portfolio
 
 VIEW, SCORE, IMPORT, EXPORT, TRAIN, VALIDATE, REVIEW = (
@@ -263,6 +274,13 @@ def world(db, settings, tmp_path, monkeypatch):
         first.save()
         ImportJob.objects.create(portfolio=portfolio, kind="applicants", schema=portfolio.schema, file_name="x.csv")
         TuningStudy.objects.create(portfolio=portfolio, kind="mlp", study_name=f"study-{portfolio.pk}", n_trials=2)
+    # Webhook endpoints and a failed delivery in each portfolio (created after the scores, so
+    # the real-time score above owed nothing): the delivery log lists and redelivers them.
+    root = UserFactory(username="cast-root", is_superuser=True)
+    for portfolio in (a, b):
+        endpoint, _ = webhook_endpoint_create(portfolio=portfolio, url="https://example.com/hook", user=root)
+        score = Score.objects.filter(portfolio=portfolio).order_by("pk").first()
+        WebhookDelivery.objects.create(portfolio=portfolio, endpoint=endpoint, score=score, payload={}, status="failed")
     files = synthetic_files_write(directory=tmp_path / "upload", count=5, seed=3)
     return {"portfolios": portfolios, "users": users, "upload": files.applicants.read_bytes()}
 
