@@ -118,10 +118,11 @@ class ModelVersionFilter(_CreatedRange):
     portfolio = IdFilter(field_name="portfolio_id")
     status = filters.ChoiceFilter(choices=ModelVersion.STATUS_CHOICES)
     kind = filters.ChoiceFilter(choices=ModelVersion.KIND_CHOICES)
+    training_group = filters.UUIDFilter(help_text="the versions one training request queued")
 
     class Meta:
         model = ModelVersion
-        fields = ["portfolio", "status", "kind"]
+        fields = ["portfolio", "status", "kind", "training_group"]
 
 
 class TuningStudyFilter(_CreatedRange):

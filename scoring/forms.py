@@ -96,6 +96,10 @@ class SchemaInferForm(forms.Form):
 class TrainForm(forms.Form):
     portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none())
     kind = forms.ChoiceField(choices=ModelVersion.KIND_CHOICES, label="Model")
+    also = forms.MultipleChoiceField(
+        choices=ModelVersion.KIND_CHOICES, required=False, label="Also train, on the same split",
+        help_text="Other families to train with it: the model page compares them side by side.",
+    )  # fmt: skip
     seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1)
     max_epochs = forms.IntegerField(
         label="At most epochs", required=False, min_value=1, max_value=500, help_text="Blank: the model's default."

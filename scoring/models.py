@@ -361,6 +361,11 @@ class ModelVersion(models.Model):
     )
     error = models.TextField(blank=True)
     tuning_study = models.ForeignKey("TuningStudy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # One training request for several families: its versions share the seed and the
+    # split, so the leaderboard sets them side by side on the same rows.
+    training_group = models.UUIDField(
+        null=True, blank=True, db_index=True, help_text="versions trained by one request, on the same split"
+    )
     trained_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

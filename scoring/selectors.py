@@ -156,6 +156,25 @@ def model_version_list(*, user, filters: dict | None = None) -> QuerySet[ModelVe
     return queryset.order_by("portfolio__name", "-version")
 
 
+def model_group_versions(*, user, version: ModelVersion) -> list[ModelVersion]:
+    """The versions trained by the same request as ``version`` (its training group), in
+    the order they were asked for; just ``version`` when it was trained alone."""
+    if version.training_group is None:
+        return [version]
+    return list(
+        restrict(ModelVersion.objects.select_related("portfolio", "schema"), user)
+        .filter(portfolio_id=version.portfolio_id, training_group=version.training_group)
+        .order_by("version")
+    )
+
+
+def model_group_leaderboard_get(*, user, version: ModelVersion):
+    """The leaderboard of ``version``'s training group (``scoring.services.leaderboard``)."""
+    from scoring.services.leaderboard import model_group_leaderboard
+
+    return model_group_leaderboard(versions=model_group_versions(user=user, version=version))
+
+
 def model_version_get(*, user, version_id: int) -> ModelVersion | None:
     return (
         restrict(

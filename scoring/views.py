@@ -22,6 +22,7 @@ from django.http import Http404, HttpResponsePermanentRedirect, JsonResponse, St
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from models.families import family_of
 from scoring import forms, selectors
 from scoring.audit import audit_record
 from scoring.models import BatchRun, ImportJob, ModelVersion, Portfolio
@@ -36,7 +37,7 @@ from scoring.services.pii import can_view_pii, pii_view
 from scoring.services.recourse import RecourseError, score_recourse
 from scoring.services.registry import REJECTABLE, RegistryError, model_version_approve, model_version_promote
 from scoring.services.scoring import ApplicantDataError, ScoringError, score_realtime, score_whatif
-from scoring.services.training import model_training_start
+from scoring.services.training import model_group_training_start, model_training_start
 from scoring.services.tuning import tuning_study_start
 
 ACTIVE_IMPORT = (ImportJob.STATUS_PENDING, ImportJob.STATUS_RUNNING)
@@ -530,6 +531,17 @@ def model_train(request):
         return redirect("portal:model_list")
     data = form.cleaned_data
     hyperparameters = {"max_epochs": data["max_epochs"]} if data.get("max_epochs") else {}
+    kinds = list(dict.fromkeys([data["kind"], *data.get("also", [])]))
+    if len(kinds) > 1:
+        # max_epochs goes to the families that have epochs (the networks), not to the trees.
+        per_kind = {kind: {n: v for n, v in hyperparameters.items() if n in family_of(kind).space()} for kind in kinds}
+        versions = model_group_training_start(
+            portfolio=data["portfolio"], kinds=kinds, seed=data["seed"], hyperparameters=per_kind,
+            requested_by=request.user,
+        )  # fmt: skip
+        numbers = ", ".join(f"v{v.version} ({v.kind})" for v in versions)
+        messages.success(request, f"Model versions {numbers} queued for training on the same split.")
+        return redirect("portal:model_detail", version_id=versions[0].pk)
     version = model_training_start(
         portfolio=data["portfolio"], kind=data["kind"], seed=data["seed"], hyperparameters=hyperparameters,
         requested_by=request.user,
@@ -769,6 +781,9 @@ def model_detail(request, version_id: int):
         "may_validate": may_validate,
         "can_reject": may_validate and version.status in REJECTABLE,
         "review_report": next(iter(selectors.review_report(user=request.user, model_version=version)), None),
+        "leaderboard": selectors.model_group_leaderboard_get(user=request.user, version=version)
+        if version.training_group
+        else None,
     }
     return page(request, "scoring/model_detail.html", context)
 

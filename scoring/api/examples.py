@@ -232,6 +232,7 @@ MODEL = {
     "rejected_at": None,
     "progress": {"epoch": 17, "max_epochs": 40, "train_loss": 0.2961, "val_auc": 0.7794},
     "error": "",
+    "training_group": None,
 }
 
 VALIDATION_NOTE = {
@@ -591,3 +592,28 @@ RECOURSE_NONE = {
     "message": "No change within bounds: no combination of up to three actionable features reaches approve.",
     "suggestions": [],
 }
+
+GROUP = "5f0c2a9e-8d1b-4c7e-9a3f-2b6d1e4c8a70"
+_QUEUED_MLP = {**MODEL_QUEUED, "id": 8, "version": 4, "kind": "mlp", "hyperparameters": {}, "training_group": GROUP,
+               "progress": {}}  # fmt: skip
+_QUEUED_TREES = {**_QUEUED_MLP, "id": 9, "version": 5, "kind": "trees"}
+TRAIN_GROUP_QUEUED = {**_QUEUED_MLP, "group_versions": [_QUEUED_MLP, _QUEUED_TREES]}
+_DECILES = [{"decile": 1, "count": 150, "mean_pd": 0.012, "observed_rate": 0.013, "min_pd": 0.002, "max_pd": 0.019},
+            {"decile": 10, "count": 150, "mean_pd": 0.391, "observed_rate": 0.402, "min_pd": 0.241, "max_pd": 0.93}]  # fmt: skip
+LEADERBOARD = {
+    "training_group": GROUP,
+    "same_rows": True,
+    "figures_from": "stored",
+    "test_rows": 1500,
+    "test_rows_sha256": "0d4f1e7a9c3b5d2e8f6a1c4b7e9d3f5a2c8b6e1d4f7a9c3b5e2d8f6a1c4b7e9d",
+    "entries": [
+        {"id": 8, "version": 4, "kind": "mlp", "status": "trained",
+         "metrics": {**METRICS, "auc": 0.774, "gini": 0.548, "deciles": _DECILES},
+         "fit_seconds": 41.2, "training_seconds": 58.7, "explained_rows_per_s": 18250.0},
+        {"id": 9, "version": 5, "kind": "trees", "status": "trained",
+         "metrics": {**METRICS, "deciles": _DECILES}, "fit_seconds": 6.4, "training_seconds": 15.1,
+         "explained_rows_per_s": 41800.0},
+    ],
+    "baseline": {**METRICS, "auc": 0.744, "gini": 0.488, "ks": 0.392, "brier": 0.0861, "deciles": _DECILES},
+    "baseline_fitted_with": 8,
+}  # fmt: skip

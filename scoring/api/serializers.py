@@ -191,7 +191,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
                   "tuning_study", "trained_by", "created_at", "trained_at", "approved_by", "approved_at",
                   "promoted_by", "promoted_at", "promotion_override_reason", "promotion_override_by",
                   "promotion_override_at", "rejection_reason", "rejected_by", "rejected_at", "progress",
-                  "error"]  # fmt: skip
+                  "error", "training_group"]  # fmt: skip
 
 
 class ValidationNoteSerializer(serializers.ModelSerializer):
@@ -260,9 +260,70 @@ SEED_MAX = 2**31 - 1
 
 class TrainRequestSerializer(serializers.Serializer):
     portfolio = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=ModelVersion.KIND_CHOICES)
+    kind = serializers.ChoiceField(choices=ModelVersion.KIND_CHOICES, required=False, help_text="one family")
+    kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=ModelVersion.KIND_CHOICES), required=False, min_length=1,
+        max_length=len(ModelVersion.KIND_CHOICES),
+        help_text="several families, one version each, in one training group on the same split (instead of kind); "
+        "hyperparameters then map each kind to its own values",
+    )  # fmt: skip
     seed = serializers.IntegerField(default=0, min_value=0, max_value=SEED_MAX)  # the database column holds it
     hyperparameters = serializers.DictField(required=False, default=dict)
+
+    def validate(self, attrs):
+        if ("kind" in attrs) == ("kinds" in attrs):
+            raise serializers.ValidationError({"kinds": ["Give either kind or kinds."]})
+        return attrs
+
+
+class TrainResponseSerializer(ModelVersionSerializer):
+    """The (first) version queued, and every version of its training group."""
+
+    group_versions = serializers.SerializerMethodField(help_text="the versions queued by this request, in order")
+
+    class Meta(ModelVersionSerializer.Meta):
+        fields = [*ModelVersionSerializer.Meta.fields, "group_versions"]
+
+    def get_group_versions(self, version: ModelVersion) -> list[dict]:
+        return list(ModelVersionSerializer(self.context.get("group") or [version], many=True).data)
+
+
+class LeaderboardFiguresSerializer(serializers.Serializer):
+    n = serializers.IntegerField(allow_null=True)
+    bad_rate = serializers.FloatField(allow_null=True)
+    mean_pd = serializers.FloatField(allow_null=True)
+    auc = serializers.FloatField(allow_null=True)
+    gini = serializers.FloatField(allow_null=True)
+    ks = serializers.FloatField(allow_null=True)
+    brier = serializers.FloatField(allow_null=True)
+    log_loss = serializers.FloatField(allow_null=True)
+    deciles = serializers.ListField(child=serializers.DictField(), help_text="calibration by decile of predicted PD")
+
+
+class LeaderboardEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="version.pk")
+    version = serializers.IntegerField(source="version.version")
+    kind = serializers.CharField(source="version.kind")
+    status = serializers.CharField(source="version.status")
+    metrics = LeaderboardFiguresSerializer(allow_null=True, help_text="on the shared test rows; null until trained")
+    fit_seconds = serializers.FloatField(allow_null=True)
+    training_seconds = serializers.FloatField(allow_null=True, help_text="claimed to done, every split scheme")
+    explained_rows_per_s = serializers.FloatField(allow_null=True, help_text="exact explanations, test rows")
+
+
+class LeaderboardSerializer(serializers.Serializer):
+    training_group = serializers.UUIDField(source="group", allow_null=True)
+    same_rows = serializers.BooleanField()
+    figures_from = serializers.ChoiceField(
+        source="source",
+        choices=["stored", "rescored"],
+        help_text="stored: each version's figures from training; rescored: scored again on one test split",
+    )
+    test_rows = serializers.IntegerField(allow_null=True)
+    test_rows_sha256 = serializers.CharField(allow_null=True)
+    entries = LeaderboardEntrySerializer(many=True)
+    baseline = LeaderboardFiguresSerializer(allow_null=True, help_text="logistic regression on the same rows")
+    baseline_fitted_with = serializers.IntegerField(source="baseline_version.pk", allow_null=True, default=None)
 
 
 class TuneRequestSerializer(serializers.Serializer):

@@ -39,7 +39,7 @@ from scoring.services.ingestion import IngestionError, import_job_create, import
 from scoring.services.recourse import score_recourse
 from scoring.services.registry import model_version_approve, model_version_promote, model_version_reject
 from scoring.services.scoring import score_realtime
-from scoring.services.training import model_training_start
+from scoring.services.training import model_group_training_start, model_training_start
 from scoring.services.tuning import tuning_study_start
 from scoring.services.validation import validation_note_add
 
@@ -335,13 +335,26 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(
         summary="Train a model (queued on the train queue)",
         description="Records a queued model version and enqueues its training; follow it with "
-        "`GET /models/{id}/status/`. Needs the train grant on the portfolio.",
+        "`GET /models/{id}/status/`. With `kinds`, one version per family in one training group, all on the "
+        "same split (same rows and seed), compared by `GET /models/{id}/leaderboard/`; `hyperparameters` then "
+        "map each kind to its own values. `group_versions` lists every version queued. Needs the train grant "
+        "on the portfolio.",
         request=s.TrainRequestSerializer,
-        responses={202: s.ModelVersionSerializer},
+        responses={202: s.TrainResponseSerializer},
         examples=[
             ex.request("CNN", {"portfolio": 1, "kind": "cnn", "seed": 0, "hyperparameters": {"max_epochs": 40}}),
             ex.request("MLP with defaults", {"portfolio": 1, "kind": "mlp"}),
-            ex.response("Queued", ex.MODEL_QUEUED, status=202),
+            ex.request(
+                "MLP and trees on the same split",
+                {
+                    "portfolio": 1,
+                    "kinds": ["mlp", "trees"],
+                    "seed": 0,
+                    "hyperparameters": {"trees": {"n_estimators": 400}},
+                },
+            ),
+            ex.response("Queued", {**ex.MODEL_QUEUED, "group_versions": [ex.MODEL_QUEUED]}, status=202),
+            ex.response("Queued, two families", ex.TRAIN_GROUP_QUEUED, status=202),
         ],
     )
     @action(detail=False, methods=["post"], filterset_class=None, pagination_class=None)
@@ -349,12 +362,46 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
         body = s.TrainRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         portfolio = _visible_portfolio(request, body.validated_data["portfolio"], "train_portfolio")
+        data = body.validated_data
         # Out-of-space hyper-parameters (400) and too much queued work (429) are service errors.
-        version = model_training_start(
-            portfolio=portfolio, kind=body.validated_data["kind"], seed=body.validated_data["seed"],
-            hyperparameters=body.validated_data["hyperparameters"], requested_by=request.user,
-        )  # fmt: skip
-        return Response(s.ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+        if "kinds" in data:
+            group = model_group_training_start(
+                portfolio=portfolio,
+                kinds=data["kinds"],
+                seed=data["seed"],
+                hyperparameters=data["hyperparameters"],
+                requested_by=request.user,
+            )
+        else:
+            group = [
+                model_training_start(
+                    portfolio=portfolio,
+                    kind=data["kind"],
+                    seed=data["seed"],
+                    hyperparameters=data["hyperparameters"],
+                    requested_by=request.user,
+                )
+            ]
+        body_out = s.TrainResponseSerializer(group[0], context={"group": group}).data
+        return Response(body_out, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Compare the versions one training request trained, on the same rows, with the baseline",
+        description="The version's training group (the families one request trained on the same split; the version "
+        "alone otherwise), each with its stored test AUC, Gini, KS, Brier, log loss and calibration by decile, "
+        "its fit time, time from claim to done and exact explanations per second, beside the logistic baseline "
+        "on the same rows. `same_rows` holds when every version's stored test-row hash agrees (`figures_from` "
+        "`stored`); otherwise the versions are scored again on the first one's test split (`rescored`). "
+        "Versions not trained yet are listed with `metrics` null.",
+        responses={200: s.LeaderboardSerializer, 409: conflict("Not comparable", "Model v2 has no trained artifact.")},
+        examples=_example_list(("Two families", ex.LEADERBOARD)),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def leaderboard(self, request, pk=None):
+        from scoring.selectors import model_group_leaderboard_get
+
+        board = model_group_leaderboard_get(user=request.user, version=self.get_object())
+        return Response(s.LeaderboardSerializer(board).data)
 
     @extend_schema(
         summary="Tune hyper-parameters (Optuna; one task per trial on the train queue)",

@@ -84,8 +84,8 @@ def hyperparameters_validate(*, kind: str, values: dict[str, Any] | None) -> dic
 
 
 # --- Work per user ------------------------------------------------------------------------
-def training_capacity_check(*, user) -> None:
-    """Refuse (429) a new training while ``user`` has TRAIN_MAX_QUEUED_PER_USER queued or training."""
+def training_capacity_check(*, user, adding: int = 1) -> None:
+    """Refuse (429) ``adding`` new trainings that would take ``user`` past TRAIN_MAX_QUEUED_PER_USER queued or training."""
     from scoring.models import ModelVersion
 
     if user is None:
@@ -94,7 +94,7 @@ def training_capacity_check(*, user) -> None:
     busy = ModelVersion.objects.filter(
         trained_by=user, status__in=(ModelVersion.STATUS_QUEUED, ModelVersion.STATUS_TRAINING)
     ).count()
-    if busy >= limit:
+    if busy + adding > limit:
         raise TooMuchWork(f"You have {busy} model versions queued or training; at most {limit} at a time.")
 
 

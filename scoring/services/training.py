@@ -9,11 +9,15 @@ needs to reproduce it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
+import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,7 +39,7 @@ from scoring.inference import artifact_name_for
 from scoring.models import ModelVersion, Portfolio
 from scoring.services.datasets import PortfolioData, attach_outcomes, portfolio_data
 from scoring.services.errors import ConflictError, public_error_text
-from scoring.services.hyperparams import hyperparameters_validate, training_capacity_check
+from scoring.services.hyperparams import HyperparameterError, hyperparameters_validate, training_capacity_check
 from scoring.services.monitoring import monitoring_reference_build
 from scoring.services.supervisor import lease_claim_fields, lease_held, worker_identity
 from scoring.storage import ARTIFACTS, storage
@@ -70,6 +74,7 @@ def model_version_create(
     hyperparameters: dict[str, Any] | None = None,
     requested_by=None,
     tuning_study=None,
+    training_group: uuid.UUID | None = None,
 ) -> ModelVersion:
     family = family_of(kind)  # UnknownFamily (a ValueError) names the registered kinds
     # Every entry point comes here: values outside the family's space are a 400 now, not a worker failure later.
@@ -84,13 +89,15 @@ def model_version_create(
         hyperparameters=hyperparameters or {},
         trained_by=requested_by,
         tuning_study=tuning_study,
+        training_group=training_group,
     )
     from scoring.audit import audit_record
 
     audit_record(
         action="model.train", actor=requested_by, portfolio_id=portfolio.pk, object_type="modelversion",
         object_ids=[version.pk],
-        details={"kind": kind, "version": version.version, "seed": seed, "tuning_study": tuning_study and tuning_study.pk},
+        details={"kind": kind, "version": version.version, "seed": seed, "tuning_study": tuning_study and tuning_study.pk,
+                 "training_group": training_group and str(training_group)},
     )  # fmt: skip
     return version
 
@@ -108,6 +115,71 @@ def model_training_start(
         )
         transaction.on_commit(lambda: train_model_version.delay(version.pk))
     return version
+
+
+class TrainingRequestError(HyperparameterError):
+    """A training request for several families that does not hold together (400)."""
+
+    code = "invalid_training_request"
+
+
+def model_group_create(
+    *,
+    portfolio: Portfolio,
+    kinds: list[str],
+    seed: int = 0,
+    hyperparameters: dict[str, dict[str, Any]] | None = None,
+    requested_by=None,
+) -> list[ModelVersion]:
+    """One queued version per family, in one training group: the same portfolio rows and
+    seed give every one of them the same split (``training_split``), so the leaderboard
+    compares them on the same test rows. ``hyperparameters`` maps a kind to its own
+    values (a family's space is its own); kinds left out train with their defaults."""
+    kinds = list(dict.fromkeys(kinds))  # each family once, in the order asked
+    if not kinds:
+        raise TrainingRequestError("Name at least one model family to train.", details={"kinds": ["at least one"]})
+    hyperparameters = hyperparameters or {}
+    strangers = sorted(set(hyperparameters) - set(kinds))
+    if strangers or not all(isinstance(v, dict) for v in hyperparameters.values()):
+        raise TrainingRequestError(
+            "With several kinds, hyperparameters map each kind trained to its own values, "
+            f'e.g. {{"{kinds[0]}": {{...}}}}' + (f"; not trained: {', '.join(strangers)}" if strangers else "") + ".",
+            details={"hyperparameters": [f"keys among {', '.join(kinds)}, each an object"]},
+        )
+    group = uuid.uuid4() if len(kinds) > 1 else None
+    with transaction.atomic():
+        return [
+            model_version_create(
+                portfolio=portfolio,
+                kind=kind,
+                seed=seed,
+                hyperparameters=hyperparameters.get(kind),
+                requested_by=requested_by,
+                training_group=group,
+            )
+            for kind in kinds
+        ]
+
+
+def model_group_training_start(
+    *,
+    portfolio: Portfolio,
+    kinds: list[str],
+    seed: int = 0,
+    hyperparameters: dict[str, dict[str, Any]] | None = None,
+    requested_by=None,
+) -> list[ModelVersion]:
+    """``model_group_create``, each version enqueued on the ``train`` queue."""
+    from scoring.tasks import train_model_version
+
+    training_capacity_check(user=requested_by, adding=len(set(kinds)))
+    with transaction.atomic():
+        versions = model_group_create(
+            portfolio=portfolio, kinds=kinds, seed=seed, hyperparameters=hyperparameters, requested_by=requested_by
+        )
+        for version in versions:
+            transaction.on_commit(partial(train_model_version.delay, version.pk))
+    return versions
 
 
 def training_data(*, portfolio: Portfolio, kind: str) -> tuple[PortfolioData, np.ndarray]:
@@ -164,6 +236,7 @@ class FitResult:
     background: dict
     validations: dict  # scheme -> test metrics, baseline, rows and dates; "trained_on"
     screen: dict  # models.screen.screen of the training rows and the test figures
+    timing: dict  # fit_seconds of the model's scheme, explained_rows_per_s on its test rows
 
 
 def _fit(data: PortfolioData, y: np.ndarray, parts: dict, *, schema: dict, kind: str, seed: int,
@@ -192,9 +265,15 @@ def _fit(data: PortfolioData, y: np.ndarray, parts: dict, *, schema: dict, kind:
     return model, metrics, baseline
 
 
+def test_rows_sha256(data: PortfolioData, parts: dict) -> str:
+    """Which applicants a scheme tests on: versions with the same hash were measured on the same rows."""
+    return hashlib.sha256(np.asarray(data.applicant_ids[parts["test"]], dtype=np.int64).tobytes()).hexdigest()
+
+
 def _scheme_summary(data: PortfolioData, parts: dict, metrics: dict, baseline: dict) -> dict:
     summary: dict[str, Any] = {"test": metrics["test"], "baseline_test": baseline,
-                               "rows": {name: len(parts[name]) for name in SPLITS}}  # fmt: skip
+                               "rows": {name: len(parts[name]) for name in SPLITS},
+                               "test_rows_sha256": test_rows_sha256(data, parts)}  # fmt: skip
     if data.application_dates is not None:
         dates = {}
         for name in SPLITS:
@@ -223,11 +302,15 @@ def model_fit_evaluate(
     leakage screen reads the training rows of the model's scheme."""
     schemes = split_schemes(data, y, seed=seed)
     fitted = {}
+    fit_seconds = 0.0
     for position, (scheme, parts) in enumerate(schemes.items()):
+        started = time.perf_counter()
         fitted[scheme] = _fit(
             data, y, parts, schema=schema, kind=kind, seed=seed, hyperparameters=hyperparameters,
             on_epoch=on_epoch if position == 0 else None,
         )  # fmt: skip
+        if position == 0:
+            fit_seconds = time.perf_counter() - started  # with its evaluation and baseline: a little over the fit
     trained_on, parts = next(iter(schemes.items()))
     model, metrics, baseline = fitted[trained_on]
     validations: dict[str, Any] = {"trained_on": trained_on}
@@ -240,7 +323,23 @@ def model_fit_evaluate(
         train.static, y[parts["train"]], categorical=categorical, seed=seed,
         model_auc=metrics["test"].get("auc"), baseline_auc=baseline.get("auc"),
     )  # fmt: skip
-    return FitResult(model, metrics, {"test": baseline}, background, validations, screen)
+    timing = {"fit_seconds": round(fit_seconds, 3),
+              **_explain_rate(model, data.subset(parts["test"]), background, kind=kind)}  # fmt: skip
+    return FitResult(model, metrics, {"test": baseline}, background, validations, screen, timing)
+
+
+EXPLAIN_TIMING_ROWS = 1000
+
+
+def _explain_rate(model: Any, test: PortfolioData, background: dict, *, kind: str) -> dict:
+    """Exact explanations per second on (up to EXPLAIN_TIMING_ROWS of) the test rows,
+    measured once at training time: the leaderboard's "rows/s explained"."""
+    rows = test.subset(np.arange(min(len(test), EXPLAIN_TIMING_ROWS)))
+    explainer = family_of(kind).explainer(model, background)
+    started = time.perf_counter()
+    explainer.explain(**rows.model_inputs(kind))
+    seconds = max(time.perf_counter() - started, 1e-9)
+    return {"explained_rows": len(rows), "explained_rows_per_s": round(len(rows) / seconds, 1)}
 
 
 def _progress_recorder(version: ModelVersion, max_epochs: int) -> EpochCallback:
@@ -346,7 +445,7 @@ def _train_claimed(model_version_id: int, token: str, on_epoch: EpochCallback | 
         logger.error("Training model version %s failed:\n%s", version.pk, traceback.format_exc())
         raise
     version.status = ModelVersion.STATUS_TRAINED
-    version.metrics = metrics
+    version.metrics = {**metrics, "timing": fit.timing}
     version.baseline_metrics = fit.baseline
     version.validations = fit.validations
     version.screen = fit.screen

@@ -3,12 +3,19 @@ import time
 
 from django.core.management.base import CommandError
 
+from models.families import FAMILIES
 from scoring.management.base import ServiceCommand
 from scoring.management.commands._acting import acting_user, add_as_argument
 from scoring.management.commands._progress import ProgressBar, refresh_patiently
 from scoring.models import ModelVersion, Portfolio
 from scoring.roles import TRAIN
-from scoring.services.training import model_training_start, model_version_create, model_version_train
+from scoring.services.training import (
+    model_group_create,
+    model_group_training_start,
+    model_training_start,
+    model_version_create,
+    model_version_train,
+)
 
 
 def metrics_table(version: ModelVersion) -> str:
@@ -39,7 +46,9 @@ class Command(ServiceCommand):
     def add_arguments(self, parser):
         add_as_argument(parser, what="who trains the model")
         parser.add_argument("--portfolio", required=True, help="portfolio name")
-        parser.add_argument("--kind", required=True, choices=["mlp", "cnn"])
+        parser.add_argument("--kind", action="append", required=True, choices=list(FAMILIES),
+                            help="model family; repeat it (--kind mlp --kind trees) to train several on the same "
+                            "split, one training group compared by the leaderboard")  # fmt: skip
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
                             help='hyper-parameter, e.g. --param max_epochs=20 --param "hidden=[32,16]"')  # fmt: skip
@@ -62,6 +71,9 @@ class Command(ServiceCommand):
                 params[name] = json.loads(value)
             except json.JSONDecodeError:
                 params[name] = value
+        if len(options["kind"]) > 1:
+            return self._group(portfolio, user, params, options)
+        options["kind"] = options["kind"][0]
         try:
             if options["sync"]:
                 version = model_version_create(
@@ -114,3 +126,34 @@ class Command(ServiceCommand):
             f"Trained on {version.device}: {version.training_rows:,} applicants, artifact sha256 {version.artifact_sha256}"
         )
         self.stdout.write(metrics_table(version))
+
+    def _group(self, portfolio, user, params, options):
+        """Several families on the same split; --param values go to every family that declares them."""
+        from models.families import family_of
+
+        per_kind = {kind: {n: v for n, v in params.items() if n in family_of(kind).space()} for kind in options["kind"]}
+        unknown = set(params) - {n for values in per_kind.values() for n in values}
+        if unknown:
+            raise CommandError(f"--param {', '.join(sorted(unknown))}: no family asked for declares it")
+        create = model_group_create if options["sync"] else model_group_training_start
+        try:
+            versions = create(
+                portfolio=portfolio, kinds=options["kind"], seed=options["seed"], hyperparameters=per_kind,
+                requested_by=user,
+            )  # fmt: skip
+        except (TypeError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"Training group {versions[0].training_group} of {portfolio}:")
+        for version in versions:
+            self.stdout.write(f"  model version {version.version} ({version.kind}): id {version.pk}")
+        if not options["sync"]:
+            self.stdout.write(
+                "Enqueued; follow them with the API or the portal (the model page shows the leaderboard)."
+            )
+            return
+        for version in versions:
+            model_version_train(model_version_id=version.pk)
+            version.refresh_from_db()
+            if version.status == ModelVersion.STATUS_FAILED:
+                raise CommandError(f"Training v{version.version} ({version.kind}) failed: {version.error}")
+            self.stdout.write(f"v{version.version} ({version.kind}):\n{metrics_table(version)}")
