@@ -232,16 +232,27 @@ def numeric_medians(model: CreditModel) -> dict[str, float]:
     return {c["name"]: float(c["median"]) for c in getattr(pipeline, "numeric_", [])}
 
 
+def category_text(value: Any) -> str:
+    """A category as a catalogue key spells it: a whole number without decimals (a
+    category column of numbers is read as floats), anything else as written."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def reason_key(group: str, value: Any, medians: dict[str, float]) -> str:
     """The catalogue key of a reason: ``<feature>:high|low|missing`` for a numeric
-    feature, ``<feature>:missing`` for any missing value, else the group itself."""
+    feature, ``<feature>:missing`` for any missing value, ``<feature>=<category>`` for a
+    category (each category its own statement); a history window is its group. A key
+    the catalogue lacks falls back to the group's entry (catalogues made before these
+    keys existed), so an old policy version still gives its old texts."""
     if group.startswith("history."):
         return group
     if value is None:
         return f"{group}:{MISSING}"
     if group in medians and isinstance(value, int | float):
         return f"{group}:{HIGH if value > medians[group] else LOW}"
-    return group
+    return f"{group}={category_text(value)}"
 
 
 def format_value(value: Any, *, integer: bool = False) -> str:

@@ -314,22 +314,28 @@ class ReasonCodeAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # entries are generated from the schema (reason_codes_ensure)
 
+    def changelist_view(self, request, extra_context=None):
+        # The rows are the catalogue's entries (per feature and direction, per category)
+        # of every schema a portfolio uses, made on first sight.
+        from scoring.services.reason_codes import reason_codes_ensure
+
+        for schema in DatasetSchema.objects.filter(pk__in=Portfolio.objects.values("schema_id")):
+            reason_codes_ensure(schema=schema)
+        return super().changelist_view(request, extra_context)
+
     def save_model(self, request, obj, form, change):
         """Decisions read the texts of their portfolio's policy version, so a new wording is
         proposed as a policy change of every portfolio on this schema (approved by a second
-        person with the policy role); the schema's entry keeps the default."""
-        from scoring.services.policy import policy_propose
+        person with the policy role) through ``reason_text_propose``, for the same key the
+        decisions look up; the schema's entry keeps the default."""
+        from scoring.services.reason_codes import reason_text_propose
 
-        for portfolio in Portfolio.objects.filter(schema_id=obj.schema_id):
-            try:
-                proposal = policy_propose(
-                    portfolio=portfolio, user=request.user, admin=True, comment=f"reason {obj.code} reworded",
-                    changes={"reason_catalogue": {obj.feature: {"code": obj.code, "text": obj.text}}},
-                )  # fmt: skip
-            except ServiceError as error:
-                self.message_user(request, f"{portfolio}: not proposed: {error.message}", messages.ERROR)
-                continue
-            self.message_user(request, f"{portfolio}: proposed as policy v{proposal.version}.", messages.WARNING)
+        for portfolio, outcome in reason_text_propose(schema=obj.schema, key=obj.feature, text=obj.text,
+                                                       user=request.user):  # fmt: skip
+            if isinstance(outcome, ServiceError):
+                self.message_user(request, f"{portfolio}: not proposed: {outcome.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{portfolio}: proposed as policy v{outcome.version}.", messages.WARNING)
 
 
 @admin.register(PolicyVersion)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -35,7 +36,13 @@ from scoring.services.exports import escape_cell, export_csv_lines, export_parqu
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.pii import can_view_pii, pii_view
 from scoring.services.recourse import RecourseError, score_recourse
-from scoring.services.registry import REJECTABLE, RegistryError, model_version_approve, model_version_promote
+from scoring.services.registry import (
+    REJECTABLE,
+    RegistryError,
+    model_version_approve,
+    model_version_promote,
+    previous_champion,
+)
 from scoring.services.scoring import ApplicantDataError, ScoringError, score_realtime, score_whatif
 from scoring.services.training import model_group_training_start, model_training_start
 from scoring.services.tuning import tuning_study_start
@@ -641,7 +648,9 @@ def model_splits(version: ModelVersion) -> list[dict]:
     """Every split the training carved, the calibration split (metrics not stored) too, so
     the rows add up to the training rows."""
     metrics = version.metrics or {}
-    rows = [{"name": name, "metrics": metrics.get(name) or {}} for name in ("train", "validation", "test")]
+    rows: list[dict[str, Any]] = [
+        {"name": name, "metrics": metrics.get(name) or {}} for name in ("train", "validation", "test")
+    ]
     counted = sum(r["metrics"].get("n") or 0 for r in rows)
     if version.training_rows and counted and version.training_rows > counted:
         rows.insert(2, {"name": "calibration (Platt scaling)", "metrics": {"n": version.training_rows - counted}})
@@ -780,6 +789,12 @@ def model_detail(request, version_id: int):
         "can_promote": may_validate and version.status == ModelVersion.STATUS_APPROVED,
         "may_validate": may_validate,
         "can_reject": may_validate and version.status in REJECTABLE,
+        "can_restore": may_validate
+        and version.status == ModelVersion.STATUS_RETIRED
+        and version.approved_by_id is not None,
+        "previous_champion": previous_champion(version.portfolio)
+        if may_validate and version.status == ModelVersion.STATUS_CHAMPION
+        else None,
         "review_report": next(iter(selectors.review_report(user=request.user, model_version=version)), None),
         "leaderboard": selectors.model_group_leaderboard_get(user=request.user, version=version)
         if version.training_group
@@ -902,7 +917,8 @@ def run_detail(request, run_id: int):
     summary = selectors.batch_run_summary(user=request.user, run=run)
     bands = summary["bands"]
     start = run.started_at or run.created_at
-    done_rows, throughput = 0, {"seconds": [0.0], "rows": [0]}
+    done_rows = 0
+    throughput: dict[str, list[float]] = {"seconds": [0.0], "rows": [0]}
     for finished_at, rows in summary["chunks"]:
         done_rows += rows
         throughput["seconds"].append(round((finished_at - start).total_seconds(), 2))

@@ -1,5 +1,6 @@
 """Portal actions of a validator on a model version: write a validation note, reject
-the version. Thin: each checks the grant, calls one service, says what happened."""
+the version, roll back (restore a retired version, or the previous champion). Thin:
+each checks the grant, calls one service, says what happened."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from scoring import selectors
+from scoring.models import Portfolio
+from scoring.permissions import restrict
 from scoring.services.errors import ServiceError
-from scoring.services.registry import model_version_reject
+from scoring.services.registry import (
+    champion_of,
+    champion_restore_previous,
+    model_version_reject,
+    model_version_restore,
+)
 from scoring.services.validation import validation_note_add
 from scoring.views import found, require_perm
 
@@ -44,4 +52,38 @@ def model_reject(request, version_id: int):
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Model version {version.version} rejected.")
+    return redirect("portal:model_detail", version_id=version.pk)
+
+
+@login_required
+@require_POST
+def model_restore(request, version_id: int):
+    """Rollback: this retired, once approved version becomes champion again."""
+    version = _version(request, version_id)
+    try:
+        model_version_restore(
+            version=version, user=request.user, reason=request.POST.get("reason", ""), request=request
+        )
+    except ServiceError as exc:  # no reason, not retired, never approved, four eyes
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Model version {version.version} restored as champion.")
+    return redirect("portal:model_detail", version_id=version.pk)
+
+
+@login_required
+@require_POST
+def champion_restore(request, portfolio_id: int):
+    """One-click rollback: the previous champion of the portfolio becomes champion again."""
+    portfolio = found(restrict(Portfolio.objects.all(), request.user, field="id").filter(pk=portfolio_id).first())
+    require_perm(request.user, portfolio.pk, "validate_portfolio", "validate models")
+    try:
+        version = champion_restore_previous(
+            portfolio=portfolio, user=request.user, reason=request.POST.get("reason", ""), request=request
+        )
+    except ServiceError as exc:  # no previous champion, no reason, four eyes
+        messages.error(request, exc.message)
+        champion = champion_of(portfolio)
+        return redirect("portal:model_detail", version_id=champion.pk) if champion else redirect("portal:model_list")
+    messages.success(request, f"Model version {version.version} restored as champion of {portfolio}.")
     return redirect("portal:model_detail", version_id=version.pk)

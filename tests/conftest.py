@@ -225,8 +225,15 @@ def flush_database() -> None:
     from django.core.management import call_command
     from django.db import connection
 
+    from scoring.caches import process_cache
+    from scoring.services.policy import policy_cache_clear
+
     call_command("flush", interactive=False, verbosity=0)
     ContentType.objects.clear_cache()
+    # Ids start again after a flush: a module world set up next (before any test's own
+    # cache reset) must not read this module's policies or portfolios by a reused id.
+    process_cache.clear()
+    policy_cache_clear()
     for module, function in _SEEDS:
         seed = getattr(importlib.import_module(f"scoring.migrations.{module}"), function)
         seed(apps, connection.schema_editor())

@@ -593,6 +593,9 @@ RECOURSE_NONE = {
     "suggestions": [],
 }
 
+ROLLBACK_REASON = "v4 approves too many thin-file applicants in the first week; back to v3 until reviewed."
+MODEL_RESTORED = {**MODEL_CHAMPION, "id": 6, "version": 2}
+
 GROUP = "5f0c2a9e-8d1b-4c7e-9a3f-2b6d1e4c8a70"
 _QUEUED_MLP = {**MODEL_QUEUED, "id": 8, "version": 4, "kind": "mlp", "hyperparameters": {}, "training_group": GROUP,
                "progress": {}}  # fmt: skip

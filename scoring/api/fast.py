@@ -158,7 +158,7 @@ def _error(exc: Exception, request: HttpRequest) -> HttpResponse:
         raise exc
     response.accepted_renderer = _renderer
     response.accepted_media_type = "application/json"
-    response.renderer_context = {}
+    response.renderer_context = {}  # type: ignore[attr-defined]  # set by DRF views before render()
     return response.render()
 
 

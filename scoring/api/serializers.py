@@ -250,6 +250,10 @@ class RejectRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=REASON_MAX, help_text="why the version is rejected (kept and audited)")
 
 
+class RestoreRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=REASON_MAX, help_text="why to roll back (kept in the audit event)")
+
+
 class ValidationNoteRequestSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=NOTE_MAX, help_text="what the validation found")
 

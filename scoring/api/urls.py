@@ -1,4 +1,4 @@
-from django.urls import include, path, re_path
+from django.urls import URLPattern, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
@@ -25,7 +25,7 @@ router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhookd
 # Real-time scoring answers its common case in a lean view in front of the DRF
 # action, which stays the endpoint's definition (schema, errors) and answers the rest.
 # It keeps the action's URL name: metrics label requests by it and dashboards query it.
-_drf_score = next(p.callback for p in router.urls if p.name == "portfolio-score")
+_drf_score = next(p.callback for p in router.urls if isinstance(p, URLPattern) and p.name == "portfolio-score")
 
 urlpatterns = [
     path("portfolios/<int:pk>/score/", fast.score_view(_drf_score, views.PortfolioViewSet), name="portfolio-score"),

@@ -37,7 +37,13 @@ from scoring.services.exports import export_csv_lines, export_parquet_store, exp
 from scoring.services.import_reports import import_report_csv_lines
 from scoring.services.ingestion import IngestionError, import_job_create, import_upload_discard, import_upload_store
 from scoring.services.recourse import score_recourse
-from scoring.services.registry import model_version_approve, model_version_promote, model_version_reject
+from scoring.services.registry import (
+    champion_restore_previous,
+    model_version_approve,
+    model_version_promote,
+    model_version_reject,
+    model_version_restore,
+)
 from scoring.services.scoring import score_realtime
 from scoring.services.training import model_group_training_start, model_training_start
 from scoring.services.tuning import tuning_study_start
@@ -101,7 +107,7 @@ class PortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     queryset = Portfolio.objects.select_related("schema").order_by("name")
     serializer_class = s.PortfolioSerializer
     portfolio_field = "id"
-    required_portfolio_perms = {"score": "score_portfolio"}
+    required_portfolio_perms = {"score": "score_portfolio", "restore_champion": "validate_portfolio"}
 
     @extend_schema(
         summary="Score one applicant in real time with the champion model",
@@ -164,6 +170,27 @@ class PortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
             features=data.get("applicant"), history=data.get("history"), top_k=data["top_reasons"],
         )  # fmt: skip
         return Response(s.ScoreSerializer(score).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        tags=["Models"],
+        summary="Roll back: restore the previous champion (one click, with a reason)",
+        description="The retired version that was champion most recently becomes champion again; the current "
+        "champion retires. Needs the validate grant on the portfolio; four eyes: its trainer cannot restore it. "
+        "The reason is audited. The next real-time score uses the restored version. 409 when there is no "
+        "previous champion.",
+        request=s.RestoreRequestSerializer,
+        responses={200: s.ModelVersionSerializer, 409: CONFLICT_MODEL},
+        examples=[ex.request("Roll back", {"reason": ex.ROLLBACK_REASON}), ex.response("Restored", ex.MODEL_RESTORED)],
+    )
+    @action(detail=True, methods=["post"], url_path="restore-champion")
+    def restore_champion(self, request, pk=None):
+        portfolio = self.get_object()
+        body = s.RestoreRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        version = champion_restore_previous(  # RegistryError: 409, by the exception handler
+            portfolio=portfolio, user=request.user, reason=body.validated_data["reason"], request=request
+        )
+        return Response(s.ModelVersionSerializer(version).data)
 
 
 @extend_schema(tags=["Schemas"])
@@ -321,6 +348,7 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
     filterset_class = ModelVersionFilter
     required_portfolio_perms = {
         "approve": "validate_portfolio", "promote": "validate_portfolio", "reject": "validate_portfolio",
+        "restore": "validate_portfolio",
         "notes": "validate_portfolio", "retry": "train_portfolio", "cancel": "train_portfolio",
     }  # fmt: skip
     job_kind, job_serializer = "training", s.ModelVersionSerializer
@@ -533,6 +561,26 @@ class ModelVersionViewSet(JobActionsMixin, mixins.ListModelMixin, mixins.Retriev
             return model_version_reject(version=version, user=user, reason=reason, request=request)
 
         return self._transition(request, reject)
+
+    @extend_schema(
+        summary="Roll back: make a previously approved, retired version the champion again",
+        description="Needs the validate grant on the portfolio and a reason (audited); the current champion "
+        "retires. Four eyes: the version's trainer cannot restore it. 409 for a version that was never approved "
+        "or is not retired (a rejected version never returns).",
+        request=s.RestoreRequestSerializer,
+        responses={200: s.ModelVersionSerializer, 409: CONFLICT_MODEL},
+        examples=[ex.request("Roll back", {"reason": ex.ROLLBACK_REASON}), ex.response("Restored", ex.MODEL_RESTORED)],
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def restore(self, request, pk=None):
+        body = s.RestoreRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        reason = body.validated_data["reason"]
+
+        def restore(*, version, user):
+            return model_version_restore(version=version, user=user, reason=reason, request=request)
+
+        return self._transition(request, restore)
 
     @extend_schema(
         summary="Add a validation note to a model version",

@@ -412,6 +412,10 @@ def policy_validate(content: dict) -> None:
             or not str(entry.get("text", "")).strip()
         ):
             raise PolicyError(f"Reason {key!r} needs a code and a non-empty text.")
+        try:  # a decision fills in {value}: any other placeholder would fail it at scoring time
+            str(entry["text"]).format(value="")
+        except (KeyError, IndexError, ValueError):
+            raise PolicyError(f"Reason {key!r}: the text may use {{value}} and no other placeholder.") from None
     rules_parse(content["rules"])
 
 

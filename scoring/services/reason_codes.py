@@ -1,11 +1,18 @@
 """The reason-code catalogue: the sentences behind each feature's contribution.
-Defaults are generated from the schema; the admin edits them."""
+Defaults are generated from the schema (``reason_catalogue_default``); the admin lists
+the same entries (one per feature and direction, one per category) and a reworded text
+becomes a policy proposal of every portfolio on the schema (``reason_text_propose``)."""
 
 from __future__ import annotations
 
+import re
+
 from models.features import HISTORY_SOURCES
-from models.reasons import RECENT_MONTHS, history_groups
-from scoring.models import DatasetSchema, ReasonCode
+from models.reasons import RECENT_MONTHS, category_text
+from scoring.models import DatasetSchema, PolicyVersion, Portfolio, ReasonCode
+from scoring.services.errors import ServiceError
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9]+(?:[_-][A-Za-z0-9]+)*")
 
 HISTORY_TEXT = {
     "history.days_past_due": (
@@ -25,35 +32,75 @@ def _humanise(name: str) -> str:
     return name.replace("_", " ").strip().capitalize()
 
 
-def default_reason_texts(schema: DatasetSchema, months: int = 24) -> dict[str, str]:
-    texts = {}
-    for column in schema.columns_with_role(DatasetSchema.ROLE_NUMERIC, DatasetSchema.ROLE_CATEGORICAL):
-        texts[column["name"]] = column.get("reason") or f"{_humanise(column['name'])}: {{value}}"
-    for group in history_groups(months):
-        source, _, window = group.partition(":")
-        assert source in HISTORY_SOURCES
-        recent, earlier = HISTORY_TEXT[source]
-        texts[group] = recent if window.startswith("last") else earlier
-    return texts
-
-
 def reason_codes_ensure(*, schema: DatasetSchema) -> dict[str, ReasonCode]:
-    """The catalogue of a schema, creating the default entries that are missing (edits
-    are kept). Codes follow the schema's order, so workers creating the catalogue at
-    the same time agree on them, and the unique constraints keep one row each."""
-    existing = {rc.feature: rc for rc in ReasonCode.objects.filter(schema=schema)}
-    defaults = default_reason_texts(schema)
-    if set(defaults) - set(existing):
+    """The admin's rows of a schema: exactly the entries of its default catalogue (the
+    keys decisions look up, per feature and direction), with their codes. Rows of other
+    keys (the per-feature rows of before, which no decision reads) are removed; a row's
+    text is the default (a rewording is a policy proposal, never saved on the row)."""
+    catalogue = reason_catalogue_default(schema=schema)
+    rows = ReasonCode.objects.filter(schema=schema)
+    stale = [rc.pk for rc in rows if catalogue.get(rc.feature, {}).get("code") != rc.code]
+    if stale:
+        ReasonCode.objects.filter(pk__in=stale).delete()
+    existing = {rc.feature for rc in ReasonCode.objects.filter(schema=schema)}
+    if set(catalogue) - existing:
         ReasonCode.objects.bulk_create(
             [
-                ReasonCode(schema=schema, feature=feature, code=f"R{number:03d}", text=text)
-                for number, (feature, text) in enumerate(defaults.items(), start=1)
-                if feature not in existing
+                ReasonCode(schema=schema, feature=key, code=entry["code"], text=entry["text"][:300])
+                for key, entry in catalogue.items()
+                if key not in existing
             ],
-            ignore_conflicts=True,
+            ignore_conflicts=True,  # workers creating the rows at once agree on them
         )
-        existing = {rc.feature: rc for rc in ReasonCode.objects.filter(schema=schema)}
-    return existing
+    return {rc.feature: rc for rc in ReasonCode.objects.filter(schema=schema)}
+
+
+class ReasonTextError(ServiceError):
+    """The reworded reason is not an entry of the schema's catalogue."""
+
+    code = "invalid_reason"
+    status = 400
+
+
+def reason_text_propose(
+    *, schema: DatasetSchema, key: str, text: str, user
+) -> list[tuple[Portfolio, PolicyVersion | ServiceError]]:
+    """Reword one catalogue entry (a feature and direction, or a category) for every
+    portfolio on ``schema``: each gets a policy proposal (``policy_propose``, the admin's
+    console standing in for the policy role) replacing only that entry's text, its code
+    and group kept, to be approved by a second person. Returns each portfolio with its
+    proposal, or the service error that stopped it."""
+    from scoring.services.policy import policy_in_force, policy_propose
+
+    default = reason_catalogue_default(schema=schema).get(key)
+    if default is None:
+        raise ReasonTextError(f"{key!r} is not a reason of schema {schema}.")
+    out: list[tuple[Portfolio, PolicyVersion | ServiceError]] = []
+    for portfolio in Portfolio.objects.filter(schema=schema).order_by("pk"):
+        entry = {**default, **policy_in_force(portfolio).catalogue.get(key, {}), "text": text}
+        try:
+            proposal = policy_propose(
+                portfolio=portfolio, user=user, admin=True, comment=f"reason {entry['code']} reworded",
+                changes={"reason_catalogue": {key: entry}},
+            )  # fmt: skip
+        except ServiceError as error:
+            out.append((portfolio, error))
+        else:
+            out.append((portfolio, proposal))
+    return out
+
+
+def category_label(column: dict, category) -> str:
+    """A category as a statement names it: the schema's ``category_labels`` entry, else a
+    code in words ("debt_consolidation" → "debt consolidation"), else as written; a
+    whole number without decimals."""
+    text = category_text(category)
+    labels = column.get("category_labels") or {}
+    if isinstance(labels.get(text), str) and labels[text].strip():
+        return labels[text].strip()
+    if _IDENTIFIER.fullmatch(text) and ("_" in text or text.islower()):
+        return text.replace("_", " ")
+    return text
 
 
 def _label(column: dict) -> str:
@@ -63,7 +110,9 @@ def _label(column: dict) -> str:
 def reason_catalogue_default(*, schema: DatasetSchema, months: int = 24) -> dict[str, dict[str, str]]:
     """The catalogue a portfolio's first policy version starts from: reason key → {code,
     text, group}. A numeric feature has one statement per direction ("Debt to income is
-    high (0.61)", "... is low", "... not given"); a categorical one quotes its value; the
+    high (0.61)", "... is low", "... not given"); a categorical one a statement per
+    category ("Purpose: debt consolidation", the schema's ``label`` and ``category_labels``
+    when declared); the
     history windows of one channel share a group. Codes are grouped (R003H, R003L, R003M
     are cause R003), so a notice states each cause once. ``{value}`` is filled with the
     value as a notice prints it (``models.reasons.format_value``)."""
@@ -83,6 +132,14 @@ def reason_catalogue_default(*, schema: DatasetSchema, months: int = 24) -> dict
                 "text": column.get("reason_low") or f"{label} is low ({{value}})",
             }
         else:
+            # One statement per declared category ("Purpose: debt consolidation"); the
+            # column's own entry covers a value the schema does not declare.
+            for index, category in enumerate(column.get("categories") or [], start=1):
+                catalogue[f"{name}={category_text(category)}"] = {
+                    "code": f"{code}C{index}",
+                    "group": name,
+                    "text": f"{label}: {category_label(column, category)}",
+                }
             catalogue[name] = {"code": code, "group": name, "text": column.get("reason") or f"{label}: {{value}}"}
         catalogue[f"{name}:missing"] = {"code": f"{code}M", "group": name, "text": f"{label} not given"}
     base = len(columns)

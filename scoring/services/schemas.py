@@ -16,7 +16,8 @@ A schema document is JSON::
 Types are the registry of :mod:`models.coltypes` (one class each, with its options):
 ``integer``, ``float``, ``money`` (``currency``, ``thousands``, ``decimal``),
 ``percentage``, ``boolean`` (``true``/``false`` spellings), ``category``
-(``categories``; ``unseen``: "reject" or "other"), ``string`` (``max_length``),
+(``categories``; ``unseen``: "reject" or "other"; ``category_labels``: category →
+the words a reason uses, e.g. ``{"A43": "radio or television"}``), ``string`` (``max_length``),
 ``date`` (``formats``, ``two_digit_year_pivot``; as a numeric feature, ``derive``
 and ``reference``). Any column may say ``"nullable": true``; numeric features may be
 missing (the model pipeline imputes them), ids may not. A target cell may be empty:
@@ -104,6 +105,11 @@ def schema_document_validate(document: Any) -> dict:
         out = {**column, "type": ctype}
         problems.extend(f"{where}: {problem}" for problem in kind.options_problems(out))
         problems.extend(f"{where}: {problem}" for problem in actionable_problems(out))
+        labels = column.get("category_labels")
+        if labels is not None and (
+            not isinstance(labels, dict) or not all(isinstance(v, str) and v.strip() for v in labels.values())
+        ):
+            problems.append(f"{where}: 'category_labels' must map categories to non-empty texts.")
         if role == DatasetSchema.ROLE_TARGET and column.get("positive_label") not in (column.get("categories") or []):
             problems.append(f"{where}: 'positive_label' must be one of its categories (the label meaning default).")
         if role == DatasetSchema.ROLE_ID and column.get("nullable"):

@@ -106,3 +106,90 @@ def test_a_declined_applicant_gets_a_printable_notice_audited_when_produced(scor
     outsider = UserFactory(username="outsider")
     client.force_login(outsider)
     assert client.get(f"/scores/{declined.pk}/notice/").status_code == 404
+
+
+# --- categorical reasons: a statement per category, the admin editing the same entries ---
+
+
+def _variant(name: str, **purpose):
+    """The synthetic demo schema under another name, its purpose column changed."""
+    import json
+
+    from scoring.services.schemas import schema_register
+    from tests.factories import DEMO
+
+    document = json.loads((DEMO / "synthetic.schema.json").read_text())
+    document["name"] = name
+    for column in document["columns"]:
+        if column["name"] == "purpose":
+            column.update(purpose)
+    return schema_register(document=document)
+
+
+@pytest.mark.django_db
+def test_each_category_has_its_own_readable_statement():
+    catalogue = reason_catalogue_default(schema=demo_schema("synthetic"))
+    assert catalogue["purpose=debt_consolidation"]["text"] == "Purpose: debt consolidation"
+    assert catalogue["home_ownership=rent"]["text"] == "Home ownership: rent"
+    categories = {k: v for k, v in catalogue.items() if "=" in k}
+    assert categories and all("_" not in v["text"] and "{" not in v["text"] for v in categories.values())
+    purpose = [v for k, v in categories.items() if k.startswith("purpose=")]
+    assert {v["group"] for v in purpose} == {"purpose"} and len({v["code"][:4] for v in purpose}) == 1  # one cause
+    assert len({v["code"] for v in purpose}) == len(purpose) == 6
+    german = reason_catalogue_default(schema=demo_schema("german_credit"))
+    assert german["purpose=car (new)"]["text"] == "Purpose: car (new)"  # written words stay as written
+    labelled = reason_catalogue_default(
+        schema=_variant(
+            "synthetic_labels", label="Loan purpose", category_labels={"debt_consolidation": "paying off other debts"}
+        )
+    )
+    assert labelled["purpose=debt_consolidation"]["text"] == "Loan purpose: paying off other debts"
+    assert labelled["purpose=car"]["text"] == "Loan purpose: car"
+
+
+def test_a_category_key_spells_whole_numbers_as_integers():
+    from models.reasons import reason_key
+
+    assert reason_key("purpose", "car", {"income": 1.0}) == "purpose=car"
+    assert reason_key("grade", 2.0, {}) == "grade=2" and reason_key("grade", None, {}) == "grade:missing"
+    assert reason_key("income", 5.0, {"income": 1.0}) == "income:high"
+
+
+@pytest.mark.django_db
+def test_category_labels_must_be_texts():
+    from scoring.services.schemas import SchemaError
+
+    with pytest.raises(SchemaError, match="category_labels"):
+        _variant("synthetic_bad_labels", category_labels={"car": None})
+
+
+def test_categorical_reasons_of_decisions_read_as_statements(scored):
+    catalogue = policy_in_force(scored[0].portfolio).catalogue
+    categorical = {"home_ownership", "purpose", "region"}
+    reasons = [r for s in scored for r in s.reasons if r["feature"] in categorical]
+    assert reasons
+    for reason in reasons:
+        assert reason["text"] == catalogue[f"{reason['feature']}={reason['value']}"]["text"]
+        assert "_" not in reason["text"] and "None" not in reason["text"] and ": " in reason["text"]
+
+
+@pytest.mark.django_db
+def test_the_admin_rewords_the_per_direction_entry_the_decisions_read(client):
+    from scoring.models import PolicyVersion, ReasonCode
+    from tests.factories import PortfolioFactory
+
+    portfolio = PortfolioFactory(name="Reworded")
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    assert client.get("/admin/scoring/reasoncode/").status_code == 200
+    keys = set(ReasonCode.objects.filter(schema=portfolio.schema).values_list("feature", flat=True))
+    assert set(reason_catalogue_default(schema=portfolio.schema)) == keys
+    assert {"income:high", "income:low", "purpose=car"} <= keys and "income" not in keys
+    row = ReasonCode.objects.get(schema=portfolio.schema, feature="income:high")
+    response = client.post(f"/admin/scoring/reasoncode/{row.pk}/change/", {"text": "Income is above {value}"})
+    assert response.status_code == 302
+    proposal = PolicyVersion.objects.get(portfolio=portfolio, status=PolicyVersion.STATUS_PROPOSED)
+    entry = proposal.reason_catalogue["income:high"]
+    assert entry == {"code": "R001H", "group": "income", "text": "Income is above {value}"}
+    assert proposal.reason_catalogue["income:low"] == reason_catalogue_default(schema=portfolio.schema)["income:low"]
+    bad = client.post(f"/admin/scoring/reasoncode/{row.pk}/change/", {"text": "Income {amount}"}, follow=True)
+    assert "no other placeholder" in bad.content.decode()

@@ -54,6 +54,13 @@ def world(django_db_setup, django_db_blocker):
     """A portfolio whose policy has cutoffs from its own score distribution and strategy
     rules (a knock-out on debt to income, business loans referred), an MLP champion and an
     approved CNN, and every applicant scored by each: built once for the module."""
+    from scoring.caches import process_cache
+    from scoring.services.policy import policy_cache_clear
+
+    # A module before this one flushed the database: ids and the cache version start
+    # again, so this process's caches (portfolios, policies by id) must start empty too.
+    process_cache.clear()
+    policy_cache_clear()
     with django_db_blocker.unblock():
         portfolio = synthetic_portfolio(n=700, seed=23, name="Recourse", schema=recourse_schema())
         developer, validator = UserFactory(username="rc-dev"), UserFactory(username="rc-val")
