@@ -136,14 +136,24 @@ def export_parquet_store(run: BatchRun, *, actor=None, request=None) -> str:
         return storage(EXPORTS).save(f"run-{run.pk}-{uuid.uuid4().hex}.parquet", File(buffer))
 
 
-def export_stream(name: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """The bytes of an export, in chunks; the object is deleted once the stream ends or
-    the client goes away. An export holds applicants' ids and scores: no copy stays
-    behind in the storage (an erasure has none to find)."""
-    store = storage(EXPORTS)
-    try:
-        with store.open(name, "rb") as source:
-            while chunk := source.read(chunk_size):
+class export_stream:
+    """The bytes of an export, in chunks; the object is deleted when the response is
+    closed, whether the stream was read to its end, cut short by the client, or never
+    started (a generator's ``finally`` would not run then). An export holds applicants'
+    ids and scores: no copy stays behind in the storage (an erasure has none to find)."""
+
+    def __init__(self, name: str, *, chunk_size: int = 1 << 20):
+        self.name, self.chunk_size = name, chunk_size
+        self.store = storage(EXPORTS)
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self.store.open(self.name, "rb") as source:
+            while chunk := source.read(self.chunk_size):
                 yield chunk
-    finally:
-        store.delete(name)
+        self.close()  # read to its end: gone at once, not only when the server closes the response
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.store.delete(self.name)

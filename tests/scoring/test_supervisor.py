@@ -16,12 +16,12 @@ from django.utils import timezone
 
 from riskapp.celery import app as celery_app
 from scoring.metrics import metrics_text
-from scoring.models import AuditEvent, BatchRun, ImportJob, ModelVersion, Score, ScoreChunk
+from scoring.models import Applicant, AuditEvent, BatchRun, ImportJob, ModelVersion, Score, ScoreChunk
 from scoring.services import batch
 from scoring.services.access import portfolio_access_grant
 from scoring.services.batch import _claim, _score_claimed, batch_run_create, nightly_runs_start, score_chunk_run
 from scoring.services.errors import ForbiddenError
-from scoring.services.ingestion import import_job_create
+from scoring.services.ingestion import import_job_create, import_job_run
 from scoring.services.jobs import JobStateError, import_job_retry, model_version_cancel, model_version_retry
 from scoring.services.registry import model_version_approve, model_version_promote
 from scoring.services.supervisor import supervise
@@ -202,6 +202,28 @@ def test_an_import_whose_process_is_gone_is_failed_and_retried(
     job.refresh_from_db()
     assert job.status == ImportJob.STATUS_SUCCEEDED, job.message
     assert job.rows_valid == 50 and job.rows_created + job.rows_updated + job.rows_unchanged == 50
+
+
+def test_an_import_marked_failed_while_its_process_stalled_cannot_commit_when_it_resumes(people, tmp_path, settings):
+    portfolio = people[0]
+    settings.JOB_STALE_SECONDS = 3600  # its lease renewer stays quiet: the test ages the lease itself
+    files = synthetic_files_write(directory=tmp_path, count=50, seed=3, id_prefix="LATE")
+    job = import_job_create(portfolio=portfolio, kind="applicants", path=files.applicants)
+    failed_meanwhile = []
+
+    def stalled(done: int, total: int, phase: str) -> None:
+        # The process stalls while validating: its lease ages and the supervisor marks it failed.
+        if phase == "validate" and not failed_meanwhile:
+            age(ImportJob.objects.filter(pk=job.pk), "heartbeat_at", settings.JOB_STALE_SECONDS + 1)
+            failed_meanwhile.append(supervise()["import_failed"])
+
+    done = import_job_run(job_id=job.pk, path=files.applicants, progress=stalled)
+
+    assert failed_meanwhile == [1]
+    assert done.status == ImportJob.STATUS_FAILED and "Worker gone" in done.message
+    job.refresh_from_db()
+    assert job.status == ImportJob.STATUS_FAILED and "Worker gone" in job.message
+    assert not Applicant.objects.filter(external_id__startswith="LATE").exists()  # the late write was refused
 
 
 def test_a_run_is_pinned_to_its_version_and_says_when_it_retired_and_the_promotion_names_it(champion, people):

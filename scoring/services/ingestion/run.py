@@ -65,6 +65,31 @@ class _FileChanged(RuntimeError):
     pass
 
 
+class _ClaimLost(RuntimeError):
+    """The job is no longer this process's: the supervisor marked it failed while this
+    process was stalled (or a retry handed it to another worker). Its write is refused."""
+
+
+def _claim_locked(job: ImportJob) -> bool:
+    """Lock the job's row if this process still holds its claim (running, our lease
+    token). Inside the write transaction: the supervisor's "gone" update waits for the
+    commit, and a claim already lost rolls the rows back."""
+    return (
+        ImportJob.objects.select_for_update()
+        .filter(pk=job.pk, status=ImportJob.STATUS_RUNNING, worker=job.worker)
+        .exists()
+    )
+
+
+def _job_finish(job: ImportJob) -> bool:
+    """Record the job's outcome if this process still holds its claim; False (nothing
+    saved) when the supervisor or a retry took it meanwhile."""
+    fields = {f.attname: getattr(job, f.attname) for f in job._meta.concrete_fields if not f.primary_key}
+    return bool(
+        ImportJob.objects.filter(pk=job.pk, status=ImportJob.STATUS_RUNNING, worker=job.worker).update(**fields)
+    )
+
+
 def import_file_run(
     *,
     portfolio: Portfolio,
@@ -286,6 +311,10 @@ def _job_claimed_run(*, job_id: int, path: str | Path, encoding: str, progress: 
     try:
         with import_source_readable(path) as readable:
             _job_execute(job, path=readable, encoding=encoding_resolve(encoding), progress=progress)
+    except _ClaimLost:
+        logger.warning("import job %s: no longer ours (marked failed or retried meanwhile); nothing written", job.pk)
+        job.refresh_from_db()
+        return job
     except Exception as exc:  # the job records any failure; the traceback goes to the log
         logger.exception("Import job %s failed", job.pk)
         job.status = ImportJob.STATUS_FAILED
@@ -295,8 +324,12 @@ def _job_claimed_run(*, job_id: int, path: str | Path, encoding: str, progress: 
             if isinstance(exc, _FileChanged)
             else f"Failed ({type(exc).__name__}: {exc}); nothing was written."
         )[:5000]
+    if job.status == ImportJob.STATUS_SUCCEEDED:
+        return job  # recorded in the write's own transaction
     job.finished_at = timezone.now()
-    job.save()
+    if not _job_finish(job):
+        logger.warning("import job %s: no longer ours; its outcome (%s) was not recorded", job.pk, job.status)
+        job.refresh_from_db()
     return job
 
 
@@ -378,15 +411,21 @@ def _job_execute(job: ImportJob, *, path: Path, encoding: str, progress: Progres
             or (stat_after.st_size, stat_after.st_mtime_ns) != (stat_before.st_size, stat_before.st_mtime_ns)
         ):
             raise _FileChanged()  # rolls back the transaction
+        # Fenced: a job the supervisor marked failed while this process was stalled (or
+        # one a retry gave to another worker) stays so, and these rows roll back.
+        if not _claim_locked(job):
+            raise _ClaimLost()
+        job.status = ImportJob.STATUS_SUCCEEDED
+        job.rows_created, job.rows_updated, job.rows_unchanged = counts.created, counts.updated, counts.unchanged
+        elapsed = time.monotonic() - started
+        skipped = f" {job.rows_invalid:,} invalid row(s) were skipped (see the report)." if job.rows_invalid else ""
+        job.message = (
+            f"Imported {job.rows_valid:,} row(s): {counts.created:,} created, {counts.updated:,} updated, "
+            f"{counts.unchanged:,} unchanged, in {elapsed:,.1f} s.{skipped}"
+        )
+        job.finished_at = timezone.now()
+        _job_finish(job)  # with the rows, in one commit: never a running job over written rows
     table_statistics_refresh(kind=job.kind)  # the planner sees the new rows (scoring/services/statistics.py)
-    job.status = ImportJob.STATUS_SUCCEEDED
-    job.rows_created, job.rows_updated, job.rows_unchanged = counts.created, counts.updated, counts.unchanged
-    elapsed = time.monotonic() - started
-    skipped = f" {job.rows_invalid:,} invalid row(s) were skipped (see the report)." if job.rows_invalid else ""
-    job.message = (
-        f"Imported {job.rows_valid:,} row(s): {counts.created:,} created, {counts.updated:,} updated, "
-        f"{counts.unchanged:,} unchanged, in {elapsed:,.1f} s.{skipped}"
-    )
 
 
 def _file_pass(

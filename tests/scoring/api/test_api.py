@@ -115,6 +115,7 @@ def test_a_batch_run_through_the_api_exports_escaped_csv(world, django_capture_o
     assert float(rows[0]["pd"]) > 0  # numbers stay numbers
     parquet = owner.get(f"/api/v1/batch-runs/{run.pk}/export/?file_format=parquet")
     assert parquet.status_code == 200
+    assert b"".join(parquet.streaming_content).startswith(b"PAR1")  # read to its end: the stored export is deleted
     assert client_for(world["viewer"]).get(f"/api/v1/batch-runs/{run.pk}/export/").status_code == 403
 
 
