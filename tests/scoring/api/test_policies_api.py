@@ -111,3 +111,28 @@ def test_the_admin_approves_with_a_reason_from_an_intermediate_form_and_refuses_
     row = PolicyVersion.objects.get(pk=proposal.pk)
     assert (row.status, row.decided_by, row.decision_reason) == ("approved", bob, "agreed in committee")
     assert Portfolio.objects.get(pk=portfolio.pk).approve_min_score == 580.0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"base_odds": 0},
+        {"base_odds": -1},
+        {"pdo": 0},
+        {"approve_min_score": "nan"},
+        {"rules": "not a table"},
+        {"rules": [{"code": "A1"}]},
+        {"rules": [{**KO, "conditions": {"pd": ""}}]},
+        {"rules": [{**KO, "conditions": {}}]},
+        {"rules": [KO, KO]},
+        {"reason_catalogue": {"R1": {}}},
+        {"reason_catalogue": {"R1": {"code": "R1", "text": "{oops}"}}},
+        {"reason_catalogue": "x"},
+        {"comment": "nothing changes"},
+    ],
+)
+def test_a_proposal_that_is_not_a_policy_is_a_400_never_a_500(book, body):
+    portfolio, alice, _, _ = book
+    answer = client_for(alice).post(f"/api/v1/portfolios/{portfolio.pk}/policies/", body, format="json")
+    assert answer.status_code == 400, answer.content
+    assert not PolicyVersion.objects.filter(portfolio=portfolio, status="proposed").exists()
