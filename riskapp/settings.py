@@ -289,7 +289,11 @@ if CELERY_BROKER_URL == "filesystem://":
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     # Producer and consumer share one folder: the web process drops messages, the
-    # worker picks them up. No service is needed.
+    # worker picks them up. No service is needed. The transport is kombu's, writing
+    # each message atomically (riskapp/broker.py), under the URL's own scheme.
+    from riskapp.broker import filesystem_transport_install
+
+    filesystem_transport_install()
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
