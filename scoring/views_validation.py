@@ -29,30 +29,41 @@ def _version(request, version_id: int):
     return version
 
 
+def _on_version(request, version, act, success: str):
+    """Run ``act()`` (one service call on ``version``), say what happened (the service's
+    refusal or ``success``) and go back to the version's page."""
+    try:
+        act()
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, success)
+    return redirect("portal:model_detail", version_id=version.pk)
+
+
 @login_required
 @require_POST
 def model_note(request, version_id: int):
     version = _version(request, version_id)
-    try:
-        validation_note_add(version=version, user=request.user, text=request.POST.get("text", ""), request=request)
-    except ServiceError as exc:  # empty or too long
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Validation note added to model v{version.version}.")
-    return redirect("portal:model_detail", version_id=version.pk)
+    text = request.POST.get("text", "")
+    return _on_version(  # refused: empty or too long
+        request,
+        version,
+        lambda: validation_note_add(version=version, user=request.user, text=text, request=request),
+        f"Validation note added to model v{version.version}.",
+    )
 
 
 @login_required
 @require_POST
 def model_reject(request, version_id: int):
     version = _version(request, version_id)
-    try:
-        model_version_reject(version=version, user=request.user, reason=request.POST.get("reason", ""), request=request)
-    except ServiceError as exc:  # no reason, the champion, or already rejected
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Model version {version.version} rejected.")
-    return redirect("portal:model_detail", version_id=version.pk)
+    reason = request.POST.get("reason", "")
+    return _on_version(  # refused: no reason, the champion, or already rejected
+        request, version,
+        lambda: model_version_reject(version=version, user=request.user, reason=reason, request=request),
+        f"Model version {version.version} rejected.",
+    )  # fmt: skip
 
 
 @login_required
@@ -60,15 +71,12 @@ def model_reject(request, version_id: int):
 def model_restore(request, version_id: int):
     """Rollback: this retired, once approved version becomes champion again."""
     version = _version(request, version_id)
-    try:
-        model_version_restore(
-            version=version, user=request.user, reason=request.POST.get("reason", ""), request=request
-        )
-    except ServiceError as exc:  # no reason, not retired, never approved, four eyes
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Model version {version.version} restored as champion.")
-    return redirect("portal:model_detail", version_id=version.pk)
+    reason = request.POST.get("reason", "")
+    return _on_version(  # refused: no reason, not retired, never approved, four eyes
+        request, version,
+        lambda: model_version_restore(version=version, user=request.user, reason=reason, request=request),
+        f"Model version {version.version} restored as champion.",
+    )  # fmt: skip
 
 
 @login_required
